@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything the tests need, then run lint, type check and the test suite.
+# Extra arguments go to pytest, e.g. ./scripts/test.sh -k config -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+./scripts/install.sh
+"$PYTHON" -m pip install --disable-pip-version-check -q -e ".[models,test]"
+
+echo "== ruff"
+"$PYTHON" -m ruff check server tests scripts
+echo "== mypy"
+"$PYTHON" -m mypy
+echo "== pytest"
+set +e
+"$PYTHON" -m pytest "$@"
+code=$?
+set -e
+if [ "$code" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$code"

@@ -1,0 +1,3 @@
+from tinyarms.cli import main
+
+raise SystemExit(main())

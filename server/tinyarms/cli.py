@@ -1,0 +1,151 @@
+"""The `tinyarms` command: serve, config, demo (other subcommands add themselves here).
+
+Each subcommand is one function `cmd_<name>(args) -> exit code`; `build_parser`
+lists them all. Heavy imports (models, torch) happen inside the functions that
+need them, so `tinyarms config ...` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tinyarms import __version__, logs
+
+
+def _inputs(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from tinyarms.config import ConfigInputs
+
+    workspace = Path(args.workspace).resolve() if getattr(args, "workspace", None) else Path.cwd()
+    return ConfigInputs(workspace=workspace)
+
+
+# -- serve ---------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tinyarms.server import create_server
+
+    server = create_server()
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
+    return 0
+
+
+# -- config --------------------------------------------------------------------------------
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from tinyarms.config import load_config
+    from tinyarms.config.explain import effective, explained, to_toml
+
+    result = load_config(_inputs(args))
+    for problem in result.problems:
+        print(f"{problem.severity}: {problem}", file=sys.stderr)
+    if result.config is None:
+        print("tinyarms: the config has errors (above); nothing to show", file=sys.stderr)
+        return 1
+    if args.json:
+        tree = explained(result) if args.explain else effective(result)
+        print(json.dumps(tree, indent=2))
+    else:
+        print(to_toml(result, explain=args.explain), end="")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from tinyarms.config import ConfigInputs, load_config
+
+    path = Path(args.file).resolve()
+    if not path.is_file():
+        print(f"{path}: no such file", file=sys.stderr)
+        return 2
+    # Check the file as a user file: layered on its preset, without the real user file,
+    # editor or environment, so only this file's problems are reported.
+    result = load_config(ConfigInputs(user_file=path, env={}))
+    problems = [p for p in result.problems if p.file in (path, None) or p.severity == "error"]
+    for problem in problems:
+        print(f"{problem}" if problem.file else f"{path}:1: {problem.message}")
+    if result.config is None:
+        return 1
+    print(f"{path}: ok", file=sys.stderr)
+    return 0
+
+
+def cmd_config_path(args: argparse.Namespace) -> int:
+    from tinyarms.config import user_config_file
+    from tinyarms.config.layers import presets_dir, workspace_config_file
+
+    workspace = _inputs(args).workspace
+    print(f"user file:      {user_config_file()}")
+    print(f"workspace file: {workspace_config_file(workspace) if workspace else None}")
+    print(f"presets:        {presets_dir()}")
+    return 0
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tinyarms.config import load_config
+    from tinyarms.config.explain import roles_summary
+
+    result = load_config(_inputs(args))
+    if result.config is None:
+        for problem in result.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    print(f"tinyarms {__version__}: roles -> tiers (preset '{result.config.extends}')")
+    for line in roles_summary(result):
+        print(f"  {line}")
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinyarms", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"tinyarms {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug (to stderr)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the language server (stdio by default)")
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    serve.add_argument("--stdio", action="store_true", help="use stdio (the default; for clients that pass it)")
+    serve.set_defaults(func=cmd_serve)
+
+    config = sub.add_parser("config", help="show or check the layered config")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    show = config_sub.add_parser("show", help="the effective config")
+    show.add_argument("--explain", action="store_true", help="name the source of every value")
+    show.add_argument("--json", action="store_true", help="JSON shaped like the TOML")
+    show.add_argument("--workspace", metavar="DIR", help="workspace folder (default: current directory)")
+    show.set_defaults(func=cmd_config_show)
+    check = config_sub.add_parser("check", help="validate one TOML file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+    path = config_sub.add_parser("path", help="where the config files are")
+    path.add_argument("--workspace", metavar="DIR")
+    path.set_defaults(func=cmd_config_path)
+
+    demo = sub.add_parser("demo", help="show what tinyarms does on this machine, no key needed")
+    demo.add_argument("--workspace", metavar="DIR")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.setup(args.verbose)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The typed shape of a tinyarms config.
+
+Each class is one TOML table. Field names are the TOML keys. Layers are merged as
+plain dicts first (see ``layers.py``); only the merged result is structured into
+these classes, so a layer can set a single key without repeating the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+from attrs import define, field
+
+ROLE_NAMES = ("autocomplete", "chat", "edit", "agent")
+Provider = Literal["llama-cpp", "openai", "anthropic"]
+PROVIDERS: tuple[str, ...] = ("llama-cpp", "openai", "anthropic")
+
+
+@define(kw_only=True)
+class Price:
+    """USD per million tokens; overrides the price table for one tier."""
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+
+
+@define(kw_only=True)
+class Tier:
+    """Where a model runs: in-process llama.cpp or an HTTP provider."""
+
+    provider: Provider
+    model: str
+    # HTTP providers. The key itself never appears in config, only the name of
+    # the environment variable that holds it.
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = 60.0
+    max_retries: int = 2
+    max_tokens: int | None = None
+    temperature: float | None = None
+    price: Price | None = None
+    # llama-cpp only.
+    template: str | None = None  # FIM template name; detected from the GGUF when unset
+    n_ctx: int | None = None
+    n_threads: int | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        return self.provider != "llama-cpp"
+
+
+@define(kw_only=True)
+class Role:
+    """A task role runs on one tier and may escalate along a chain of others."""
+
+    tier: str
+    escalate_to: list[str] = field(factory=list)
+    enabled: bool = True
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+@define(kw_only=True)
+class AutocompleteRole(Role):
+    max_latency_ms: int = 100
+    multiline: bool = True
+
+
+@define(kw_only=True)
+class Roles:
+    autocomplete: AutocompleteRole = field(factory=lambda: AutocompleteRole(tier="local"))
+    chat: Role = field(factory=lambda: Role(tier="local"))
+    edit: Role = field(factory=lambda: Role(tier="local"))
+    agent: Role = field(factory=lambda: Role(tier="local"))
+
+    def get(self, name: str) -> Role:
+        role: Role = getattr(self, name)
+        return role
+
+
+@define(kw_only=True)
+class Config:
+    """The effective config: every layer merged, validated and typed."""
+
+    extends: str | None = None
+    trusted_workspaces: list[str] = field(factory=list)
+    tiers: dict[str, Tier] = field(factory=dict)
+    roles: Roles = field(factory=Roles)
+
+    def tier_for(self, role: str) -> Tier:
+        return self.tiers[self.roles.get(role).tier]
+
+
+def table_fields(cls: type) -> dict[str, type | str]:
+    """The TOML keys a table accepts, mapped to their annotated types."""
+    return {f.name: f.type for f in attrs.fields(cls)}  # type: ignore[misc]

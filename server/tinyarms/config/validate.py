@@ -1,0 +1,164 @@
+"""Check a merged config dict and turn it into typed `Config`.
+
+Problems name the key and the source (file and line) that set it, with a
+"did you mean" for unknown keys; nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+import types
+import typing
+from typing import Any, Union, get_args, get_origin
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+
+from tinyarms.config.layers import DEFAULT_SOURCE, Problem, Source, del_in
+from tinyarms.config.locate import KeyPath
+from tinyarms.config.schema import PROVIDERS, Config
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _strict(kind: type) -> Any:
+    """cattrs would turn 5 into "5" for a str field; a config typo deserves an error."""
+
+    def hook(value: Any, _: Any) -> Any:
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise TypeError(f"expected {_TYPE_NAMES[kind]}, got {_describe(value)}")
+        return value
+
+    return hook
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+converter = cattrs.Converter(forbid_extra_keys=True)
+for _kind in _TYPE_NAMES:
+    converter.register_structure_hook(_kind, _strict(_kind))
+
+
+def dotted(path: KeyPath) -> str:
+    return ".".join(path)
+
+
+def _unwrap(tp: Any) -> Any:
+    """Optional[X] -> X."""
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def _resolve(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def unknown_keys(data: Any, cls: type, path: KeyPath = ()) -> list[tuple[KeyPath, str | None]]:
+    """Keys in `data` that `cls` does not define, each with a close match if there is one."""
+    if not isinstance(data, dict) or not attrs.has(cls):
+        return []
+    hints = _resolve(cls)
+    found: list[tuple[KeyPath, str | None]] = []
+    for key, value in data.items():
+        if key not in hints:
+            close = difflib.get_close_matches(key, list(hints), n=1, cutoff=0.6)
+            found.append((path + (key,), close[0] if close else None))
+            continue
+        tp = _unwrap(hints[key])
+        if attrs.has(tp):
+            found += unknown_keys(value, tp, path + (key,))
+        elif get_origin(tp) is dict and isinstance(value, dict):
+            item_type = _unwrap(get_args(tp)[1])
+            for name, item in value.items():
+                found += unknown_keys(item, item_type, path + (key, name))
+    return found
+
+
+_PATH_TOKEN = re.compile(r"\.([A-Za-z0-9_]+)|\['([^']*)'\]|\[(\d+)\]")
+
+
+def _parse_cattrs_path(text: str) -> KeyPath:
+    return tuple(a or b or c for a, b, c in _PATH_TOKEN.findall(text))
+
+
+def _format(exc: BaseException, _type: Any) -> str:
+    if isinstance(exc, KeyError):
+        return "required key missing"
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return f"unknown keys: {', '.join(sorted(exc.extra_fields))}"
+    return str(exc) or type(exc).__name__
+
+
+def source_of(sources: dict[KeyPath, Source], path: KeyPath) -> Source:
+    for i in range(len(path), 0, -1):
+        if path[:i] in sources:
+            return sources[path[:i]]
+    return DEFAULT_SOURCE
+
+
+def validate(
+    data: dict[str, Any], sources: dict[KeyPath, Source]
+) -> tuple[Config | None, list[Problem]]:
+    """Type-check the merged dict. Returns the config, or None and the problems."""
+    problems: list[Problem] = []
+
+    def problem(path: KeyPath, message: str) -> None:
+        problems.append(Problem(message, source=source_of(sources, path), key=dotted(path)))
+
+    data = copy.deepcopy(data)
+    for path, suggestion in unknown_keys(data, Config):
+        hint = f"; did you mean '{suggestion}'?" if suggestion else ""
+        where = f" in [{dotted(path[:-1])}]" if len(path) > 1 else ""
+        problem(path, f"unknown key '{path[-1]}'{where}{hint}")
+        del_in(data, path)  # keep checking the rest
+
+    tiers = data.get("tiers") if isinstance(data.get("tiers"), dict) else {}
+    for name, tier in tiers.items():
+        provider = tier.get("provider") if isinstance(tier, dict) else None
+        if provider is not None and provider not in PROVIDERS:
+            problem(
+                ("tiers", name, "provider"),
+                f"unknown provider {provider!r} for tier '{name}'; expected one of {', '.join(PROVIDERS)}",
+            )
+            del tier["provider"]
+    roles = data.get("roles") if isinstance(data.get("roles"), dict) else {}
+    for role_name, role in roles.items():
+        if not isinstance(role, dict):
+            continue
+        for key in ("tier", "escalate_to"):
+            names = role.get(key)
+            for tier_name in [names] if isinstance(names, str) else names if isinstance(names, list) else []:
+                if isinstance(tier_name, str) and tier_name not in tiers:
+                    close = difflib.get_close_matches(tier_name, list(tiers), n=1)
+                    hint = f"; did you mean '{close[0]}'?" if close else ""
+                    problem(
+                        ("roles", role_name, key),
+                        f"role '{role_name}' refers to unknown tier '{tier_name}'{hint} "
+                        f"(defined tiers: {', '.join(sorted(tiers)) or 'none'})",
+                    )
+
+    try:
+        config = converter.structure(data, Config)
+    except ClassValidationError as exc:
+        for line in cattrs.transform_error(exc, path="$", format_exception=_format):
+            message, _, where = line.rpartition(" @ ")
+            path = _parse_cattrs_path(where)
+            problem(path, f"{dotted(path)}: {message}")
+        return None, problems
+    return (None, problems) if problems else (config, problems)

@@ -1,0 +1,1 @@
+"""Editor-facing features. Each is a small class; `server.py` registers them all."""

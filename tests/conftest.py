@@ -1,0 +1,117 @@
+"""Shared test helpers: an isolated environment and a real server over stdio."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+REPO = Path(__file__).resolve().parents[1]
+SERVER_DIR = REPO / "server"
+
+# The two editors whose capabilities every end-to-end test runs with.
+CLIENTS = ["visual-studio-code", "neovim"]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A process environment with its own config/state/data dirs and no TINYARMS_* vars.
+
+    The cache dir is shared, so model files assembled once are reused across tests.
+    """
+    home = tmp_path / "home"
+    result = {k: v for k, v in os.environ.items() if not k.startswith("TINYARMS_")}
+    result.update(
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_STATE_HOME=str(home / "state"),
+        XDG_DATA_HOME=str(home / "data"),
+        PYTHONPATH=os.pathsep.join([str(SERVER_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
+    return result
+
+
+@pytest.fixture
+def user_config(env: dict[str, str]) -> Path:
+    """Where the server under `env` looks for the user file (not created)."""
+    return Path(env["XDG_CONFIG_HOME"]) / "tinyarms" / "config.toml"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    folder = tmp_path / "workspace"
+    folder.mkdir()
+    return folder
+
+
+def server_command(*extra: str) -> list[str]:
+    return [sys.executable, "-m", "tinyarms", "serve", "-v", *extra]
+
+
+def capabilities(client: str) -> types.ClientCapabilities:
+    return client_capabilities(client)
+
+
+async def start_client(
+    client: str,
+    workspace: Path,
+    env: dict[str, str],
+    *,
+    initialization_options: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    caps: types.ClientCapabilities | None = None,
+) -> LanguageClient:
+    """Start the real server over stdio and run initialize/initialized like `client` would."""
+    config = ClientServerConfig(server_command=server_command(), server_env=env)
+    lsp = await config.start()
+    assert isinstance(lsp, LanguageClient)
+    if settings is not None:
+        lsp.set_configuration({"tinyarms": settings})
+
+    @lsp.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register_capability(params: types.RegistrationParams) -> None:
+        lsp.registrations = getattr(lsp, "registrations", []) + list(params.registrations)  # type: ignore[attr-defined]
+
+    uri = workspace.as_uri()
+    await lsp.initialize_session(
+        types.InitializeParams(
+            capabilities=caps or capabilities(client),
+            root_uri=uri,
+            workspace_folders=[types.WorkspaceFolder(uri=uri, name=workspace.name)],
+            initialization_options=initialization_options,
+        )
+    )
+    return lsp
+
+
+@pytest.fixture(params=CLIENTS)
+def client_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest_asyncio.fixture
+async def lsp_factory(
+    client_name: str, workspace: Path, env: dict[str, str]
+) -> AsyncIterator[Callable[..., Any]]:
+    """Call `await lsp_factory(**kwargs)` to start a server; it is shut down after the test."""
+    started: list[LanguageClient] = []
+
+    async def make(**kwargs: Any) -> LanguageClient:
+        lsp = await start_client(client_name, workspace, env, **kwargs)
+        started.append(lsp)
+        return lsp
+
+    yield make
+    for lsp in started:
+        try:
+            await lsp.shutdown_session()
+        except Exception:
+            await lsp.stop()

@@ -81,7 +81,7 @@ async def start_client(
         lsp.registrations = getattr(lsp, "registrations", []) + list(params.registrations)  # type: ignore[attr-defined]
 
     uri = workspace.as_uri()
-    await lsp.initialize_session(
+    lsp.initialize_result = await lsp.initialize_session(  # type: ignore[attr-defined]
         types.InitializeParams(
             capabilities=caps or capabilities(client),
             root_uri=uri,

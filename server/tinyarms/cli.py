@@ -11,11 +11,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tinyarms import __version__, logs
 
+if TYPE_CHECKING:
+    from tinyarms.config import ConfigInputs
 
-def _inputs(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+
+def _inputs(args: argparse.Namespace) -> ConfigInputs:
     from tinyarms.config import ConfigInputs
 
     workspace = Path(args.workspace).resolve() if getattr(args, "workspace", None) else Path.cwd()
@@ -137,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="show what tinyarms does on this machine, no key needed")
     demo.add_argument("--workspace", metavar="DIR")
     demo.set_defaults(func=cmd_demo)
+
+    # `-v` also after the subcommand (`tinyarms serve -v`), as editors' configs write it.
+    for subparser in sub.choices.values():
+        subparser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 

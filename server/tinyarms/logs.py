@@ -42,8 +42,6 @@ class ClientLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message_type = _LEVELS.get(record.levelno, types.MessageType.Log)
-            self.server.window_log_message(
-                types.LogMessageParams(type=message_type, message=self.format(record))
-            )
+            self.server.window_log_message(types.LogMessageParams(type=message_type, message=self.format(record)))
         except Exception:  # the transport may be closing; never fail a log call
             pass

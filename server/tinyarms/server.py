@@ -16,7 +16,7 @@ from pygls.lsp.server import LanguageServer
 from tinyarms import __version__
 from tinyarms.config import Config
 from tinyarms.features.base import Feature
-from tinyarms.features.config import ConfigFeature
+from tinyarms.features.config import ConfigFeature, deep_merge
 from tinyarms.logs import ClientLogHandler
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def create_server() -> TinyarmsServer:
     async def did_change_configuration(ls: TinyarmsServer, params: types.DidChangeConfigurationParams) -> None:
         settings = params.settings.get("tinyarms") if isinstance(params.settings, dict) else None
         if isinstance(settings, dict):
-            ls.config_feature.inputs.editor_settings = settings
+            ls.config_feature.inputs.editor_settings = deep_merge(ls.config_feature.init_settings, settings)
         else:
             await ls.config_feature.pull_editor_settings()
         ls.config_feature.reload("editor settings changed")

@@ -142,9 +142,7 @@ def _toml_error_line(exc: tomllib.TOMLDecodeError) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def read_file_layer(
-    path: Path, kind: SourceKind, *, text: str | None = None, name: str = ""
-) -> Layer:
+def read_file_layer(path: Path, kind: SourceKind, *, text: str | None = None, name: str = "") -> Layer:
     """Read one TOML file. A syntax error gives an empty layer with one problem."""
     try:
         if text is None:
@@ -162,9 +160,7 @@ def read_file_layer(
         prefix = ("tool", "tinyarms")
         data = data.get("tool", {}).get("tinyarms", {})
     lines = key_lines(text)
-    sources = {
-        key: Source(kind, name, path, line_of(lines, prefix + key) or 1) for key in walk_keys(data)
-    }
+    sources = {key: Source(kind, name, path, line_of(lines, prefix + key) or 1) for key in walk_keys(data)}
     return Layer(kind, data, sources, path=path, name=name)
 
 

@@ -78,7 +78,6 @@ def _read(path: Path, kind: Any, inputs: ConfigInputs, name: str = "") -> Layer:
     return read_file_layer(path, kind, text=inputs.texts.get(path), name=name)
 
 
-
 def load_preset_chain(name: str, seen: tuple[str, ...] = ()) -> tuple[list[Layer], list[Problem]]:
     """A preset and the presets it extends, lowest first."""
     if name in seen:
@@ -99,7 +98,9 @@ def load_preset_chain(name: str, seen: tuple[str, ...] = ()) -> tuple[list[Layer
     return chain + [layer], problems + layer.problems
 
 
-def _file_chain(path: Path, kind: Any, inputs: ConfigInputs, seen: tuple[Path, ...] = ()) -> tuple[list[Layer], str | None, list[Problem]]:
+def _file_chain(
+    path: Path, kind: Any, inputs: ConfigInputs, seen: tuple[Path, ...] = ()
+) -> tuple[list[Layer], str | None, list[Problem]]:
     """A user or workspace file and the files it `extends` by path, lowest first.
 
     Returns the layers, the preset name this chain asks for (if any), and problems.
@@ -157,9 +158,9 @@ def _apply_trust(layer: Layer, lower: dict[str, Any], user_file: Path) -> list[P
     for role_name, role in (layer.data.get("roles") or {}).items():
         if isinstance(role, dict) and role.get("tier") in dropped_tiers:
             drop(("roles", role_name, "tier"), f"tier '{role.get('tier')}' was ignored")
-        if isinstance(role, dict) and isinstance(role.get("escalate_to"), list):
-            if set(role["escalate_to"]) & dropped_tiers:
-                drop(("roles", role_name, "escalate_to"), "it names an ignored tier")
+        chain = role.get("escalate_to") if isinstance(role, dict) else None
+        if isinstance(chain, list) and set(chain) & dropped_tiers:
+            drop(("roles", role_name, "escalate_to"), "it names an ignored tier")
     return problems
 
 

@@ -94,4 +94,4 @@ class Config:
 
 def table_fields(cls: type) -> dict[str, type | str]:
     """The TOML keys a table accepts, mapped to their annotated types."""
-    return {f.name: f.type for f in attrs.fields(cls)}  # type: ignore[misc]
+    return {f.name: f.type for f in attrs.fields(cls)}

@@ -112,9 +112,7 @@ def source_of(sources: dict[KeyPath, Source], path: KeyPath) -> Source:
     return DEFAULT_SOURCE
 
 
-def validate(
-    data: dict[str, Any], sources: dict[KeyPath, Source]
-) -> tuple[Config | None, list[Problem]]:
+def validate(data: dict[str, Any], sources: dict[KeyPath, Source]) -> tuple[Config | None, list[Problem]]:
     """Type-check the merged dict. Returns the config, or None and the problems."""
     problems: list[Problem] = []
 
@@ -128,7 +126,7 @@ def validate(
         problem(path, f"unknown key '{path[-1]}'{where}{hint}")
         del_in(data, path)  # keep checking the rest
 
-    tiers = data.get("tiers") if isinstance(data.get("tiers"), dict) else {}
+    tiers: dict[str, Any] = data["tiers"] if isinstance(data.get("tiers"), dict) else {}
     for name, tier in tiers.items():
         provider = tier.get("provider") if isinstance(tier, dict) else None
         if provider is not None and provider not in PROVIDERS:
@@ -137,7 +135,7 @@ def validate(
                 f"unknown provider {provider!r} for tier '{name}'; expected one of {', '.join(PROVIDERS)}",
             )
             del tier["provider"]
-    roles = data.get("roles") if isinstance(data.get("roles"), dict) else {}
+    roles: dict[str, Any] = data["roles"] if isinstance(data.get("roles"), dict) else {}
     for role_name, role in roles.items():
         if not isinstance(role, dict):
             continue

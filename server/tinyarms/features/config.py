@@ -35,9 +35,7 @@ def problem_to_diagnostic(problem: Problem) -> types.Diagnostic:
     return types.Diagnostic(
         range=types.Range(start=types.Position(line, 0), end=types.Position(line + 1, 0)),
         message=problem.message,
-        severity=types.DiagnosticSeverity.Error
-        if problem.severity == "error"
-        else types.DiagnosticSeverity.Warning,
+        severity=types.DiagnosticSeverity.Error if problem.severity == "error" else types.DiagnosticSeverity.Warning,
         source="tinyarms",
         code=problem.key,
     )
@@ -47,11 +45,15 @@ class ConfigFeature(Feature):
     def __init__(self, server: TinyarmsServer) -> None:
         super().__init__(server)
         self.inputs = ConfigInputs()
+        self.init_settings: dict[str, Any] = {}  # initializationOptions, below workspace/configuration
         self.result: LoadResult | None = None  # the result in effect (last good)
         self.latest: LoadResult | None = None  # the newest attempt, good or not
         self._diagnosed: set[Path] = set()
+        self.buffers: dict[Path, str] = {}  # config files open in the editor, as typed
         self._mtimes: dict[Path, float | None] = {}
         self._poller: asyncio.Task[None] | None = None
+        # Set once the first load is done; requests that need the config wait on it.
+        self.loaded = asyncio.Event()
 
     @property
     def config(self) -> Config | None:
@@ -69,6 +71,7 @@ class ConfigFeature(Feature):
             root = params.root_path
         options = dict(params.initialization_options or {})
         trusted = bool(options.pop("workspaceTrusted", False))
+        self.init_settings = options
         self.inputs = attrs.evolve(
             self.inputs,
             workspace=Path(root) if root else None,
@@ -93,15 +96,17 @@ class ConfigFeature(Feature):
             log.warning("workspace/configuration failed: %s", exc)
             return
         settings = answer[0] if answer and isinstance(answer[0], dict) else {}
-        merged = dict(self.inputs.editor_settings or {})
-        merged.update(settings)
+        merged = deep_merge(self.init_settings, settings)
         self.inputs = attrs.evolve(self.inputs, editor_settings=merged or None)
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def initialized(self) -> None:
-        await self.pull_editor_settings()
-        self.reload("start")
+        try:
+            await self.pull_editor_settings()
+            self.reload("start")
+        finally:
+            self.loaded.set()
         await self.watch_files()
 
     def shutdown(self) -> None:
@@ -112,14 +117,18 @@ class ConfigFeature(Feature):
         """Load every layer again; adopt the result only if it is valid."""
         first, usable = load_best(self.inputs)
         self.latest = first
-        self.publish(first)
+        self.publish_diagnostics(first)
         for problem in first.problems:
             if problem.severity == "warning":
                 log.warning("config: %s", problem)
         if first.config is not None or (self.result is None and usable.config is not None):
             self.result = usable
             if first.config is None:
-                log.error("config (%s): broken files left out, running without them: %s", reason, "; ".join(map(str, first.errors)))
+                log.error(
+                    "config (%s): broken files left out, running without them: %s",
+                    reason,
+                    "; ".join(map(str, first.errors)),
+                )
             else:
                 log.info("config loaded (%s): %s", reason, ", ".join(roles_summary(usable)))
             assert usable.config is not None
@@ -132,6 +141,12 @@ class ConfigFeature(Feature):
         return None
 
     # -- diagnostics -----------------------------------------------------------------
+
+    def publish_diagnostics(self, from_disk: LoadResult | None = None) -> None:
+        """Diagnostics follow what the user sees: open buffers, else the files on disk."""
+        if self.buffers or from_disk is None:
+            from_disk, _ = load_best(attrs.evolve(self.inputs, texts=dict(self.buffers)))
+        self.publish(from_disk)
 
     def publish(self, result: LoadResult) -> None:
         by_file: dict[Path, list[types.Diagnostic]] = {path: [] for path in self._diagnosed}
@@ -152,21 +167,22 @@ class ConfigFeature(Feature):
 
     def document_opened(self, params: types.DidOpenTextDocumentParams) -> None:
         if path := self._buffer_path(params.text_document.uri):
-            self.diagnose_buffer(path, params.text_document.text)
+            self.buffers[path] = params.text_document.text
+            self.publish_diagnostics()
 
     def document_changed(self, params: types.DidChangeTextDocumentParams) -> None:
+        # Unsaved text is checked as it would load, but applies only when saved.
         if path := self._buffer_path(params.text_document.uri):
-            document = self.server.workspace.get_text_document(params.text_document.uri)
-            self.diagnose_buffer(path, document.source)
+            self.buffers[path] = self.server.workspace.get_text_document(params.text_document.uri).source
+            self.publish_diagnostics()
 
     def document_saved(self, params: types.DidSaveTextDocumentParams) -> None:
         if self._buffer_path(params.text_document.uri):
             self.reload("saved")
 
-    def diagnose_buffer(self, path: Path, text: str) -> None:
-        """Check unsaved text as it would load; show problems, apply nothing."""
-        first, _ = load_best(attrs.evolve(self.inputs, texts={path: text}))
-        self.publish(first)
+    def document_closed(self, params: types.DidCloseTextDocumentParams) -> None:
+        if (path := self._buffer_path(params.text_document.uri)) and self.buffers.pop(path, None) is not None:
+            self.publish_diagnostics()
 
     # -- watching --------------------------------------------------------------------
 
@@ -226,8 +242,9 @@ class ConfigFeature(Feature):
     def commands(self) -> dict[str, Any]:
         return {SHOW_CONFIG: self.show_config}
 
-    def show_config(self, *args: Any) -> dict[str, Any]:
+    async def show_config(self, *args: Any) -> dict[str, Any]:
         """The effective config with the source of every value, and any problems."""
+        await asyncio.wait_for(self.loaded.wait(), timeout=30)
         result = self.result
         latest = self.latest
         return {
@@ -237,11 +254,27 @@ class ConfigFeature(Feature):
             "trusted": bool(result and result.trusted),
             "files": [str(p) for p in (result.files if result else [])],
             "problems": [
-                {"message": p.message, "severity": p.severity, "file": str(p.file) if p.file else None, "line": p.line, "key": p.key}
+                {
+                    "message": p.message,
+                    "severity": p.severity,
+                    "file": str(p.file) if p.file else None,
+                    "line": p.line,
+                    "key": p.key,
+                }
                 for p in (latest.problems if latest else [])
             ],
             "using_last_good": bool(latest and latest.config is None and result),
         }
+
+
+def deep_merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(low)
+    for key, value in high.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _mtime(path: Path) -> float | None:

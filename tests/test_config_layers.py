@@ -266,3 +266,13 @@ def test_key_lines_handles_dotted_keys_inline_tables_and_multiline_strings() -> 
     assert lines[("roles", "chat", "tier")] == 5
     assert lines[("roles", "edit", "escalate_to")] == 6
     assert lines[("tiers", "my.tier", "model")] == 8
+
+
+def test_env_can_switch_the_preset(user_file: Path) -> None:
+    result = load_config(inputs(user_file, env={"TINYARMS_EXTENDS": "local-only"}))
+    config = result.config
+    assert config is not None, result.problems
+    assert config.extends == "local-only"
+    assert "cloud-fast" not in config.tiers
+    assert str(result.source(("extends",))) == "env TINYARMS_EXTENDS"
+    assert result.source(("roles", "chat", "tier")).name == "local-only"

@@ -19,6 +19,7 @@ from pygls.uris import from_fs_path, to_fs_path
 from tinyarms.config import Config, ConfigInputs, LoadResult, Problem, is_config_file, load_best
 from tinyarms.config.explain import explained, roles_summary, to_toml
 from tinyarms.config.layers import user_config_file
+from tinyarms import protocol
 from tinyarms.features.base import Feature
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
-SHOW_CONFIG = "tinyarms.showConfig"
+SHOW_CONFIG = protocol.SHOW_CONFIG
 
 
 def problem_to_diagnostic(problem: Problem) -> types.Diagnostic:

@@ -1,0 +1,30 @@
+"""A routing decision: which route, role and tier a request goes to, and why.
+
+The router produces it; the role handlers, the decision trace, `tinyarms route` and the
+editors' status bars read it. It never holds the request text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+from attrs import define
+
+# How the decision was reached, cheapest first. `explicit`: a slash command or a role
+# named by the caller; `fallback`: nothing was confident enough.
+Stage = Literal["explicit", "rule", "embedding", "llm", "fallback"]
+
+
+@define(kw_only=True)
+class Decision:
+    route: str | None  # None: nothing matched; the configured fallback role handles it
+    role: str  # chat / edit / agent
+    tier: str  # the tier that runs it: the route's override, else the role's tier
+    score: float  # confidence in the chosen route, 0..1 (similarity for embeddings)
+    margin: float  # score minus the runner-up's score
+    stage: Stage
+    reason: str  # one sentence a user understands
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)

@@ -163,3 +163,11 @@ async def test_editor_trust_applies_workspace_endpoint(lsp_factory: Callable[...
     result = await show_config(lsp)
     assert result["trusted"] is True
     assert result["config"]["tiers"]["cloud-fast"]["base_url"]["value"] == "http://127.0.0.1:9/v1"
+
+
+async def test_status_names_roles_and_tiers(lsp_factory: Callable[..., Any]) -> None:
+    lsp = await lsp_factory()
+    status = await lsp.workspace_execute_command_async(types.ExecuteCommandParams(command="tinyarms.status"))
+    assert status["roles"]["autocomplete"]["tier"] == "local"
+    assert status["tiers"]["local"] == {"provider": "llama-cpp", "model": "embedded:gemma3-270m"}
+    assert status["last_completion"] is None and status["last_decision"] is None

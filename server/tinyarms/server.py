@@ -13,7 +13,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from tinyarms import __version__
+from tinyarms import __version__, protocol
 from tinyarms.config import Config
 from tinyarms.features.base import Feature
 from tinyarms.features.config import ConfigFeature, deep_merge
@@ -26,6 +26,8 @@ class TinyarmsServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("tinyarms", __version__)
         self.features: list[Feature] = []
+        # The last completion and the last routed decision, by kind (see protocol.py).
+        self.last_status: dict[str, dict[str, Any]] = {}
         self.config_feature = ConfigFeature(self)
         self.add_feature(self.config_feature)
 
@@ -48,6 +50,14 @@ class TinyarmsServer(LanguageServer):
 
     def notify_config_changed(self, config: Config) -> None:
         self.each_feature("config_changed", config)
+
+    def notify_status(self, kind: str, payload: dict[str, Any]) -> None:
+        """Remember the latest `kind` event (completion, decision) and tell the editor's status bar."""
+        self.last_status[kind] = payload
+        try:
+            self.protocol.notify(protocol.STATUS_NOTIFICATION, {"kind": kind, **payload})
+        except Exception:  # the transport may be closing; status is best effort
+            log.debug("status notification not sent", exc_info=True)
 
 
 def _command_handler(handler: Callable[..., Any]) -> Callable[..., Any]:

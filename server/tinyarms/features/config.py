@@ -16,10 +16,10 @@ import attrs
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
-from tinyarms.config import Config, ConfigInputs, LoadResult, Problem, is_config_file, load_best
+from tinyarms import protocol
+from tinyarms.config import ROLE_NAMES, Config, ConfigInputs, LoadResult, Problem, is_config_file, load_best
 from tinyarms.config.explain import explained, roles_summary, to_toml
 from tinyarms.config.layers import user_config_file
-from tinyarms import protocol
 from tinyarms.features.base import Feature
 
 if TYPE_CHECKING:
@@ -241,7 +241,25 @@ class ConfigFeature(Feature):
     # -- commands --------------------------------------------------------------------
 
     def commands(self) -> dict[str, Any]:
-        return {SHOW_CONFIG: self.show_config}
+        return {SHOW_CONFIG: self.show_config, protocol.STATUS: self.status}
+
+    async def status(self, *args: Any) -> dict[str, Any]:
+        """Roles, tiers and models in effect, and the last completion and decision."""
+        await asyncio.wait_for(self.loaded.wait(), timeout=30)
+        config = self.config
+        tiers = {
+            name: {"provider": tier.provider, "model": tier.model}
+            for name, tier in (config.tiers if config else {}).items()
+        }
+        roles = {name: attrs.asdict(config.roles.get(name)) for name in ROLE_NAMES} if config else {}
+        return {
+            "roles": roles,
+            "tiers": tiers,
+            "summary": roles_summary(self.result) if self.result and self.result.config else [],
+            "last_completion": self.server.last_status.get("completion"),
+            "last_decision": self.server.last_status.get("decision"),
+            **{k: v for k, v in self.server.last_status.items() if k not in ("completion", "decision")},
+        }
 
     async def show_config(self, *args: Any) -> dict[str, Any]:
         """The effective config with the source of every value, and any problems."""

@@ -9,6 +9,7 @@ the server process at another checkout's server/ dir (Neovim's side stays this o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -135,12 +136,17 @@ def run_nvim_lua(nvim: str, env: dict[str, str], code: str, *, init: Path | None
 
 # -- the live session -----------------------------------------------------------------------
 
+def readme_override_block() -> str:
+    """The README's "Override a role from Neovim" Lua, verbatim: it must work as written."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("**Override a role from Neovim:**") :]
+    match = re.search(r"```lua\n(.*?)```", section, re.S)
+    assert match, "README has no Lua block for overriding a role"
+    return match.group(1)
+
+
 TEST_INIT = """
--- Test additions (after the lines `tinyarms setup nvim --write` added): a role override
--- through the editor-settings layer, and a record of every vim.notify.
-vim.lsp.config('tinyarms', {
-  settings = { tinyarms = { roles = { chat = { tier = 'local', max_tokens = 48 } } } },
-})
+-- Test additions: a record of every vim.notify.
 _G.test_notifications = {}
 local notify = vim.notify
 vim.notify = function(msg, level, opts)
@@ -167,7 +173,7 @@ class NvimSession:
         self.init = self.home / "config" / "nvim" / "init.lua"
         assert self.init.is_file(), written.stdout
         with self.init.open("a") as f:
-            f.write(TEST_INIT)
+            f.write("\n" + readme_override_block() + TEST_INIT)
 
         self.socket_dir = Path(tempfile.mkdtemp(prefix="tinyarms-nvim-"))
         socket = self.socket_dir / "nvim.sock"
@@ -230,10 +236,8 @@ class NvimSession:
 
     def close(self) -> None:
         self.watchdog.cancel()
-        try:
+        with contextlib.suppress(Exception):  # Neovim exits while answering
             self.nvim.command("qa!")
-        except Exception:  # Neovim exits while answering
-            pass
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -278,6 +282,8 @@ def test_config_shows_every_value_with_its_source(session: NvimSession) -> None:
     assert re.search(r'^tier = "local"\s+# editor settings$', chat, re.M), chat[:300]
     edit = text[text.index("[roles.edit]") :]
     assert re.search(r'^tier = "local"\s+# .*\.tinyarms\.toml:2$', edit, re.M), edit[:300]
+    local_tier = text[text.index("[tiers.local]") :]
+    assert re.search(r"^n_threads = 2\s+# editor settings$", local_tier, re.M), local_tier[:300]
     assert re.search(r"# preset default \(.*default\.toml:\d+\)", text)
     session.nvim.command("close")
 
@@ -326,6 +332,7 @@ def test_completion_item_comes_from_the_embedded_model(session: NvimSession) -> 
     new_text = item["textEdit"]["newText"] if item.get("textEdit") else item.get("insertText") or item["label"]
     assert new_text.startswith("print") and len(new_text.strip()) > len("print"), item
     assert item.get("detail", "").startswith("tinyarms "), item
+    print(f"completion after `print`: {new_text!r} ({item['detail']})")
     # The server tells the status line which tier and model answered.
     session.wait_for("require('tinyarms').last_status.completion ~= nil", 10, "a tinyarms/status completion event")
     status = session.lua("return require('tinyarms').last_status.completion")

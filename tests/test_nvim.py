@@ -268,7 +268,7 @@ def test_attaches_with_root_markers_cmd_and_user_commands(session: NvimSession) 
     assert session.client_field("client.config.cmd") == [sys.executable, "-m", "tinyarms", "serve"]
     markers = session.client_field("client.config.root_markers")
     assert ".tinyarms.toml" in markers and ".git" in markers
-    commands = session.lua("return vim.tbl_keys(vim.api.nvim_buf_get_commands(0, {}))")
+    commands = session.lua("return vim.tbl_keys(vim.api.nvim_get_commands({}))")
     assert sorted(COMMANDS) == sorted(c for c in commands if c.startswith("Tinyarms"))
 
 
@@ -375,6 +375,7 @@ def test_explain_on_a_selection_streams_an_answer(session: NvimSession) -> None:
     assert "error" not in answer, answer
     assert answer["text"].strip(), answer
     assert answer["decision"]["route"] == "explain" and answer["decision"]["stage"] == "explicit", answer
+    assert session.lua("return require('tinyarms').last_stream.chunks") > 0, "nothing streamed (tinyarms/stream)"
     lines = session.scratch_lines("explain")
     assert answer["text"].strip().splitlines()[0] in lines, lines
     session.nvim.command("close")

@@ -1,7 +1,7 @@
 -- tinyarms in Neovim: user commands, completion and the server's own notifications.
 --
 -- lsp/tinyarms.lua calls register(); on every LspAttach of the `tinyarms` client this
--- module creates the buffer's :Tinyarms* commands and turns completion on. Commands go
+-- module creates the :Tinyarms* commands and turns completion on for the buffer. Commands go
 -- through client:exec_cmd (workspace/executeCommand); the names are tinyarms' protocol
 -- (server/tinyarms/protocol.py). Answers show in a scratch float; `q` closes it.
 local M = {}
@@ -40,13 +40,23 @@ local function is_nil(value)
   return value == nil or value == vim.NIL
 end
 
---- The tinyarms client attached to `bufnr`, or nil with an error message.
+--- The tinyarms client for `bufnr`: the one attached to it, else any running one (the
+--- commands also work from an answer float or another buffer); nil with an error message.
 function M.client(bufnr)
   local client = vim.lsp.get_clients({ name = 'tinyarms', bufnr = bufnr or 0 })[1]
+    or vim.lsp.get_clients({ name = 'tinyarms' })[1]
   if not client then
-    notify('no tinyarms server is attached to this buffer', vim.log.levels.ERROR)
+    notify('no tinyarms server is running (open a file it attaches to)', vim.log.levels.ERROR)
   end
   return client
+end
+
+-- The buffer requests go out for: `bufnr` when the client is attached to it, else one it is.
+local function request_buf(client, bufnr)
+  if client.attached_buffers[bufnr] then
+    return bufnr
+  end
+  return next(client.attached_buffers) or bufnr
 end
 
 -- A scratch buffer per title, shown in a float; returns the buffer.
@@ -107,7 +117,8 @@ function M.exec(bufnr, command, argument, on_result)
     return false
   end
   local arguments = argument ~= nil and { argument } or {}
-  client:exec_cmd({ title = command, command = command, arguments = arguments }, { bufnr = bufnr }, function(err, result)
+  local context = { bufnr = request_buf(client, bufnr) }
+  client:exec_cmd({ title = command, command = command, arguments = arguments }, context, function(err, result)
     if err then
       M.last[command] = { error = err.message or tostring(err) }
       notify(('%s failed: %s'):format(command, err.message or vim.inspect(err)), vim.log.levels.ERROR)
@@ -200,7 +211,9 @@ local function selection(opts, client)
       start_pos = { opts.line1, 0 }
       end_pos = { opts.line2, math.max(#vim.fn.getline(opts.line2) - 1, 0) }
     else
-      start_pos, end_pos = start_mark, end_mark
+      -- `$` in visual mode puts the end mark past the line: clamp it to the last character.
+      local last = math.max(#vim.fn.getline(end_mark[1]) - 1, 0)
+      start_pos, end_pos = start_mark, { end_mark[1], math.min(end_mark[2], last) }
     end
   else
     lines = vim.api.nvim_buf_get_lines(bufnr, opts.line1 - 1, opts.line2, false)
@@ -219,11 +232,18 @@ function M.ask(text, context)
   local bufnr = vim.api.nvim_get_current_buf()
   stream_counter = stream_counter + 1
   local stream_id = ('nvim-%d-%d'):format(vim.fn.getpid(), stream_counter)
-  local argument = { text = text, stream_id = stream_id, uri = vim.uri_from_bufnr(bufnr), range = context.range }
+  local argument = { text = text, stream_id = stream_id }
+  local client = vim.lsp.get_clients({ name = 'tinyarms', bufnr = bufnr })[1]
+  if client then -- the document goes along only when the server knows it
+    argument.uri = vim.uri_from_bufnr(bufnr)
+    argument.range = context.range
+  end
   local title = context.title or 'answer'
   local buf = show(title, { '(asking...)' }, 'markdown')
-  streams[stream_id] = { buf = buf, text = '', note = nil }
+  streams[stream_id] = { buf = buf, text = '', note = nil, chunks = 0 }
   local started = M.exec(bufnr, M.commands.ask, argument, function(result)
+    -- How many pieces streamed in before the final answer replaced them.
+    M.last_stream = { title = title, chunks = streams[stream_id] and streams[stream_id].chunks or 0 }
     streams[stream_id] = nil
     local lines = vim.split(result.text or '', '\n', { plain = true })
     if not is_nil(result.decision) then
@@ -322,10 +342,11 @@ local function enable_completion(client, bufnr)
   end
 end
 
---- Set up a buffer the tinyarms client just attached to.
+--- Set up a buffer the tinyarms client just attached to. The commands are global (and
+--- created again on each attach, harmlessly) so they also work from an answer float.
 function M.on_attach(client, bufnr)
   for name, spec in pairs(user_commands) do
-    vim.api.nvim_buf_create_user_command(bufnr, name, spec[1], spec[2])
+    vim.api.nvim_create_user_command(name, spec[1], spec[2])
   end
   enable_completion(client, bufnr)
 end
@@ -358,6 +379,7 @@ M.handlers = {
       stream.note = params.reason
     else
       stream.text = stream.text .. (params.delta or '')
+      stream.chunks = stream.chunks + 1
     end
     local prefix = stream.note and ('(restarted: ' .. stream.note .. ')\n') or ''
     set_buf_text(stream.buf, prefix .. stream.text)

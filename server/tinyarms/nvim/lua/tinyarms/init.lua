@@ -103,8 +103,9 @@ local function set_buf_text(buf, text)
   vim.bo[buf].modifiable = false
 end
 
---- Run a tinyarms command on the buffer's server; `on_result(result)` gets the answer.
-function M.exec(bufnr, command, argument, on_result)
+--- Run a tinyarms command on the buffer's server; `on_result(result)` gets the answer,
+--- `on_error(message)` (optional) a failure, which is also reported with vim.notify.
+function M.exec(bufnr, command, argument, on_result, on_error)
   bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
   local client = M.client(bufnr)
   if not client then
@@ -121,7 +122,11 @@ function M.exec(bufnr, command, argument, on_result)
   client:exec_cmd({ title = command, command = command, arguments = arguments }, context, function(err, result)
     if err then
       M.last[command] = { error = err.message or tostring(err) }
-      notify(('%s failed: %s'):format(command, err.message or vim.inspect(err)), vim.log.levels.ERROR)
+      local message = ('%s failed: %s'):format(command, err.message or vim.inspect(err))
+      notify(message, vim.log.levels.ERROR)
+      if on_error then
+        on_error(message)
+      end
       return
     end
     M.last[command] = result
@@ -168,6 +173,9 @@ local function format_completion(c)
 end
 
 function M.format_status(status)
+  if is_nil(status) then
+    return { '(the server sent no status)' }
+  end
   local lines = { 'roles -> tiers:' }
   for _, line in ipairs(status.summary or {}) do
     table.insert(lines, '  ' .. line)
@@ -185,6 +193,9 @@ function M.format_status(status)
 end
 
 function M.format_config(result)
+  if is_nil(result) then
+    return { '# (the server sent no config)' }
+  end
   local lines = vim.split(result.text or '', '\n', { plain = true, trimempty = true })
   if result.using_last_good then
     table.insert(lines, 1, '# a config file has errors: the last good config is in effect')
@@ -245,13 +256,17 @@ function M.ask(text, context)
     -- How many pieces streamed in before the final answer replaced them.
     M.last_stream = { title = title, chunks = streams[stream_id] and streams[stream_id].chunks or 0 }
     streams[stream_id] = nil
-    local lines = vim.split(result.text or '', '\n', { plain = true })
+    result = is_nil(result) and {} or result
+    local lines = vim.split(is_nil(result.text) and '' or result.text, '\n', { plain = true })
     if not is_nil(result.decision) then
       table.insert(lines, '')
       table.insert(lines, '---')
       table.insert(lines, M.format_decision(result.decision))
     end
     show(title, lines, 'markdown')
+  end, function(message)
+    streams[stream_id] = nil
+    set_buf_text(buf, message)
   end)
   if not started then
     streams[stream_id] = nil

@@ -530,3 +530,13 @@ def test_wheel_ships_the_neovim_config_and_setup_points_into_it(tmp_path: Path) 
     assert config["file"] == str(installed / "tinyarms" / "nvim" / "lsp" / "tinyarms.lua")
     assert config["python"] is True
     assert config["cmd"] == [sys.executable, "-m", "tinyarms", "serve"]
+
+
+def test_paths_with_quotes_backslashes_and_unicode_reach_lua_intact(tmp_path: Path) -> None:
+    from tinyarms.setup_nvim import lua_string
+
+    odd = 'C:\\Users\\Zoë "z"\\n[[x]]\ttab'
+    result = run_nvim_lua(
+        nvim_binary(), nvim_env(tmp_path / "home"), f"return {lua_string(odd)}", init=None, cwd=tmp_path
+    )
+    assert result == odd

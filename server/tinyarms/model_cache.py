@@ -87,7 +87,8 @@ def pull(spec: str, *, revision: str = "main", force: bool = False) -> Pulled:
     from huggingface_hub.utils import build_hf_headers
 
     if constants.HF_HUB_OFFLINE:
-        raise PullError("HF_HUB_OFFLINE is set, and pulling a model needs the network: unset it to pull")
+        cached = f" ({target} is cached already and stays usable)" if target.is_file() else ""
+        raise PullError(f"HF_HUB_OFFLINE is set, and pulling a model needs the network: unset it to pull{cached}")
     # http_get writes (and so can resume from) whole chunks only: 1 MiB instead of its 10 MiB
     # means an interrupted pull loses at most 1 MiB.
     constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, CHUNK_SIZE)

@@ -519,7 +519,8 @@ def test_lazy_spec_loads_in_neovim(tmp_path: Path) -> None:
 def test_wheel_ships_the_neovim_config_and_setup_points_into_it(tmp_path: Path) -> None:
     nvim = nvim_binary()
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        + ["-w", str(tmp_path / "dist"), str(REPO)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -72,7 +72,7 @@ local function show(title, lines, filetype)
   vim.bo[buf].modifiable = true
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
   vim.bo[buf].modifiable = false
-  if filetype then
+  if filetype and vim.bo[buf].filetype ~= filetype then -- setting it again reruns ftplugins
     vim.bo[buf].filetype = filetype
   end
   if vim.fn.bufwinid(buf) == -1 then
@@ -257,7 +257,11 @@ function M.ask(text, context)
     M.last_stream = { title = title, chunks = streams[stream_id] and streams[stream_id].chunks or 0 }
     streams[stream_id] = nil
     result = is_nil(result) and {} or result
-    local lines = vim.split(is_nil(result.text) and '' or result.text, '\n', { plain = true })
+    local text = is_nil(result.text) and '' or result.text
+    if text == '' and type(result.note) == 'string' then -- the server says why there is no answer
+      text = result.note
+    end
+    local lines = vim.split(text, '\n', { plain = true })
     if not is_nil(result.decision) then
       table.insert(lines, '')
       table.insert(lines, '---')

@@ -439,6 +439,9 @@ def test_no_errors_in_messages_or_the_lsp_log(session: NvimSession) -> None:
         problems.append(line)
     assert not problems, "\n".join(problems)
     assert session.proc.poll() is None, "Neovim exited"
+    session.stderr_file.flush()
+    stderr = session.stderr_path.read_text(errors="replace")
+    assert not re.search(r"\bE\d+:|Error", stderr), stderr
 
 
 # -- setup nvim: the init file, init.vim, lazy.nvim, the wheel ------------------------------

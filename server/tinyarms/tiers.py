@@ -435,6 +435,7 @@ async def _run(
             except TierError as exc:
                 error = exc
                 attempt = None
+                step.setdefault("errors", []).append(exc.kind)
                 if exc.kind != "missing_key":
                     _failed(name, tier, config)
                 run.restart(f"{exc}; trying again" if exc.retryable else f"{exc}")
@@ -459,6 +460,7 @@ async def _run(
             step["mean_logprob"] = round(attempt.mean_logprob, 4)
         if not attempt.text.strip():
             _failed(name, tier, config)
+            step.setdefault("errors", []).append("empty")
             step.update(outcome="error", kind="empty", reason=f"tier '{name}' answered with no text")
             failures.append(f"tier '{name}' answered with no text")
             run.restart(f"tier '{name}' answered with no text")

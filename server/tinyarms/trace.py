@@ -83,8 +83,10 @@ def stats(records: list[dict[str, Any]]) -> dict[str, Any]:
         role = str(record.get("role"))
         groups[(role, str(record.get("tier") or "-"))].append(record)
         for step in record.get("steps", []):
-            if step.get("outcome") == "error":
-                errors[(role, str(step.get("tier")))][str(step.get("kind"))] += 1
+            for kind in step.get("errors", []):  # every failed attempt, retried or not
+                errors[(role, str(step.get("tier")))][str(kind)] += 1
+            if step.get("outcome") == "skipped":
+                errors[(role, str(step.get("tier")))][f"skipped:{step.get('kind')}"] += 1
         if record.get("error"):
             errors[(role, "-")][f"request:{record['error']}"] += 1
 

@@ -201,6 +201,8 @@ class _Run:
         )
         if usage.cache_read_tokens:
             step["cache_read_tokens"] = usage.cache_read_tokens
+        if usage.estimated:
+            step["usage"] = "estimated"
         self.cost_usd += spent.usd
         self.usage.prompt_tokens += usage.prompt_tokens
         self.usage.completion_tokens += usage.completion_tokens

@@ -60,6 +60,7 @@ class Usage:
     completion_tokens: int = 0
     cache_read_tokens: int = 0  # prompt tokens served from the provider's prompt cache
     cache_write_tokens: int = 0
+    estimated: bool = False  # the provider sent no usage; tinyarms counted (see openai.py)
 
 
 Event = Delta | Usage

@@ -51,7 +51,8 @@ async def stream_chat(
     if key:
         headers["authorization"] = f"Bearer {key}"
     url = (tier.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
-    async with open_stream(client, name, url, headers, build_body(tier, request), request) as response:
+    body = build_body(tier, request)
+    async with open_stream(client, name, url, headers, body, request) as response:
         if not is_event_stream(response):
             # Some servers ignore `stream`; a whole JSON completion is fine too.
             for event in _whole(parse_json((await response.aread()).decode("utf-8", "replace"), name), name):
@@ -59,6 +60,7 @@ async def stream_chat(
             return
         usage: Usage | None = None
         finished = False
+        deltas = 0
         async for _, data in sse(response, name):
             if data.strip() == "[DONE]":
                 finished = True
@@ -81,12 +83,13 @@ async def stream_chat(
                 if text is not None and not isinstance(text, str):
                     raise TierError("malformed", f"tier '{name}' sent non-text content")
                 if text:
+                    deltas += 1
                     yield Delta(text, *_logprob(choice))
                 if choice.get("finish_reason"):
                     finished = True
         if not finished:
             raise TierError("stream_cut", f"tier '{name}' ended the stream before the answer was finished")
-        yield usage or Usage()
+        yield usage or _estimate(body["messages"], deltas)
 
 
 def _logprob(choice: dict[str, Any]) -> tuple[float | None, int]:
@@ -96,6 +99,13 @@ def _logprob(choice: dict[str, Any]) -> tuple[float | None, int]:
     values = [t.get("logprob") for t in content if isinstance(t, dict)]
     numbers = [float(v) for v in values if isinstance(v, int | float)]
     return (sum(numbers), len(numbers)) if numbers else (None, 0)
+
+
+def _estimate(messages: list[dict[str, str]], deltas: int) -> Usage:
+    """Some servers (llama-cpp-python's among them) ignore `stream_options.include_usage`.
+    Their stream sends one token per chunk, and prompts run about 4 characters a token."""
+    chars = sum(len(m.get("content", "")) for m in messages)
+    return Usage(prompt_tokens=-(-chars // 4), completion_tokens=deltas, estimated=True)
 
 
 def _usage(data: dict[str, Any], name: str) -> Usage:

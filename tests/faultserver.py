@@ -222,3 +222,17 @@ def _anthropic_events(words: list[str], prompt: int, fault: str) -> list[str]:
     )
     events.append(_sse({"type": "message_stop"}))
     return events
+
+
+def main() -> None:
+    """`python tests/faultserver.py`: serve on a free port (printed as the first line) until killed."""
+    import time
+
+    with FaultServer() as server:
+        print(server.port, flush=True)
+        while True:
+            time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,13 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FaultServe
     server.reset()
     yield
     tiers.reset_cooldowns()
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    """run_role pools one HTTP client per event loop; each test's loop closes its own."""
+    yield
+    await tiers.aclose()
 
 
 def closed_port() -> int:
@@ -332,10 +339,10 @@ async def test_cache_serves_a_repeat_only_when_deterministic(server: FaultServer
     assert (await ask(config)).trace["cache"] == "off"
 
 
-def test_cache_file_holds_no_request_text(server: FaultServer) -> None:
+async def test_cache_file_holds_no_request_text(server: FaultServer) -> None:
     config = make_config(server, [("a", {"model": "ok", "temperature": 0.0})])
     marker = "zebra-quokka-question"
-    asyncio.run(tiers.run_role(config, "chat", [{"role": "user", "content": marker}]))
+    await tiers.run_role(config, "chat", [{"role": "user", "content": marker}])
     from tinyarms.cache import cache_path
 
     assert cache_path().is_file()
@@ -343,10 +350,10 @@ def test_cache_file_holds_no_request_text(server: FaultServer) -> None:
     assert marker not in trace.trace_path().read_text()
 
 
-def test_trace_lines_are_whole_json(server: FaultServer) -> None:
+async def test_trace_lines_are_whole_json(server: FaultServer) -> None:
     config = make_config(server, [("a", {"model": "ok"})])
     for _ in range(3):
-        asyncio.run(tiers.run_role(config, "chat", QUESTION))
+        await tiers.run_role(config, "chat", QUESTION)
     lines = trace.trace_path().read_text().splitlines()
     assert len(lines) == 3 and all(json.loads(line)["role"] == "chat" for line in lines)
     summary = trace.stats(list(trace.read(since_s=3600)))

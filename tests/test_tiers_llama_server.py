@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -28,6 +28,13 @@ from tinyarms.config.validate import validate
 pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python's server extras are not installed")
 
 PRICE = {"input_per_mtok": 3.0, "output_per_mtok": 15.0}
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    """run_role pools one HTTP client per event loop; each test's loop closes its own."""
+    yield
+    await tiers.aclose()
 
 
 def free_port() -> int:

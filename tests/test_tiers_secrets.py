@@ -3,7 +3,6 @@ traces, stats, `config show`, exceptions and their tracebacks, the cache or the 
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import traceback
@@ -111,7 +110,7 @@ def test_key_never_leaves_the_request(server: FaultServer, env: dict[str, str], 
     assert (Path(env["XDG_STATE_HOME"]) / "tinyarms" / "trace.jsonl").stat().st_size > 0
 
 
-def test_exceptions_and_tracebacks_hold_no_key(
+async def test_exceptions_and_tracebacks_hold_no_key(
     server: FaultServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     for kind in ("STATE", "DATA", "CACHE"):
@@ -130,7 +129,8 @@ def test_exceptions_and_tracebacks_hold_no_key(
     assert config is not None, problems
     caplog.set_level("DEBUG")
     with pytest.raises(tiers.AllTiersFailed) as failed:
-        asyncio.run(tiers.run_role(config, "chat", [{"role": "user", "content": "hi"}]))
+        await tiers.run_role(config, "chat", [{"role": "user", "content": "hi"}])
+    await tiers.aclose()
     rendered = "".join(traceback.format_exception(failed.value)) + repr(failed.value) + str(failed.value.trace)
     assert "every tier of role 'chat' failed" in rendered
     assert KEY not in rendered and KEY not in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,14 @@ from tinyarms.backends import Usage
 from tinyarms.cache import ResponseCache
 from tinyarms.config.schema import Budgets, Limit, Price, Tier
 from tinyarms.config.validate import validate
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    """run_role pools one HTTP client per event loop; each test's loop closes its own."""
+    yield
+    await tiers.aclose()
+
 
 WRITERS = 4
 ROWS = 40

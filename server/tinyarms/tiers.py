@@ -124,6 +124,8 @@ def _client() -> httpx.AsyncClient:
     import httpx
 
     loop = asyncio.get_running_loop()
+    for stale in [other for other in _clients if other.is_closed()]:
+        del _clients[stale]  # a loop that ended without aclose(): forget its client
     client = _clients.get(loop)
     if client is None or client.is_closed:
         client = _clients[loop] = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=8))

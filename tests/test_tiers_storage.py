@@ -75,6 +75,12 @@ def test_prices_from_the_table_the_config_and_local_tiers() -> None:
     assert table.source == "genai-prices" and 0.1 < table.usd < 5  # $0.15 in + $0.60 out per Mtok
     claude = costs.cost(Tier(provider="anthropic", model="claude-sonnet-4-5"), usage)
     assert claude.source == "genai-prices" and claude.usd > table.usd
+    # $3 in / $15 out per Mtok for a short prompt, cache reads at a tenth (not the long-context rate).
+    short = costs.cost(
+        Tier(provider="anthropic", model="claude-sonnet-4-5"),
+        Usage(prompt_tokens=2000, completion_tokens=400, cache_read_tokens=1000),
+    )
+    assert short.usd == pytest.approx(1000 * 3e-6 + 1000 * 0.3e-6 + 400 * 15e-6)
     override = costs.cost(
         Tier(provider="openai", model="gpt-4o-mini", price=Price(input_per_mtok=1, output_per_mtok=2)), usage
     )

@@ -8,7 +8,6 @@ several servers (several editors) can add to it at once.
 
 from __future__ import annotations
 
-import functools
 import logging
 import sqlite3
 import time
@@ -46,26 +45,21 @@ def _provider_id(tier: Tier) -> str | None:
     return "openai" if "api.openai.com" in base else None
 
 
-@functools.lru_cache(maxsize=256)
-def _table_price(model: str, provider: str | None) -> tuple[float, float, float, float] | None:
-    """USD per token (input, output, cache read, cache write) from genai-prices, or None."""
+def _table_cost(tier: Tier, usage: Usage) -> float | None:
+    """USD from genai-prices for this exact usage (prices can be tiered by prompt length), or None."""
     try:
         from genai_prices import Usage as PriceUsage
         from genai_prices import calc_price
     except ImportError:
         return None
+    tokens = PriceUsage(
+        input_tokens=usage.prompt_tokens,  # genai-prices counts cached tokens inside input_tokens, as we do
+        cache_read_tokens=usage.cache_read_tokens or None,
+        cache_write_tokens=usage.cache_write_tokens or None,
+        output_tokens=usage.completion_tokens,
+    )
     try:
-        unit = 1_000_000
-
-        def price(**tokens: int) -> float:
-            return float(calc_price(PriceUsage(**tokens), model_ref=model, provider_id=provider).total_price) / unit
-
-        return (
-            price(input_tokens=unit),
-            price(output_tokens=unit),
-            price(input_tokens=unit, cache_read_tokens=unit),
-            price(input_tokens=unit, cache_write_tokens=unit),
-        )
+        return float(calc_price(tokens, model_ref=tier.model, provider_id=_provider_id(tier)).total_price)
     except (LookupError, ValueError):
         return None
 
@@ -78,18 +72,8 @@ def cost(tier: Tier, usage: Usage) -> Cost:
             usage.prompt_tokens * tier.price.input_per_mtok + usage.completion_tokens * tier.price.output_per_mtok
         ) / 1_000_000
         return Cost(usd, "config")
-    per_token = _table_price(tier.model, _provider_id(tier))
-    if per_token is None:
-        return Cost(0.0, "unknown")
-    inp, out, cache_read, cache_write = per_token
-    plain = max(0, usage.prompt_tokens - usage.cache_read_tokens - usage.cache_write_tokens)
-    usd = (
-        plain * inp
-        + usage.cache_read_tokens * cache_read
-        + usage.cache_write_tokens * cache_write
-        + usage.completion_tokens * out
-    )
-    return Cost(usd, "genai-prices")
+    table = _table_cost(tier, usage)
+    return Cost(0.0, "unknown") if table is None else Cost(table, "genai-prices")
 
 
 def may_cost(tier: Tier) -> bool:

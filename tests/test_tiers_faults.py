@@ -358,3 +358,10 @@ async def test_trace_lines_are_whole_json(server: FaultServer) -> None:
     assert len(lines) == 3 and all(json.loads(line)["role"] == "chat" for line in lines)
     summary = trace.stats(list(trace.read(since_s=3600)))
     assert summary["roles"]["chat"]["calls"] == 3 and summary["roles"]["chat"]["tiers"]["a"]["calls"] == 3
+
+
+async def test_an_explicit_tier_goes_first_and_the_role_chain_backs_it_up(server: FaultServer) -> None:
+    config = make_config(server, [("a", {"model": "500"}), ("b", {"model": "ok"}), ("c", {"model": "schema"})])
+    answer = await ask(config, tier="c")
+    assert [s["tier"] for s in answer.trace["steps"]] == ["c", "a", "b"]
+    assert answer.tier == "b" and answer.trace["requested_tier"] == "c"

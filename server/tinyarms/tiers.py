@@ -221,7 +221,8 @@ def _ms(since: float) -> float:
 def _chain(config: Config, role: str, tier: str | None, decision: Decision | None) -> list[str]:
     role_config = config.roles.get(role)
     first = tier or (decision.tier if decision is not None else None) or role_config.tier
-    chain = [first] + [t for t in role_config.escalate_to if t != first]
+    # A tier chosen by the caller or the route goes first; the role's own chain still backs it up.
+    chain = list(dict.fromkeys([first, role_config.tier, *role_config.escalate_to]))
     unknown = [t for t in chain if t not in config.tiers]
     if unknown:
         raise AllTiersFailed(

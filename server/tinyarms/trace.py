@@ -81,14 +81,14 @@ def stats(records: list[dict[str, Any]]) -> dict[str, Any]:
     errors: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for record in records:
         role = str(record.get("role"))
-        groups[(role, str(record.get("tier") or "-"))].append(record)
+        groups[(role, str(record.get("tier") or "(failed)"))].append(record)
         for step in record.get("steps", []):
             for kind in step.get("errors", []):  # every failed attempt, retried or not
                 errors[(role, str(step.get("tier")))][str(kind)] += 1
             if step.get("outcome") == "skipped":
                 errors[(role, str(step.get("tier")))][f"skipped:{step.get('kind')}"] += 1
         if record.get("error"):
-            errors[(role, "-")][f"request:{record['error']}"] += 1
+            errors[(role, "(request)")][str(record["error"])] += 1
 
     def summary(items: list[dict[str, Any]]) -> dict[str, Any]:
         latencies = [float(r["latency_ms"]) for r in items if r.get("latency_ms") is not None]

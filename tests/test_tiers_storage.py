@@ -3,6 +3,7 @@ semantic cache with the real MiniLM encoder."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections.abc import AsyncIterator, Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from faultserver import FaultServer
-from tinyarms import costs, tiers
+from tinyarms import costs, tiers, trace
 from tinyarms.backends import Usage
 from tinyarms.cache import ResponseCache
 from tinyarms.config.schema import Budgets, Limit, Price, Tier
@@ -53,6 +54,25 @@ def test_ledger_is_exact_under_concurrent_processes(tmp_path: Path) -> None:
     assert spent.day == pytest.approx(WRITERS * ROWS * 0.01)
     assert spent.role_day == pytest.approx(WRITERS * ROWS * 0.01 / 2)
     assert spent.month == pytest.approx(spent.day)
+
+
+def _append_traces(path: str, writer: int) -> None:
+    for i in range(ROWS):
+        trace.append({"ts": 0, "role": "chat", "writer": writer, "i": i, "pad": "x" * 2000}, path=Path(path))
+
+
+def test_trace_lines_stay_whole_under_concurrent_processes(tmp_path: Path) -> None:
+    path = tmp_path / "trace.jsonl"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_append_traces, args=(str(path), n)) for n in range(WRITERS)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    lines = path.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # a torn or interleaved line would not parse
+    assert sorted((r["writer"], r["i"]) for r in records) == [(w, i) for w in range(WRITERS) for i in range(ROWS)]
 
 
 def test_budget_warns_at_80_percent_and_stops_at_100(tmp_path: Path) -> None:

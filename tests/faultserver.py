@@ -37,6 +37,7 @@ class FaultServer:
         self.port = 0
         self.log: list[dict[str, Any]] = []
         self.counts: dict[str, int] = {}
+        self.connections = 0  # TCP connections accepted: keep-alive reuse shows here
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
@@ -64,6 +65,7 @@ class FaultServer:
     def reset(self) -> None:
         self.log.clear()
         self.counts.clear()
+        self.connections = 0
 
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -75,6 +77,7 @@ class FaultServer:
     # -- HTTP ----------------------------------------------------------------------------
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 line = await reader.readline()

@@ -365,3 +365,13 @@ async def test_an_explicit_tier_goes_first_and_the_role_chain_backs_it_up(server
     answer = await ask(config, tier="c")
     assert [s["tier"] for s in answer.trace["steps"]] == ["c", "a", "b"]
     assert answer.tier == "b" and answer.trace["requested_tier"] == "c"
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_streams_are_read_to_the_end_so_connections_are_reused(server: FaultServer, provider: str) -> None:
+    config = make_config(server, [("a", {"provider": provider, "model": "ok"})])
+    await tiers.aclose()  # start from an empty pool
+    server.reset()
+    for _ in range(5):
+        assert (await ask(config)).text == "Answer from ok."
+    assert server.connections == 1

@@ -57,6 +57,8 @@ async def stream_chat(
         usage = Usage()
         stopped = False
         async for event, data in sse(response, name):
+            if stopped:
+                continue  # read to the end so the connection goes back to the pool
             payload = parse_json(data, name)
             if not isinstance(payload, dict):
                 raise TierError("malformed", f"tier '{name}' sent an event that is not an object")
@@ -77,7 +79,6 @@ async def stream_chat(
                 _add_usage(usage, payload.get("usage"), name)
             elif kind == "message_stop":
                 stopped = True
-                break
             elif kind == "error":
                 error: dict[str, Any] = payload["error"] if isinstance(payload.get("error"), dict) else {}
                 overloaded = error.get("type") in ("overloaded_error", "api_error")

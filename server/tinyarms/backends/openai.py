@@ -61,10 +61,15 @@ async def stream_chat(
         usage: Usage | None = None
         finished = False
         deltas = 0
+        done = False
         async for _, data in sse(response, name):
+            # Read on to the end of the body after [DONE]: a fully read response returns its
+            # connection to the pool (keep-alive); breaking out would close it.
+            if done:
+                continue
             if data.strip() == "[DONE]":
-                finished = True
-                break
+                finished = done = True
+                continue
             chunk = parse_json(data, name)
             if not isinstance(chunk, dict):
                 raise TierError("malformed", f"tier '{name}' sent a chunk that is not an object")

@@ -17,7 +17,7 @@ import pytest
 from faultserver import FaultServer
 from tinyarms import costs, tiers, trace
 from tinyarms.backends import Usage
-from tinyarms.config import Config
+from tinyarms.config import Config, Tier
 from tinyarms.config.validate import validate
 
 QUESTION = [{"role": "user", "content": "What does this function return?"}]
@@ -375,3 +375,17 @@ async def test_streams_are_read_to_the_end_so_connections_are_reused(server: Fau
     for _ in range(5):
         assert (await ask(config)).text == "Answer from ok."
     assert server.connections == 1
+
+
+async def test_spent_budget_sends_the_request_to_a_local_tier(server: FaultServer) -> None:
+    price = {"input_per_mtok": 1.0, "output_per_mtok": 1.0}
+    config = make_config(server, [("a", {"model": "ok", "price": price})], budgets={"daily_usd": 1.0})
+    config.tiers["local"] = Tier(provider="llama-cpp", model="embedded:smollm2-135m", n_threads=1)
+    costs.record("chat", "a", Usage(prompt_tokens=1), 1.5)
+    try:
+        answer = await ask(config)
+        steps = answer.trace["steps"]
+    except tiers.AllTiersFailed as failed:  # a build without the local model manager
+        steps = failed.trace["steps"]
+    assert [(s["tier"], s.get("kind")) for s in steps][0] == ("a", "budget")
+    assert steps[1]["tier"] == "local" and server.log == []

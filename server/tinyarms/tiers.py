@@ -234,20 +234,23 @@ def _chain(config: Config, role: str, tier: str | None, decision: Decision | Non
 async def _attempt(run: _Run, name: str, tier: Tier, request: ChatRequest, timeout: float) -> _Attempt:
     result = _Attempt()
     started = time.monotonic()
+
+    async def consume() -> None:
+        async for event in stream_chat(tier, name, request, client=_client() if tier.is_remote else None):
+            if isinstance(event, Delta):
+                if result.ttft_ms is None:
+                    result.ttft_ms = _ms(started)
+                result.text += event.text
+                if event.logprob is not None:
+                    result.logprob_sum += event.logprob
+                    result.logprob_tokens += event.tokens or 1
+                run.show(event.text)
+            else:
+                result.usage = event
+
     try:
-        async with asyncio.timeout(timeout):
-            async for event in stream_chat(tier, name, request, client=_client() if tier.is_remote else None):
-                if isinstance(event, Delta):
-                    if result.ttft_ms is None:
-                        result.ttft_ms = _ms(started)
-                    result.text += event.text
-                    if event.logprob is not None:
-                        result.logprob_sum += event.logprob
-                        result.logprob_tokens += event.tokens or 1
-                    run.show(event.text)
-                else:
-                    result.usage = event
-    except TimeoutError:
+        await asyncio.wait_for(consume(), timeout)  # wait_for, not asyncio.timeout: Python 3.10 too
+    except asyncio.TimeoutError:
         raise TierError("timeout", f"tier '{name}' did not finish within {timeout:.3g}s") from None
     return result
 
@@ -266,14 +269,18 @@ async def _self_check(run: _Run, name: str, tier: Tier, question: str, answer: s
     )
     usage = Usage()
     text = ""
+
+    async def consume() -> None:
+        nonlocal usage, text
+        async for event in stream_chat(tier, name, request, client=_client() if tier.is_remote else None):
+            if isinstance(event, Delta):
+                text += event.text
+            else:
+                usage = event
+
     try:
-        async with asyncio.timeout(max(0.1, min(run.remaining(), tier.timeout_s))):
-            async for event in stream_chat(tier, name, request, client=_client() if tier.is_remote else None):
-                if isinstance(event, Delta):
-                    text += event.text
-                else:
-                    usage = event
-    except (TierError, TimeoutError):
+        await asyncio.wait_for(consume(), max(0.1, min(run.remaining(), tier.timeout_s)))
+    except (TierError, asyncio.TimeoutError):
         return None
     step: dict[str, Any] = {"tier": name, "outcome": "self-check"}
     run.charge(name, tier, usage, step)

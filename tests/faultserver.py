@@ -58,9 +58,19 @@ class FaultServer:
 
     def __exit__(self, *exc: object) -> None:
         if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
-            self._thread.join(5)
+            self._thread.join(10)
+
+    async def _shutdown(self) -> None:
+        """Close the listener and every open connection's handler, so nothing outlives the loop."""
+        if self._server is not None:
+            self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def reset(self) -> None:
         self.log.clear()
@@ -73,6 +83,7 @@ class FaultServer:
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
+        self._loop.close()
 
     # -- HTTP ----------------------------------------------------------------------------
 

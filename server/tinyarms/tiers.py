@@ -33,6 +33,7 @@ from attrs import define, field
 from tinyarms import cache as response_cache
 from tinyarms import costs, trace
 from tinyarms.backends import ChatRequest, Delta, TierError, Usage, stream_chat
+from tinyarms.config.schema import ROLE_NAMES
 
 if TYPE_CHECKING:
     import httpx
@@ -358,6 +359,8 @@ async def _run(
     embed: Callable[[str], Sequence[float]] | None,
 ) -> Answer:
     config = run.config
+    if run.role not in ROLE_NAMES:
+        raise AllTiersFailed(f"unknown role '{run.role}' (roles: {', '.join(ROLE_NAMES)})")
     role_config = config.roles.get(run.role)
     if not role_config.enabled:
         raise AllTiersFailed(f"role '{run.role}' is disabled (roles.{run.role}.enabled = false)")
@@ -391,8 +394,8 @@ async def _run(
         key = response_cache.exact_key(scope_key, messages)
         hit = store.get(key)
         if hit is None and config.cache.semantic and embed is not None:
-            vector = embed(response_cache.request_text(messages))
-            hit = store.nearest(scope_key, vector, config.cache.semantic_threshold)
+            vector = _embed(embed, messages)
+            hit = store.nearest(scope_key, vector, config.cache.semantic_threshold) if vector else None
         record["cache"] = "miss"
         if hit is not None:
             run.show(hit.text)
@@ -513,6 +516,15 @@ async def _run(
     raise AllTiersFailed(f"tinyarms: every tier of role '{run.role}' failed:\n{listed}")
 
 
+def _embed(embed: Callable[[str], Sequence[float]], messages: list[dict[str, str]]) -> Sequence[float] | None:
+    """The request's vector for the semantic cache; a failing embedder only costs the cache."""
+    try:
+        return embed(response_cache.request_text(messages))
+    except Exception as exc:
+        log.warning("the semantic cache's embedder failed (%s); skipping it", exc)
+        return None
+
+
 def _answered(
     run: _Run,
     record: dict[str, Any],
@@ -528,7 +540,7 @@ def _answered(
 ) -> Answer:
     if store is not None:
         if vector is None and run.config.cache.semantic and embed is not None:
-            vector = embed(response_cache.request_text(messages))
+            vector = _embed(embed, messages)
         try:
             store.put(key, scope_key, name, model, text, vector)
         except Exception as exc:

@@ -182,3 +182,35 @@ escalate_to = []
     cleared = tinyarms("cache", "clear")
     assert cleared.returncode == 0 and "removed 2 cached answers" in cleared.stdout  # both questions
     assert "removed 0 cached answers" in tinyarms("cache", "clear").stdout
+
+
+async def test_local_tier_answers_through_the_model_manager_and_escalates(llama_server: str, isolated: None) -> None:
+    """The llama-cpp tier through tinyarms.local_model (issue 3; skipped on a branch without it)."""
+    pytest.importorskip("tinyarms.local_model")
+    data = {
+        "tiers": {
+            "local": {
+                "provider": "llama-cpp",
+                "model": "embedded:smollm2-135m",
+                "n_ctx": 1024,
+                "n_threads": 2,
+                "max_tokens": 16,
+            },
+            "team": {"provider": "openai", "base_url": llama_server, "model": "smollm2", "max_tokens": 16},
+        },
+        "roles": {"chat": {"tier": "local", "escalate_to": ["team"]}},
+    }
+    config, problems = validate(data, {})
+    assert config is not None, problems
+    question = [{"role": "user", "content": "Name one colour of the sky."}]
+    answer = await asyncio.wait_for(tiers.run_role(config, "chat", question), 180)
+    assert answer.tier == "local" and answer.text.strip() and answer.cost_usd == 0
+    assert answer.usage.completion_tokens > 0 and answer.trace["steps"][0]["price"] == "local"
+    # No answer has a mean log-prob above 0: the local answer escalates when the model reports them.
+    config.roles.chat.cascade.min_mean_logprob = 0.0
+    escalated = await asyncio.wait_for(tiers.run_role(config, "chat", question), 180)
+    first = escalated.trace["steps"][0]
+    if "mean_logprob" in first:
+        assert first["outcome"] == "escalated" and escalated.tier == "team"
+    else:
+        assert escalated.tier == "local"

@@ -85,7 +85,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def config_for(url: str, *, fallback_from: str | None = None) -> Config:
-    local_server = {"provider": "openai", "base_url": url, "model": "smollm2", "max_tokens": 24, "price": PRICE}
+    local_server = {"provider": "openai", "base_url": url, "model": "smollm2", "max_tokens": 12, "price": PRICE}
     data: dict[str, object] = {"tiers": {"team": local_server}, "roles": {"chat": {"tier": "team"}}}
     if fallback_from:
         data["tiers"] = {
@@ -111,7 +111,7 @@ async def test_run_role_streams_a_real_answer_with_cost(llama_server: str, isola
     )
     assert answer.text.strip() and len(deltas) > 1 and "".join(deltas) == answer.text
     assert (answer.tier, answer.model) == ("team", "smollm2")
-    assert 0 < answer.usage.completion_tokens <= 24 and answer.usage.prompt_tokens > 0
+    assert 0 < answer.usage.completion_tokens <= 12 and answer.usage.prompt_tokens > 0
     # llama-cpp-python's server sends no usage when streaming: tinyarms counts, and says so.
     step = answer.trace["steps"][0]
     assert step["usage"] == "estimated" and step["price"] == "config"
@@ -143,7 +143,7 @@ def test_tinyarms_ask_and_stats_end_to_end(llama_server: str, env: dict[str, str
 provider = "openai"
 base_url = "{llama_server}"
 model = "smollm2"
-max_tokens = 24
+max_tokens = 12
 temperature = 0.0
 price = {{ input_per_mtok = 3.0, output_per_mtok = 15.0 }}
 

@@ -11,12 +11,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tinyarms import __version__, logs
 
 if TYPE_CHECKING:
-    from tinyarms.config import ConfigInputs
+    from tinyarms.config import Config, ConfigInputs
 
 
 def _inputs(args: argparse.Namespace) -> ConfigInputs:
@@ -213,6 +213,134 @@ def cmd_setup_nvim(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- ask, stats, cache (issue 5: cloud tiers) ---------------------------------------------------
+
+
+def _load_or_report(args: argparse.Namespace) -> Config | None:
+    from tinyarms.config import load_config
+
+    result = load_config(_inputs(args))
+    for problem in result.problems:
+        print(f"{problem.severity}: {problem}", file=sys.stderr)
+    if result.config is None:
+        print("tinyarms: the config has errors (above)", file=sys.stderr)
+    return result.config
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tinyarms.ask import ask_once
+    from tinyarms.config import ROLE_NAMES
+    from tinyarms.tiers import AllTiersFailed
+
+    config = _load_or_report(args)
+    if config is None:
+        return 1
+    if args.role is not None and (args.role not in ROLE_NAMES or args.role == "autocomplete"):
+        print(f"tinyarms: unknown role '{args.role}' (chat, edit or agent)", file=sys.stderr)
+        return 2
+    if args.tier is not None and args.tier not in config.tiers:
+        print(f"tinyarms: unknown tier '{args.tier}' (defined: {', '.join(sorted(config.tiers))})", file=sys.stderr)
+        return 2
+
+    def delta(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def restart(reason: str) -> None:
+        # A terminal cannot unprint: mark the break so two answers never run together.
+        sys.stdout.write(f"\n--- tinyarms: answer restarted ({reason}) ---\n")
+        sys.stdout.flush()
+
+    streaming = not args.json
+    try:
+        decision, answer = asyncio.run(
+            ask_once(
+                config,
+                args.text,
+                role=args.role,
+                tier=args.tier,
+                on_delta=delta if streaming else None,
+                on_restart=restart if streaming else None,
+            )
+        )
+    except AllTiersFailed as exc:
+        print(str(exc), file=sys.stderr)
+        if args.json:
+            print(json.dumps({"error": str(exc), "trace": exc.trace}, indent=2))
+        return 1
+    if args.json:
+        usage = {"prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens}
+        print(
+            json.dumps(
+                {
+                    "text": answer.text,
+                    "tier": answer.tier,
+                    "model": answer.model,
+                    "usage": usage,
+                    "cost_usd": answer.cost_usd,
+                    "decision": decision.to_dict(),
+                    "trace": answer.trace,
+                },
+                indent=2,
+            )
+        )
+    else:
+        sys.stdout.write("\n")
+        print(
+            f"[{decision.role} on {answer.tier} ({answer.model}), {answer.trace['latency_ms']:.0f} ms, "
+            f"${answer.cost_usd:.6f}, cache {answer.trace['cache']}]",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from tinyarms import trace
+
+    try:
+        since = trace.parse_duration(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"tinyarms: {exc}", file=sys.stderr)
+        return 2
+    summary = trace.stats(list(trace.read(since_s=since)))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        sys.stdout.write(trace.format_stats(summary))
+    return 0
+
+
+def cmd_cache_clear(args: argparse.Namespace) -> int:
+    from tinyarms.cache import ResponseCache
+
+    store = ResponseCache()
+    removed = store.clear()
+    print(f"removed {removed} cached answer{'s' if removed != 1 else ''} from {store.path}")
+    return 0
+
+
+def add_cloud_commands(sub: Any) -> None:
+    ask = sub.add_parser("ask", help="route a question, run the role's tier chain, stream the answer")
+    ask.add_argument("text")
+    ask.add_argument("--role", help="skip routing: chat, edit or agent")
+    ask.add_argument("--tier", help="start on this tier (the role's escalate_to chain follows)")
+    ask.add_argument("--json", action="store_true", help="print the answer and the decision trace record as JSON")
+    ask.add_argument("--workspace", metavar="DIR")
+    ask.set_defaults(func=cmd_ask)
+
+    stats = sub.add_parser("stats", help="calls, latency, tokens, cost and errors per role and tier")
+    stats.add_argument("--since", metavar="DURATION", help="only the last DURATION, e.g. 7d, 12h, 30m")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(func=cmd_stats)
+
+    cache = sub.add_parser("cache", help="the response cache")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    clear = cache_sub.add_parser("clear", help="remove every cached answer")
+    clear.set_defaults(func=cmd_cache_clear)
+
+
 # -- parser --------------------------------------------------------------------------------
 
 
@@ -265,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     nvim.add_argument("--lazy", action="store_true", help="a lazy.nvim spec (lua/plugins/tinyarms.lua) instead")
     nvim.add_argument("--python", help="the Python that runs the server (default: this one)")
     nvim.set_defaults(func=cmd_setup_nvim)
+    add_cloud_commands(sub)
 
     # `-v` also after the subcommand (`tinyarms serve -v`), as editors' configs write it.
     for subparser in sub.choices.values():

@@ -51,6 +51,15 @@ class Tier:
 
 
 @define(kw_only=True)
+class Cascade:
+    """When an answer is good enough to stop, or should go up the `escalate_to` chain."""
+
+    max_steps: int = 2  # quality escalations per request (tier failures always fall back)
+    min_mean_logprob: float | None = None  # escalate when the mean token log-prob is below this
+    self_check: bool = False  # ask the same tier a short yes/no "does this answer it?"
+
+
+@define(kw_only=True)
 class Role:
     """A task role runs on one tier and may escalate along a chain of others."""
 
@@ -59,6 +68,7 @@ class Role:
     enabled: bool = True
     max_tokens: int | None = None
     temperature: float | None = None
+    cascade: Cascade = field(factory=lambda: Cascade())
 
 
 @define(kw_only=True)
@@ -80,6 +90,46 @@ class Roles:
 
 
 @define(kw_only=True)
+class Reliability:
+    """Deadlines, retries and cooldowns for every call that goes through tiers.py."""
+
+    deadline_s: float = 120.0  # one request, every tier and retry included
+    connect_timeout_s: float = 5.0
+    backoff_base_s: float = 0.5  # retry n waits up to base * 2**n (full jitter), or Retry-After
+    backoff_max_s: float = 8.0
+    cooldown_failures: int = 3  # consecutive failed attempts before a tier is skipped
+    cooldown_s: float = 30.0
+
+
+@define(kw_only=True)
+class Limit:
+    """USD limits; 0 means no limit."""
+
+    daily_usd: float = 0.0
+    monthly_usd: float = 0.0
+
+
+@define(kw_only=True)
+class Budgets:
+    daily_usd: float = 0.0  # overall, every role; 0 means no limit
+    monthly_usd: float = 0.0
+    roles: dict[str, Limit] = field(factory=dict)
+    warn_at: float = 0.8  # fraction of a limit that logs a warning and marks the trace
+    on_exceeded: Literal["local", "refuse"] = "local"  # fall back to a local tier, or refuse
+
+
+@define(kw_only=True)
+class Cache:
+    """Layer 0: answers reused for identical (or, optionally, near-identical) requests."""
+
+    enabled: bool = True
+    deterministic_only: bool = True  # only when the temperature is 0
+    ttl_s: float = 86400.0
+    semantic: bool = False  # needs an embedder (the router's)
+    semantic_threshold: float = 0.95
+
+
+@define(kw_only=True)
 class Config:
     """The effective config: every layer merged, validated and typed."""
 
@@ -87,6 +137,9 @@ class Config:
     trusted_workspaces: list[str] = field(factory=list)
     tiers: dict[str, Tier] = field(factory=dict)
     roles: Roles = field(factory=Roles)
+    reliability: Reliability = field(factory=Reliability)
+    budgets: Budgets = field(factory=Budgets)
+    cache: Cache = field(factory=Cache)
 
     def tier_for(self, role: str) -> Tier:
         return self.tiers[self.roles.get(role).tier]

@@ -1,0 +1,137 @@
+"""OpenAI-compatible Chat Completions over SSE: OpenAI, vLLM, llama-server, Ollama /v1,
+OpenRouter, LM Studio. `base_url` is the API root (…/v1)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from tinyarms.backends import ChatRequest, Delta, Event, TierError, Usage
+from tinyarms.backends.http import api_key, is_event_stream, open_stream, parse_json, sse
+
+if TYPE_CHECKING:
+    import httpx
+
+    from tinyarms.config import Tier
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def build_messages(request: ChatRequest) -> list[dict[str, str]]:
+    """The file context goes in as a system message after the caller's system text, so the
+    stable part of the prompt stays a prefix (which OpenAI caches automatically)."""
+    messages = list(request.messages)
+    if request.context:
+        at = next((i for i, m in enumerate(messages) if m.get("role") != "system"), len(messages))
+        messages.insert(at, {"role": "system", "content": f"File context:\n{request.context}"})
+    return messages
+
+
+def build_body(tier: Tier, request: ChatRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": tier.model,
+        "messages": build_messages(request),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if request.max_tokens is not None:
+        body["max_tokens"] = request.max_tokens
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.logprobs:
+        body["logprobs"] = True
+    return body
+
+
+async def stream_chat(
+    tier: Tier, name: str, request: ChatRequest, *, client: httpx.AsyncClient
+) -> AsyncIterator[Event]:
+    key = api_key(tier, name)
+    headers = {"accept": "text/event-stream", **request.extra_headers}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    url = (tier.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
+    body = build_body(tier, request)
+    async with open_stream(client, name, url, headers, body, request) as response:
+        if not is_event_stream(response):
+            # Some servers ignore `stream`; a whole JSON completion is fine too.
+            for event in _whole(parse_json((await response.aread()).decode("utf-8", "replace"), name), name):
+                yield event
+            return
+        usage: Usage | None = None
+        finished = False
+        deltas = 0
+        done = False
+        async for _, data in sse(response, name):
+            # Read on to the end of the body after [DONE]: a fully read response returns its
+            # connection to the pool (keep-alive); breaking out would close it.
+            if done:
+                continue
+            if data.strip() == "[DONE]":
+                finished = done = True
+                continue
+            chunk = parse_json(data, name)
+            if not isinstance(chunk, dict):
+                raise TierError("malformed", f"tier '{name}' sent a chunk that is not an object")
+            if "error" in chunk:
+                raise TierError("server", f"tier '{name}' reported an error mid-stream")
+            if isinstance(chunk.get("usage"), dict):
+                usage = _usage(chunk["usage"], name)
+            choices = chunk.get("choices")
+            if not isinstance(choices, list):
+                raise TierError("malformed", f"tier '{name}' sent a chunk without 'choices'")
+            for choice in choices[:1]:
+                delta = choice.get("delta") if isinstance(choice, dict) else None
+                if not isinstance(delta, dict):
+                    raise TierError("malformed", f"tier '{name}' sent a choice without 'delta'")
+                text = delta.get("content")
+                if text is not None and not isinstance(text, str):
+                    raise TierError("malformed", f"tier '{name}' sent non-text content")
+                if text:
+                    deltas += 1
+                    yield Delta(text, *_logprob(choice))
+                if choice.get("finish_reason"):
+                    finished = True
+        if not finished:
+            raise TierError("stream_cut", f"tier '{name}' ended the stream before the answer was finished")
+        yield usage or _estimate(body["messages"], deltas)
+
+
+def _logprob(choice: dict[str, Any]) -> tuple[float | None, int]:
+    content = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
+    if not isinstance(content, list) or not content:
+        return None, 0
+    values = [t.get("logprob") for t in content if isinstance(t, dict)]
+    numbers = [float(v) for v in values if isinstance(v, int | float)]
+    return (sum(numbers), len(numbers)) if numbers else (None, 0)
+
+
+def _estimate(messages: list[dict[str, str]], deltas: int) -> Usage:
+    """Some servers (llama-cpp-python's among them) ignore `stream_options.include_usage`.
+    Their stream sends one token per chunk, and prompts run about 4 characters a token."""
+    chars = sum(len(m.get("content", "")) for m in messages)
+    return Usage(prompt_tokens=-(-chars // 4), completion_tokens=deltas, estimated=True)
+
+
+def _usage(data: dict[str, Any], name: str) -> Usage:
+    try:
+        details = data.get("prompt_tokens_details") or {}
+        return Usage(
+            prompt_tokens=int(data.get("prompt_tokens") or 0),
+            completion_tokens=int(data.get("completion_tokens") or 0),
+            cache_read_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+        )
+    except (TypeError, ValueError):
+        raise TierError("malformed", f"tier '{name}' sent usage that is not numbers") from None
+
+
+def _whole(body: Any, name: str) -> list[Event]:
+    try:
+        message = body["choices"][0]["message"]
+        text = message.get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise TierError("malformed", f"tier '{name}' sent a completion without choices[0].message") from None
+    if not isinstance(text, str):
+        raise TierError("malformed", f"tier '{name}' sent non-text content")
+    usage = _usage(body["usage"], name) if isinstance(body.get("usage"), dict) else Usage()
+    return [Delta(text), usage] if text else [usage]

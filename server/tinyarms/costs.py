@@ -1,0 +1,183 @@
+"""Prices and budgets.
+
+Prices come from the `genai-prices` table (pinned to a release that runs offline on plain
+httpx), a tier's `price` in TOML overrides it, and local tiers cost 0. Spend is kept in a
+small SQLite file in the platformdirs data dir, in WAL mode with short transactions, so
+several servers (several editors) can add to it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from contextlib import AbstractContextManager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import platformdirs
+from attrs import define
+
+from tinyarms import db
+
+if TYPE_CHECKING:
+    from tinyarms.backends import Usage
+    from tinyarms.config import Tier
+    from tinyarms.config.schema import Budgets
+
+log = logging.getLogger(__name__)
+
+PriceSource = Literal["local", "config", "genai-prices", "unknown"]
+
+
+@define
+class Cost:
+    usd: float
+    source: PriceSource
+
+
+def _provider_id(tier: Tier) -> str | None:
+    if tier.provider == "anthropic":
+        return "anthropic"
+    # An OpenAI-compatible server elsewhere (vLLM, OpenRouter, ...) serves other vendors' models.
+    base = (tier.base_url or "https://api.openai.com").lower()
+    return "openai" if "api.openai.com" in base else None
+
+
+def _table_cost(tier: Tier, usage: Usage) -> float | None:
+    """USD from genai-prices for this exact usage (prices can be tiered by prompt length), or None."""
+    try:
+        from genai_prices import Usage as PriceUsage
+        from genai_prices import calc_price
+    except ImportError:
+        return None
+    tokens = PriceUsage(
+        input_tokens=usage.prompt_tokens,  # genai-prices counts cached tokens inside input_tokens, as we do
+        cache_read_tokens=usage.cache_read_tokens or None,
+        cache_write_tokens=usage.cache_write_tokens or None,
+        output_tokens=usage.completion_tokens,
+    )
+    try:
+        return float(calc_price(tokens, model_ref=tier.model, provider_id=_provider_id(tier)).total_price)
+    except (LookupError, ValueError):
+        return None
+
+
+def cost(tier: Tier, usage: Usage) -> Cost:
+    if not tier.is_remote:
+        return Cost(0.0, "local")
+    if tier.price is not None:
+        usd = (
+            usage.prompt_tokens * tier.price.input_per_mtok + usage.completion_tokens * tier.price.output_per_mtok
+        ) / 1_000_000
+        return Cost(usd, "config")
+    table = _table_cost(tier, usage)
+    return Cost(0.0, "unknown") if table is None else Cost(table, "genai-prices")
+
+
+def may_cost(tier: Tier) -> bool:
+    """Whether a call to this tier can spend money (so budgets apply to it)."""
+    if not tier.is_remote:
+        return False
+    if tier.price is not None:
+        return tier.price.input_per_mtok > 0 or tier.price.output_per_mtok > 0
+    return True
+
+
+# -- the ledger ----------------------------------------------------------------------------
+
+
+def ledger_path() -> Path:
+    return platformdirs.user_data_path("tinyarms") / "spend.sqlite"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spend (
+    ts REAL NOT NULL, day TEXT NOT NULL, month TEXT NOT NULL,
+    role TEXT NOT NULL, tier TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, usd REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spend_day ON spend (day, role);
+CREATE INDEX IF NOT EXISTS spend_month ON spend (month, role);
+"""
+
+
+def _connect(path: Path | None = None) -> AbstractContextManager[sqlite3.Connection]:
+    return db.connect(path or ledger_path(), _SCHEMA)
+
+
+def _periods(now: float) -> tuple[str, str]:
+    # Local calendar days and months: that is what a user means by "per day".
+    local = datetime.fromtimestamp(now, timezone.utc).astimezone()
+    return local.strftime("%Y-%m-%d"), local.strftime("%Y-%m")
+
+
+def record(role: str, tier: str, usage: Usage, usd: float, *, path: Path | None = None) -> None:
+    if usd <= 0 and not usage.prompt_tokens and not usage.completion_tokens:
+        return
+    now = time.time()
+    day, month = _periods(now)
+    with _connect(path) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (now, day, month, role, tier, usage.prompt_tokens, usage.completion_tokens, usd),
+        )
+        conn.execute("COMMIT")
+
+
+@define
+class Spent:
+    day: float
+    month: float
+    role_day: float
+    role_month: float
+
+
+def spent(role: str, *, path: Path | None = None, now: float | None = None) -> Spent:
+    day, month = _periods(now or time.time())
+    with _connect(path) as conn:
+        conn.execute("BEGIN")
+        row = conn.execute(
+            "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(CASE WHEN role = ? THEN usd END), 0) FROM spend WHERE day = ?",
+            (role, day),
+        ).fetchone()
+        mrow = conn.execute(
+            "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(CASE WHEN role = ? THEN usd END), 0) "
+            "FROM spend WHERE month = ?",
+            (role, month),
+        ).fetchone()
+        conn.execute("COMMIT")
+    return Spent(day=row[0], month=mrow[0], role_day=row[1], role_month=mrow[1])
+
+
+@define
+class BudgetCheck:
+    exceeded: str | None  # which limit, in words, when one is reached
+    warning: str | None  # which limit is past `warn_at`
+
+
+def check(budgets: Budgets, role: str, *, path: Path | None = None) -> BudgetCheck:
+    """Where this role's spend stands against every limit that applies to it."""
+    limits: list[tuple[str, float, float]] = []
+    role_limit = budgets.roles.get(role)
+    role_limited = role_limit is not None and (role_limit.daily_usd > 0 or role_limit.monthly_usd > 0)
+    if not (budgets.daily_usd > 0 or budgets.monthly_usd > 0 or role_limited):
+        return BudgetCheck(None, None)
+    now = spent(role, path=path)
+    limits += [("daily budget", budgets.daily_usd, now.day), ("monthly budget", budgets.monthly_usd, now.month)]
+    if role_limit:
+        limits += [
+            (f"daily budget of role '{role}'", role_limit.daily_usd, now.role_day),
+            (f"monthly budget of role '{role}'", role_limit.monthly_usd, now.role_month),
+        ]
+    exceeded = warning = None
+    for what, limit, used in limits:
+        if limit <= 0:
+            continue
+        if used >= limit and exceeded is None:
+            exceeded = f"the {what} of ${limit:.2f} is spent (${used:.4f})"
+        elif used >= budgets.warn_at * limit and warning is None:
+            warning = f"{used / limit:.0%} of the {what} of ${limit:.2f} is spent"
+    return BudgetCheck(exceeded, warning)

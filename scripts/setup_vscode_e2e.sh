@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-time setup for the real-editor test (tests/test_vscode_e2e.py): Debian's Chromium and
 # the headers code-server's native modules need, Node 24 (code-server 4.139 needs it),
-# code-server itself, and the extension built and packaged as a VSIX.
+# code-server itself, and the extension built and packaged (vscode-client/tinyarms.vsix).
 #
 # Everything heavy goes into a cache dir (default ~/.cache/tinyarms-e2e) with a stamp per
 # step, so a second run only rebuilds the VSIX when vscode-client/ changed and takes seconds.
@@ -27,8 +27,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  log=$CACHE/apt.log
+  if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    tail -30 "$log" >&2
+    echo "apt-get install failed; full log in $log" >&2
+    exit 1
+  fi
 fi
 
 # --- Node 24, unpacked from the npm package (bin/node + include/node) --------------------
@@ -57,17 +61,16 @@ ln -sfn "$NODE_DIR" "$CACHE/node"
 
 # --- the extension: npm ci, build, package (playwright-core is one of its devDependencies) -
 cd "$REPO/vscode-client"
-hash=$( (cat package.json package-lock.json; find src e2e -type f -newer package.json -o -type f | sort | xargs cat) | sha256sum | cut -c1-16)
 if [ ! -d node_modules ] || [ "$(cat node_modules/.tinyarms-lock 2>/dev/null)" != "$(sha256sum package-lock.json)" ]; then
   step "npm ci (vscode-client)"
   npm ci --no-audit --no-fund --loglevel=error
   sha256sum package-lock.json >node_modules/.tinyarms-lock
 fi
-if [ ! -f "$CACHE/tinyarms.vsix" ] || [ "$(cat "$CACHE/tinyarms.vsix.hash" 2>/dev/null)" != "$hash" ]; then
+VSIX=$REPO/vscode-client/tinyarms.vsix  # per clone, so two checkouts never share one
+if [ ! -f "$VSIX" ] || [ -n "$(find src package.json package-lock.json tsconfig.json esbuild.mjs .vscodeignore README.md -newer "$VSIX" 2>/dev/null | head -1)" ]; then
   step "build and package the VSIX"
   npm run --silent build
-  npm run --silent package -- --out "$CACHE/tinyarms.vsix"
-  echo "$hash" >"$CACHE/tinyarms.vsix.hash"
+  npm run --silent package -- --out "$VSIX"
 fi
 
 echo "e2e setup ready in $CACHE: node $("$NODE_DIR/bin/node" --version), code-server $CODE_SERVER_VERSION, $(/usr/bin/chromium --version 2>/dev/null || echo 'chromium ?')"

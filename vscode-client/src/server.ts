@@ -1,4 +1,6 @@
 // The tinyarms language server process and the LSP client that talks to it.
+import * as readline from "node:readline";
+import type { Readable } from "node:stream";
 import * as vscode from "vscode";
 import { ExecuteCommandRequest, LanguageClient, State } from "vscode-languageclient/node";
 import type { LanguageClientOptions, ServerOptions } from "vscode-languageclient/node";
@@ -61,12 +63,33 @@ export class Server implements vscode.Disposable {
       // (scheme "tinyarms") are left out on purpose.
       documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
       outputChannel: this.log,
+      // Traces go to the same channel; they show when tinyarms.trace.server is on and the
+      // channel's log level is Trace (the gear in the Output view).
+      stdioOptions: { stdout: () => undefined, stderr: (input) => pipeServerLog(input, this.log) },
       // The settings layer travels only by workspace/configuration (the server pulls it
       // before its first config load) and didChangeConfiguration. Sending it in
       // initializationOptions too would make it a floor the server merges under every
       // later change, so a setting the user clears would stay in effect until a restart.
       initializationOptions: { workspaceTrusted: vscode.workspace.isTrusted },
       middleware: {
+        provideInlineCompletionItems: async (document, position, context, token, next) => {
+          // The server answers within its latency budget and, when generation is slower,
+          // keeps generating into its cache ("speculation"). VS Code asks again only on the
+          // next keystroke, so after an empty answer ask again a few times while the user
+          // pauses (typing cancels `token`, which ends this at once).
+          let result = await next(document, position, context, token);
+          for (const delay of REASK_AFTER_EMPTY_MS) {
+            if (hasInlineItems(result) || token.isCancellationRequested) {
+              break;
+            }
+            await sleep(delay, token);
+            if (token.isCancellationRequested) {
+              break;
+            }
+            result = await next(document, position, context, token);
+          }
+          return result;
+        },
         workspace: {
           // The server pulls section "tinyarms": answer with the config layer, not the raw
           // VS Code settings (which also hold client-only keys such as tinyarms.python).
@@ -182,4 +205,58 @@ export class Server implements vscode.Disposable {
   dispose(): void {
     void this.stop();
   }
+}
+
+// The server logs to stderr as "DATE TIME LEVEL logger: message" (tinyarms/logs.py).
+const LOG_LINE = /^\d{4}-\d\d-\d\d [\d:,]+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+): (.*)$/;
+
+/**
+ * Server stderr into the log channel at each record's own level (not all as errors).
+ * tinyarms' own records at info and above also arrive through window/logMessage once the
+ * server runs, so here they go at debug level only, to keep the channel free of doubles.
+ * Anything unformatted (a traceback, a native crash message) is an error.
+ */
+export function pipeServerLog(input: Readable, log: vscode.LogOutputChannel): void {
+  readline.createInterface({ input, crlfDelay: Infinity, terminal: false }).on("line", (line) => {
+    const match = LOG_LINE.exec(line);
+    if (!match) {
+      if (line.trim()) {
+        log.error(line);
+      }
+      return;
+    }
+    const [, level, logger, message] = match;
+    const text = `${logger}: ${message}`;
+    if (level === "DEBUG" || logger.startsWith("tinyarms")) {
+      log.debug(text);
+    } else if (level === "INFO") {
+      log.info(text);
+    } else if (level === "WARNING") {
+      log.warn(text);
+    } else {
+      log.error(text);
+    }
+  });
+}
+
+/** Pauses before asking again after an empty inline answer (about 2 s in all). */
+const REASK_AFTER_EMPTY_MS = [150, 300, 600, 1000];
+
+function hasInlineItems(result: vscode.InlineCompletionItem[] | vscode.InlineCompletionList | null | undefined): boolean {
+  const items = Array.isArray(result) ? result : result?.items;
+  return !!items && items.length > 0;
+}
+
+function sleep(ms: number, token: vscode.CancellationToken): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      listener.dispose();
+      resolve();
+    }, ms);
+    const listener = token.onCancellationRequested(() => {
+      clearTimeout(timer);
+      listener.dispose();
+      resolve();
+    });
+  });
 }

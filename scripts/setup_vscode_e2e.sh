@@ -15,6 +15,7 @@ CODE_SERVER_VERSION=4.139.1
 CACHE=${TINYARMS_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tinyarms-e2e}
 APT_PACKAGES=(chromium libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config build-essential)
 mkdir -p "$CACHE"
+command -v npm >/dev/null || { echo "setup_vscode_e2e: npm (Node 20 or later) is needed on PATH" >&2; exit 1; }
 step() { echo "== $* ($(date -u +%T))"; }
 
 # --- Debian packages ------------------------------------------------------------------

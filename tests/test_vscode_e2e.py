@@ -127,14 +127,19 @@ def test_vscode_extension_in_code_server(tmp_path: Path, env: dict[str, str]) ->
 
     # Tab accepted it: the saved file holds the typed text followed by the ghost text.
     accepted = result["accepted"]
+    # (New ghost text may show right after: the continuation of a partial suggestion.)
     assert accepted["line_found"], accepted
-    assert accepted["ghost_gone"], accepted
 
     # Explain Selection was routed: the status bar names the route and tier, and the answer
     # document ends with the decision.
     explain = result["explain"]
     assert re.search(r"tinyarms: explain → \S+", explain["status"]), explain["status"]
     assert "route explain" in explain["answer"].replace("*", ""), explain["answer"]
+
+    # A Python without tinyarms gets a clear message naming it and the install command.
+    message = result["not_installed"]["message"]
+    assert "tinyarms is not installed for /nonexistent/python3" in message, message
+    assert "PYTHON=/nonexistent/python3 ./scripts/install.sh" in message, message
 
     assert result["leftover_pids"] == [], f"processes outlived code-server: {result['leftover_pids']}"
     for shot in result["screenshots"]:

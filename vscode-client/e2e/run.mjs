@@ -48,11 +48,13 @@ const result = {
   accepted: null,
   explain: null,
   config: null,
+  not_installed: null,
   status_texts: [],
   leftover_pids: [],
   logs: {},
 };
 const children = [];
+const MISSING_PYTHON = "/nonexistent/python3";
 
 function need(name) {
   const value = process.env[name];
@@ -528,7 +530,7 @@ async function main() {
       expected_line: expectedLine,
       line_found: hasLine(saved),
       tail: saved.split("\n").slice(-6),
-      ghost_gone: !(await ghostText(page)).present,
+      ghost_after_accept: (await ghostText(page)).inline.replace(/\u00a0/g, " "),
     };
     await shot(page, "04-accepted");
 
@@ -571,6 +573,15 @@ async function main() {
     result.timings_ms.explain_answer = Date.now() - explainStarted;
     result.explain = { status, answer: answer.slice(-3000) };
     await shot(page, "05-explain");
+
+    // A Python without tinyarms: a clear message with the install command, never silence.
+    // Changing tinyarms.python restarts the server with the new interpreter.
+    writeJson(path.join(dirs.userData, "Machine", "settings.json"), { "tinyarms.python": MISSING_PYTHON });
+    await waitForStatus(page, (t) => /tinyarms: not running/.test(t), '"tinyarms: not running"', 60_000);
+    const toast = page.locator(".notification-toast", { hasText: "tinyarms is not installed" }).first();
+    await toast.waitFor({ timeout: bounded(30_000) });
+    result.not_installed = { message: (await toast.innerText()).replace(/\u00a0/g, " ") };
+    await shot(page, "06-not-installed");
     result.ok = true;
   } catch (err) {
     result.error = err instanceof Error ? `${err.message}\n${err.stack}` : String(err);

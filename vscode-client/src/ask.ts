@@ -120,7 +120,7 @@ export class Asker {
     const name = path.basename(editor.document.uri.path);
     await this.ask({
       text: `/explain this code from ${name}:\n${fenced(editor, editor.selection)}`,
-      title: `Explain ${name}:${editor.selection.start.line + 1}-${editor.selection.end.line + 1}`,
+      title: `Explain ${name}:${lines(editor.selection)}`,
       editor,
       selection: editor.selection,
     });
@@ -188,6 +188,13 @@ function requireSelection(what: string): vscode.TextEditor | undefined {
     return undefined;
   }
   return editor;
+}
+
+/** "4-7" for a selection from line 4 to the start of line 8 (1-based, as shown). */
+function lines(selection: vscode.Selection): string {
+  const { start, end } = selection;
+  const last = end.character === 0 && end.line > start.line ? end.line : end.line + 1;
+  return `${start.line + 1}-${last}`;
 }
 
 function fenced(editor: vscode.TextEditor, selection: vscode.Selection): string {

@@ -86,7 +86,7 @@ export function runCli(python: string, args: string[], env: NodeJS.ProcessEnv, c
   });
 }
 
-/** What to run to install tinyarms for this interpreter (scripts/install.sh builds llama.cpp portably). */
+/** What installs tinyarms for this interpreter: scripts/install.sh builds llama.cpp portably. */
 export function installCommand(python: string): string {
-  return `PYTHON=${python} ./scripts/install.sh   # in a clone of tinyarms; or: ${python} -m pip install tinyarms`;
+  return `PYTHON=${python} ./scripts/install.sh`;
 }

@@ -144,7 +144,7 @@ export class Server implements vscode.Disposable {
     const command = installCommand(interpreter.command);
     const message =
       `tinyarms is not installed for ${interpreter.command} (${interpreter.source}). ` +
-      `Install it with: ${command}. Or set "tinyarms.python" to a Python that has it.`;
+      `Install it from a tinyarms clone with: ${command}, or set tinyarms.python to a Python that has it.`;
     this.log.error(`${message}\n${detail}`);
     this.status.failed(message);
     void vscode.window.showErrorMessage(message, "Copy install command", "Set tinyarms.python", "Show log").then(
@@ -239,8 +239,8 @@ export function pipeServerLog(input: Readable, log: vscode.LogOutputChannel): vo
   });
 }
 
-/** Pauses before asking again after an empty inline answer (about 2 s in all). */
-const REASK_AFTER_EMPTY_MS = [150, 300, 600, 1000];
+/** Pauses before asking again after an empty inline answer (2.5 s in all). */
+const REASK_AFTER_EMPTY_MS = [100, 200, 300, 400, 500, 500, 500];
 
 function hasInlineItems(result: vscode.InlineCompletionItem[] | vscode.InlineCompletionList | null | undefined): boolean {
   const items = Array.isArray(result) ? result : result?.items;

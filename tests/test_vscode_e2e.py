@@ -136,6 +136,13 @@ def test_vscode_extension_in_code_server(tmp_path: Path, env: dict[str, str]) ->
     assert re.search(r"tinyarms: explain → \S+", explain["status"]), explain["status"]
     assert "route explain" in explain["answer"].replace("*", ""), explain["answer"]
 
+    # Clicking the status bar item opens the menu; its toggle turns autocomplete off and on.
+    off, on = result["toggle"]
+    menu = " | ".join(off["menu"])
+    for entry in ("Show effective config", "Open user config", "Decision trace and stats", "Toggle autocomplete"):
+        assert entry in menu, menu
+    assert "autocomplete off" in off["status"] and "autocomplete off" not in on["status"], result["toggle"]
+
     # A Python without tinyarms gets a clear message naming it and the install command.
     message = result["not_installed"]["message"]
     assert "tinyarms is not installed for /nonexistent/python3" in message, message

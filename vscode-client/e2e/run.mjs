@@ -49,6 +49,7 @@ const result = {
   explain: null,
   config: null,
   not_installed: null,
+  toggle: null,
   status_texts: [],
   leftover_pids: [],
   logs: {},
@@ -574,6 +575,27 @@ async function main() {
     result.explain = { status, answer: answer.slice(-3000) };
     await shot(page, "05-explain");
 
+    // The status bar item opens the tinyarms menu; toggle autocomplete off and on again.
+    const toggled = [];
+    for (let i = 0; i < 2; i++) {
+      await statusItem(page).click();
+      await page.locator(".quick-input-widget input").waitFor({ state: "visible", timeout: bounded(10_000) });
+      const menu = await page.locator(".quick-input-list .monaco-list-row").allInnerTexts();
+      await page.locator(".quick-input-list .monaco-list-row", { hasText: "Toggle autocomplete" }).first().click();
+      const off = i === 0;
+      const text = await waitForStatus(
+        page,
+        (t) => /autocomplete off/.test(t) === off,
+        off ? '"autocomplete off"' : "autocomplete on again",
+        30_000,
+      );
+      toggled.push({ menu: menu.map((m) => m.replace(/\s+/g, " ").trim()), status: text });
+      if (off) {
+        await shot(page, "06-autocomplete-off");
+      }
+    }
+    result.toggle = toggled;
+
     // A Python without tinyarms: a clear message with the install command, never silence.
     // Changing tinyarms.python restarts the server with the new interpreter.
     writeJson(path.join(dirs.userData, "Machine", "settings.json"), { "tinyarms.python": MISSING_PYTHON });
@@ -581,7 +603,7 @@ async function main() {
     const toast = page.locator(".notification-toast", { hasText: "tinyarms is not installed" }).first();
     await toast.waitFor({ timeout: bounded(30_000) });
     result.not_installed = { message: (await toast.innerText()).replace(/\u00a0/g, " ") };
-    await shot(page, "06-not-installed");
+    await shot(page, "07-not-installed");
     result.ok = true;
   } catch (err) {
     result.error = err instanceof Error ? `${err.message}\n${err.stack}` : String(err);

@@ -7,7 +7,7 @@ import * as vscode from "vscode";
 
 import { Asker } from "./ask";
 import { Documents, SCHEME } from "./documents";
-import { runCli } from "./python";
+import { runCli, tracePath } from "./python";
 import { Server } from "./server";
 import { affectsLayer, needsRestart } from "./settings";
 import { StatusItem } from "./status";
@@ -95,10 +95,24 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     await docs.open(docs.create("stats.md", text));
   };
 
+  const openTrace = async () => {
+    const file = await tracePath(srv.interpreter?.command ?? "python3", srv.env());
+    if (!file) {
+      void vscode.window.showInformationMessage("tinyarms: this version of tinyarms keeps no decision trace.");
+      return;
+    }
+    try {
+      await fs.access(file);
+    } catch {
+      void vscode.window.showInformationMessage(`tinyarms: no decision trace yet (${file}); ask something first.`);
+      return;
+    }
+    await vscode.window.showTextDocument(vscode.Uri.file(file), { preview: true });
+  };
+
   const toggleAutocomplete = async () => {
-    const result = await srv.execute<{ enabled: boolean }>("tinyarms.toggleAutocomplete", {
-      enabled: !autocompleteEnabled,
-    });
+    // No argument: the server flips its own state (the config may have started it off).
+    const result = await srv.execute<{ enabled: boolean }>("tinyarms.toggleAutocomplete", {});
     autocompleteEnabled = result.enabled;
     status.setAutocomplete(autocompleteEnabled);
     void vscode.window.showInformationMessage(`tinyarms: autocomplete ${autocompleteEnabled ? "on" : "off"}`);
@@ -118,9 +132,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       },
       { label: "$(file) Open user config", description: "config.toml", run: openUserConfig },
       { label: "$(graph) Decision trace and stats", description: "last decision, per-tier figures", run: showStats },
+      { label: "$(list-flat) Open decision trace file", description: "one JSON line per request", run: openTrace },
       {
-        label: autocompleteEnabled ? "$(circle-slash) Turn autocomplete off" : "$(check) Turn autocomplete on",
-        description: "this session",
+        label: "$(sparkle) Toggle autocomplete",
+        description: autocompleteEnabled ? "on now" : "off now",
         run: toggleAutocomplete,
       },
       { label: "$(debug-restart) Restart server", run: restart },
@@ -143,6 +158,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     command("tinyarms.showConfig", showConfig),
     command("tinyarms.openUserConfig", openUserConfig),
     command("tinyarms.showStats", showStats),
+    command("tinyarms.openTrace", openTrace),
     command("tinyarms.toggleAutocomplete", toggleAutocomplete),
     command("tinyarms.restartServer", restart),
     command("tinyarms.showMenu", menu),

@@ -86,6 +86,18 @@ export function runCli(python: string, args: string[], env: NodeJS.ProcessEnv, c
   });
 }
 
+/** Where the installed tinyarms writes its decision trace (JSONL), if this version has one. */
+export function tracePath(python: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    execFile(
+      python,
+      ["-c", "from tinyarms.trace import trace_path; print(trace_path())"],
+      { env, timeout: 30_000 },
+      (err, stdout) => resolve(err ? undefined : stdout.trim() || undefined),
+    );
+  });
+}
+
 /** What installs tinyarms for this interpreter: scripts/install.sh builds llama.cpp portably. */
 export function installCommand(python: string): string {
   return `PYTHON=${python} ./scripts/install.sh`;

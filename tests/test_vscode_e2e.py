@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SERVER_DIR
 
 CLIENT = REPO / "vscode-client"
 CACHE = Path(os.environ.get("TINYARMS_E2E_CACHE") or Path.home() / ".cache" / "tinyarms-e2e")
@@ -55,10 +55,23 @@ def tail(path: str, lines: int = 40) -> str:
         return f"({exc})"
 
 
-def run_editor(tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:
+def e2e_env() -> dict[str, str]:
+    """Like conftest's `env`, for a module-scoped run; the runner isolates XDG_* itself."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TINYARMS_")}
+    pythonpath = os.pathsep.join([str(SERVER_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(PYTHONPATH=pythonpath, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return env
+
+
+@pytest.fixture(scope="module")
+def editor(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One editor session for the whole module (about a minute once set up); its JSON result."""
+    check_setup()
+    tmp_path = tmp_path_factory.mktemp("vscode-e2e")
     work = tmp_path / "e2e"
     work.mkdir()
     artifacts = Path(os.environ.get("TINYARMS_E2E_ARTIFACTS") or tmp_path / "screenshots")
+    env = e2e_env()
     server_path = os.environ.get("TINYARMS_E2E_SERVER_PATH") or env["PYTHONPATH"]
     run_env = dict(
         env,
@@ -96,24 +109,34 @@ def run_editor(tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:
     print("screenshots:\n  " + "\n  ".join(result.get("screenshots", [])))
     print(f"timings (ms): {json.dumps(result.get('timings_ms'))}")
     if result.get("error"):
-        logs = result.get("logs", {})
-        details = [f"--- tinyarms log: {path}\n{tail(path)}" for path in logs.get("tinyarms", [])]
-        if logs.get("code_server"):
-            details.append(f"--- code-server: {logs['code_server']}\n{tail(logs['code_server'], 20)}")
-        pytest.fail(f"e2e failed: {result['error']}\n" + "\n".join(details), pytrace=False)
+        pytest.fail(f"the editor or the server never got ready: {result['error']}\n{logs(result)}", pytrace=False)
     return result
 
 
-def test_vscode_extension_in_code_server(tmp_path: Path, env: dict[str, str]) -> None:
-    check_setup()
-    result = run_editor(tmp_path, env)
+def logs(result: dict[str, Any]) -> str:
+    paths = result.get("logs", {})
+    details = [f"--- tinyarms log: {path}\n{tail(path)}" for path in paths.get("tinyarms", [])]
+    if paths.get("code_server"):
+        details.append(f"--- code-server: {paths['code_server']}\n{tail(paths['code_server'], 20)}")
+    return "\n".join(details)
 
-    # The editor-settings layer reached the server: tinyarms.roles.chat.tier from settings.json.
-    line = result["config"]["editor_settings_line"]
-    assert re.match(r'tier = "local"\s+# editor settings', line), result["config"]["text"]
 
-    # Ghost text from the real embedded model, the first one (model loading) and warm ones.
-    ghost = result["ghost"]
+def step(result: dict[str, Any], name: str, key: str) -> Any:
+    """The result of one step, or a failure with that step's error and the logs."""
+    if error := result["errors"].get(name):
+        pytest.fail(f"step {name} failed: {error}\n{logs(result)}", pytrace=False)
+    assert result[key] is not None, f"step {name} did not run"
+    return result[key]
+
+
+def test_settings_reach_the_server_as_editor_settings(editor: dict[str, Any]) -> None:
+    # tinyarms.roles.chat.tier from settings.json, in tinyarms.showConfig's explained TOML.
+    config = step(editor, "config", "config")
+    assert re.match(r'tier = "local"\s+# editor settings', config["editor_settings_line"]), config["text"]
+
+
+def test_ghost_text_from_the_embedded_model_and_tab_accepts_it(editor: dict[str, Any]) -> None:
+    ghost = step(editor, "completions", "ghost")
     assert ghost["cold"]["ghost_inline"].strip() or ghost["cold"]["ghost_lines"], ghost["cold"]
     for sample in ghost["warm"]:
         assert sample["ghost_inline"].strip() or sample["ghost_lines"], sample
@@ -124,30 +147,35 @@ def test_vscode_extension_in_code_server(tmp_path: Path, env: dict[str, str]) ->
         + f"; median {ghost['keystroke_to_ghost_median_ms']}; first (model loading) "
         + f"{ghost['cold']['since_typing_done_ms']} after typing"
     )
-
     # Tab accepted it: the saved file holds the typed text followed by the ghost text.
-    accepted = result["accepted"]
     # (New ghost text may show right after: the continuation of a partial suggestion.)
+    accepted = editor["accepted"]
     assert accepted["line_found"], accepted
 
-    # Explain Selection was routed: the status bar names the route and tier, and the answer
-    # document ends with the decision.
-    explain = result["explain"]
-    assert re.search(r"tinyarms: explain → \S+", explain["status"]), explain["status"]
+
+def test_explain_selection_is_routed(editor: dict[str, Any]) -> None:
+    # The status bar names the route and tier; the answer document ends with the decision.
+    explain = step(editor, "explain", "explain")
+    assert re.search(r"tinyarms: explain → \S+", explain["status"]), explain
     assert "route explain" in explain["answer"].replace("*", ""), explain["answer"]
 
-    # Clicking the status bar item opens the menu; its toggle turns autocomplete off and on.
-    off, on = result["toggle"]
+
+def test_status_bar_menu_toggles_autocomplete(editor: dict[str, Any]) -> None:
+    off, on = step(editor, "toggle", "toggle")
     menu = " | ".join(off["menu"])
     for entry in ("Show effective config", "Open user config", "Decision trace and stats", "Toggle autocomplete"):
         assert entry in menu, menu
-    assert "autocomplete off" in off["status"] and "autocomplete off" not in on["status"], result["toggle"]
+    assert "autocomplete off" in off["status"] and "autocomplete off" not in on["status"], (off, on)
 
-    # A Python without tinyarms gets a clear message naming it and the install command.
-    message = result["not_installed"]["message"]
+
+def test_missing_tinyarms_gets_a_clear_message(editor: dict[str, Any]) -> None:
+    message = step(editor, "not_installed", "not_installed")["message"]
     assert "tinyarms is not installed for /nonexistent/python3" in message, message
     assert "PYTHON=/nonexistent/python3 ./scripts/install.sh" in message, message
 
-    assert result["leftover_pids"] == [], f"processes outlived code-server: {result['leftover_pids']}"
-    for shot in result["screenshots"]:
+
+def test_no_process_outlives_the_editor_and_screenshots_exist(editor: dict[str, Any]) -> None:
+    assert editor["leftover_pids"] == [], f"processes outlived code-server: {editor['leftover_pids']}"
+    assert editor["screenshots"]
+    for shot in editor["screenshots"]:
         assert Path(shot).stat().st_size > 10_000, shot

@@ -82,7 +82,9 @@ export class Asker {
         this.docs.append(uri, result.text);
       }
       if (result?.decision) {
-        this.docs.append(uri, `\n\n---\n${describe(result.decision)}\n`);
+        // An answer cut off inside a code block (max_tokens) would swallow the footer.
+        const unclosed = (this.docs.text(uri).match(/^```/gm) ?? []).length % 2 === 1;
+        this.docs.append(uri, `${unclosed ? "\n```" : ""}\n\n---\n${describe(result.decision)}\n`);
         this.status.update({ kind: "decision", elapsed_ms: 0, ...result.decision });
       }
       return { result, uri };

@@ -175,7 +175,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   );
 
   // Do not block activation on Python start-up.
-  void srv.start();
+  void srv.restart();
 }
 
 export async function deactivate(): Promise<void> {

@@ -21,6 +21,7 @@ export class Server implements vscode.Disposable {
   private client?: LanguageClient;
   interpreter?: Interpreter;
   private readonly streams = new Map<string, (event: StreamEvent) => void>();
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly log: vscode.LogOutputChannel,
@@ -172,9 +173,14 @@ export class Server implements vscode.Disposable {
     }
   }
 
-  async restart(): Promise<boolean> {
-    await this.stop();
-    return this.start();
+  /** Stop, then start again; calls queue up, so two restarts never race to two servers. */
+  restart(): Promise<boolean> {
+    const run = this.queue.then(async () => {
+      await this.stop();
+      return this.start();
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   /** workspace/executeCommand with one JSON object argument (or none). */

@@ -25,7 +25,7 @@ export class StatusItem implements vscode.Disposable {
   private autocompleteOff = false;
 
   constructor() {
-    this.item = vscode.window.createStatusBarItem("tinyarms.status", vscode.StatusBarAlignment.Right, 100);
+    this.item = vscode.window.createStatusBarItem("status", vscode.StatusBarAlignment.Right, 100);
     this.item.name = "tinyarms";
     this.item.command = "tinyarms.showMenu";
     this.starting();

@@ -53,10 +53,12 @@ export class Server implements vscode.Disposable {
     }
     this.log.info(`tinyarms ${probe.version} found; starting ${interpreter.command} -m tinyarms serve`);
 
+    // -v: the server's info log (config loaded, model ready) belongs in the log channel,
+    // which filters by its own level; a verbose trace adds the server's debug log.
     const verbose = vscode.workspace.getConfiguration("tinyarms").get<string>("trace.server") === "verbose";
     const serverOptions: ServerOptions = {
       command: interpreter.command,
-      args: ["-m", "tinyarms", "serve", ...(verbose ? ["-v"] : [])],
+      args: ["-m", "tinyarms", "serve", verbose ? "-vv" : "-v"],
       options: { env: this.env(), cwd: this.cwd() },
     };
     const clientOptions: LanguageClientOptions = {

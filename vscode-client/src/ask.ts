@@ -80,6 +80,8 @@ export class Asker {
       );
       if (!streamed && result?.text) {
         this.docs.append(uri, result.text);
+      } else if (!streamed) {
+        this.docs.append(uri, "_(no answer text: the server reported the decision only)_");
       }
       if (result?.decision) {
         // An answer cut off inside a code block (max_tokens) would swallow the footer.

@@ -1,0 +1,181 @@
+"""The VS Code extension in a real VS Code (code-server) in a real browser (Debian's Chromium).
+
+vscode-client/e2e/run.mjs drives the editor with playwright-core and prints one JSON line;
+this test runs it and asserts on that. It needs `scripts/setup_vscode_e2e.sh` (run by
+.ci/run); without it the test fails and says so, it never skips.
+
+TINYARMS_E2E_SERVER_PATH, when set, replaces the repo's server/ on the language server's
+PYTHONPATH (to try the extension against another branch's server work in progress).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import REPO, SERVER_DIR
+
+CLIENT = REPO / "vscode-client"
+CACHE = Path(os.environ.get("TINYARMS_E2E_CACHE") or Path.home() / ".cache" / "tinyarms-e2e")
+VSIX = CLIENT / "tinyarms.vsix"
+BUDGET_S = 420  # the runner's own bound on every wait; the subprocess gets a margin on top
+SETUP_HINT = "run ./scripts/setup_vscode_e2e.sh first (CI's .ci/run does)"
+
+
+def check_setup() -> None:
+    needed = {
+        "Node 24": CACHE / "node" / "bin" / "node",
+        "code-server": CACHE / "code-server",
+        "the packaged extension": VSIX,
+        "playwright-core": CLIENT / "node_modules" / "playwright-core",
+        "Chromium": Path("/usr/bin/chromium"),
+    }
+    missing = [f"{what} ({path})" for what, path in needed.items() if not path.exists()]
+    if missing:
+        pytest.fail(f"real-editor test setup missing: {', '.join(missing)}; {SETUP_HINT}", pytrace=False)
+    vsix = VSIX.stat().st_mtime
+    sources = [p for p in (CLIENT / "src").rglob("*") if p.is_file()] + [CLIENT / "package.json"]
+    stale = [str(p.relative_to(REPO)) for p in sources if p.stat().st_mtime > vsix]
+    if stale:
+        pytest.fail(f"the packaged extension is older than {', '.join(stale)}; {SETUP_HINT}", pytrace=False)
+
+
+def tail(path: str, lines: int = 40) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"({exc})"
+
+
+def e2e_env() -> dict[str, str]:
+    """Like conftest's `env`, for a module-scoped run; the runner isolates XDG_* itself."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TINYARMS_")}
+    pythonpath = os.pathsep.join([str(SERVER_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(PYTHONPATH=pythonpath, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return env
+
+
+@pytest.fixture(scope="module")
+def editor(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One editor session for the whole module (about a minute once set up); its JSON result."""
+    check_setup()
+    tmp_path = tmp_path_factory.mktemp("vscode-e2e")
+    work = tmp_path / "e2e"
+    work.mkdir()
+    artifacts = Path(os.environ.get("TINYARMS_E2E_ARTIFACTS") or tmp_path / "screenshots")
+    env = e2e_env()
+    server_path = os.environ.get("TINYARMS_E2E_SERVER_PATH") or env["PYTHONPATH"]
+    run_env = dict(
+        env,
+        E2E_CACHE=str(CACHE),
+        E2E_WORKDIR=str(work),
+        E2E_PYTHON=sys.executable,
+        E2E_VSIX=str(VSIX),
+        E2E_PYTHONPATH=server_path,
+        E2E_ARTIFACTS=str(artifacts),
+        E2E_TIMEOUT_S=str(BUDGET_S),
+    )
+    node = str(CACHE / "node" / "bin" / "node")
+    proc = subprocess.Popen(
+        [node, "e2e/run.mjs"],
+        cwd=CLIENT,
+        env=run_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=BUDGET_S + 90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"e2e runner hung past {BUDGET_S + 90} s; its log:\n{err[-4000:]}")
+    sys.stderr.write(err)  # the runner's step log, shown by pytest on failure
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    assert lines, f"e2e runner printed no result (exit {proc.returncode}):\n{out[-2000:]}\n{err[-4000:]}"
+    result: dict[str, Any] = json.loads(lines[-1])
+    artifacts.mkdir(parents=True, exist_ok=True)
+    (artifacts / "result.json").write_text(json.dumps(result, indent=2))
+    print(f"\ne2e result: {artifacts / 'result.json'}")
+    print("screenshots:\n  " + "\n  ".join(result.get("screenshots", [])))
+    print(f"timings (ms): {json.dumps(result.get('timings_ms'))}")
+    if result.get("error"):
+        pytest.fail(f"the editor or the server never got ready: {result['error']}\n{logs(result)}", pytrace=False)
+    return result
+
+
+def logs(result: dict[str, Any]) -> str:
+    paths = result.get("logs", {})
+    details = [f"--- tinyarms log: {path}\n{tail(path)}" for path in paths.get("tinyarms", [])]
+    if paths.get("code_server"):
+        details.append(f"--- code-server: {paths['code_server']}\n{tail(paths['code_server'], 20)}")
+    return "\n".join(details)
+
+
+def step(result: dict[str, Any], name: str, key: str) -> Any:
+    """The result of one step, or a failure with that step's error and the logs."""
+    if error := result["errors"].get(name):
+        pytest.fail(f"step {name} failed: {error}\n{logs(result)}", pytrace=False)
+    assert result[key] is not None, f"step {name} did not run"
+    return result[key]
+
+
+def test_settings_reach_the_server_as_editor_settings(editor: dict[str, Any]) -> None:
+    # tinyarms.roles.chat.tier from settings.json, in tinyarms.showConfig's explained TOML.
+    config = step(editor, "config", "config")
+    assert re.match(r'tier = "local"\s+# editor settings', config["editor_settings_line"]), config["text"]
+
+
+def test_ghost_text_from_the_embedded_model_and_tab_accepts_it(editor: dict[str, Any]) -> None:
+    ghost = step(editor, "completions", "ghost")
+    assert ghost["cold"]["ghost_inline"].strip() or ghost["cold"]["ghost_lines"], ghost["cold"]
+    for sample in ghost["warm"]:
+        assert sample["ghost_inline"].strip() or sample["ghost_lines"], sample
+        assert sample["keystroke_to_ghost_ms"] is not None, sample
+    print(
+        "keystroke to ghost text (ms): "
+        + ", ".join(str(s["keystroke_to_ghost_ms"]) for s in ghost["warm"])
+        + f"; median {ghost['keystroke_to_ghost_median_ms']}; first (model loading) "
+        + f"{ghost['cold']['since_typing_done_ms']} after typing"
+    )
+    # Tab accepted it: the saved file holds the typed text followed by the ghost text.
+    # (New ghost text may show right after: the continuation of a partial suggestion.)
+    accepted = editor["accepted"]
+    assert accepted["line_found"], accepted
+
+
+def test_explain_selection_is_routed(editor: dict[str, Any]) -> None:
+    # The status bar names the route and tier; the answer document ends with the decision.
+    explain = step(editor, "explain", "explain")
+    assert re.search(r"tinyarms: explain → \S+", explain["status"]), explain
+    assert "route explain" in explain["answer"].replace("*", ""), explain["answer"]
+
+
+def test_status_bar_menu_toggles_autocomplete(editor: dict[str, Any]) -> None:
+    off, on = step(editor, "toggle", "toggle")
+    menu = " | ".join(off["menu"])
+    for entry in ("Show effective config", "Open user config", "Decision trace and stats", "Toggle autocomplete"):
+        assert entry in menu, menu
+    assert "autocomplete off" in off["status"] and "autocomplete off" not in on["status"], (off, on)
+
+
+def test_missing_tinyarms_gets_a_clear_message(editor: dict[str, Any]) -> None:
+    message = step(editor, "not_installed", "not_installed")["message"]
+    assert "tinyarms is not installed for /nonexistent/python3" in message, message
+    assert "PYTHON=/nonexistent/python3 ./scripts/install.sh" in message, message
+
+
+def test_no_process_outlives_the_editor_and_screenshots_exist(editor: dict[str, Any]) -> None:
+    assert editor["leftover_pids"] == [], f"processes outlived code-server: {editor['leftover_pids']}"
+    assert editor["screenshots"]
+    for shot in editor["screenshots"]:
+        assert Path(shot).stat().st_size > 10_000, shot

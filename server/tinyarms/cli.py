@@ -17,6 +17,7 @@ from tinyarms import __version__, logs
 
 if TYPE_CHECKING:
     from tinyarms.config import ConfigInputs
+    from tinyarms.router import Router
 
 
 def _inputs(args: argparse.Namespace) -> ConfigInputs:
@@ -113,7 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- route / router (the semantic command router) ------------------------------------------
 
 
-def _load_router(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load_router(args: argparse.Namespace) -> Router | None:
     from tinyarms.config import load_config
     from tinyarms.router import load_router
 
@@ -204,7 +205,7 @@ def cmd_router_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_router_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_router_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     route = sub.add_parser("route", help="route a request: which route, role and tier, and why")
     route.add_argument("text", nargs="*", help="the request; none: one request per line on stdin, JSON out")
     route.add_argument("--json", action="store_true", help="print the decision as JSON")

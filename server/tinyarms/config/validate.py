@@ -52,6 +52,16 @@ for _kind in _TYPE_NAMES:
     converter.register_structure_hook(_kind, _strict(_kind))
 
 
+def _string_list(value: Any, _: Any) -> list[str]:
+    # cattrs would turn "abc" into ["a", "b", "c"]; a list of strings must be a TOML array.
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of strings, got {_describe(value)}")
+    return [_strict(str)(item, str) for item in value]
+
+
+converter.register_structure_hook_func(lambda tp: tp == list[str], _string_list)
+
+
 def dotted(path: KeyPath) -> str:
     return ".".join(path)
 

@@ -151,13 +151,10 @@ def main() -> int:
     probe = texts[:60]
     for name, backend, threads in (("torch-1-thread", "torch", 1), ("torch-2-threads", "torch", 2),
                                    ("onnx-fp32", "onnx", 1), ("onnx-int8", "onnx-int8", 1)):  # fmt: skip
-        enc = torch_encoder if (backend, threads) == ("torch", 1) else load_encoder(config.router.encoder, backend, threads)
+        same = (backend, threads) == ("torch", 1)
+        enc = torch_encoder if same else load_encoder(config.router.encoder, backend, threads)
         enc.encode(probe[:5])
         encoders[name] = percentiles(timed(lambda t, e=enc: e.encode([t]), probe, rounds=2))
-    import torch
-
-    torch.set_num_threads(1)
-
     ours = percentiles(latency)
     report: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)},

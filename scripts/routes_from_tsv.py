@@ -29,7 +29,8 @@ def main() -> int:
     for route in sorted({label for label, _ in rows} - {"none"}):
         utterances = [t for label, t in rows if label == route]
         pattern = rf"(\[routes\.{route}\]\n(?:[^\[\n][^\n]*\n)*?)utterances = \[\n.*?\n\]"
-        text, count = re.subn(pattern, lambda m, u=utterances: f"{m.group(1)}utterances = {toml_list(u)}", text, flags=re.S)  # type: ignore[misc]
+        new = toml_list(utterances)
+        text, count = re.subn(pattern, lambda m, new=new: f"{m.group(1)}utterances = {new}", text, flags=re.S)
         if count != 1:
             print(f"no [routes.{route}] with an utterances list in {base}", file=sys.stderr)
             return 1

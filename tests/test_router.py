@@ -222,3 +222,12 @@ def test_load_router_from_config(tmp_path: Path) -> None:
     config = config_from(tmp_path).config
     assert config is not None
     assert load_router(config).route("/review").route == "review"
+
+
+def test_router_can_be_switched_off(encoder: Encoder, tmp_path: Path) -> None:
+    config = config_from(tmp_path, "[router]\nenabled = false\n").config
+    assert config is not None
+    router = Router(config, encoder)
+    off = router.route("write unit tests for the parser")
+    assert (off.route, off.stage, off.role) == (None, "fallback", "chat")
+    assert router.route("/test").route == "test"  # a slash command still names its route

@@ -103,6 +103,8 @@ class Router:
             if slash.route is None:
                 return self._decision(None, 1.0, 1.0, "explicit", slash.reason)
             return self._decision(slash.route, 1.0, 1.0, "explicit", slash.reason)
+        if not self.config.router.enabled:
+            return self._fallback("routing is off (router.enabled = false)", 0.0, 0.0)
         key = clean.lower()
         with self._lock:
             cached = self._cache.get(key)

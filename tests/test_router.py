@@ -154,6 +154,15 @@ def test_broken_routes_section_reports_its_line(tmp_path: Path) -> None:
     assert any(line == 6 and "backend" in msg for line, msg in messages), messages
 
 
+def test_routes_must_name_known_roles_and_tiers(tmp_path: Path) -> None:
+    result = config_from(tmp_path, '[routes.fix]\nrole = "editor"\ntier = "lcoal"\n\n[router]\nfallback_role = "x"\n')
+    assert result.config is None
+    found = {(p.line, p.message.split(";")[0]) for p in result.problems}
+    assert (2, "route 'fix' names unknown role 'editor'") in found, found
+    assert (3, "route 'fix' refers to unknown tier 'lcoal'") in found, found
+    assert any(line == 6 and "unknown role 'x'" in msg for line, msg in found), found
+
+
 def test_unknown_encoder_is_a_clear_error() -> None:
     with pytest.raises(EncoderError, match="never downloaded"):
         load_encoder("some-org/some-model-that-is-not-here")

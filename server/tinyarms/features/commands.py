@@ -161,7 +161,7 @@ class CommandsFeature(Feature):
     def _explicit_role(self, request: AskRequest) -> Decision:
         config = self.server.config
         role = request.role or "chat"
-        if config is None or role not in ("autocomplete", "chat", "edit", "agent"):
+        if config is None or role not in ("chat", "edit", "agent"):
             raise ValueError(f"unknown role '{role}'; expected chat, edit or agent")
         tier = request.tier or config.roles.get(role).tier
         return Decision(route=None, role=role, tier=tier, score=1.0, margin=1.0, stage="explicit",

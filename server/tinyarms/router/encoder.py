@@ -19,6 +19,7 @@ import hashlib
 import importlib.util
 import logging
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -159,7 +160,8 @@ def _export(path: Path, folder: Path, quantized: bool) -> None:
             ids[0, :3] = torch.tensor([101, 7592, 102])  # [CLS] hello [SEP], then padding
             mask = (ids != 0).long()
             raw = Path(tmp) / f"len{n}.fp32.onnx"
-            with torch.inference_mode():
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer warnings about shapes: every length is its own graph
                 torch.onnx.export(
                     Pooled(), (ids, mask), str(raw), input_names=["input_ids", "attention_mask"],
                     output_names=["embedding"], opset_version=17, dynamo=False,

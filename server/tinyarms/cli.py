@@ -17,6 +17,7 @@ from tinyarms import __version__, logs
 
 if TYPE_CHECKING:
     from tinyarms.config import Config, ConfigInputs
+    from tinyarms.router import Router
 
 
 def _inputs(args: argparse.Namespace) -> ConfigInputs:
@@ -339,6 +340,119 @@ def add_cloud_commands(sub: Any) -> None:
     cache_sub = cache.add_subparsers(dest="cache_command", required=True)
     clear = cache_sub.add_parser("clear", help="remove every cached answer")
     clear.set_defaults(func=cmd_cache_clear)
+# -- route / router (the semantic command router) ------------------------------------------
+
+
+def _load_router(args: argparse.Namespace) -> Router | None:
+    from tinyarms.config import load_config
+    from tinyarms.router import load_router
+
+    result = load_config(_inputs(args))
+    if result.config is None:
+        for problem in result.problems:
+            print(problem, file=sys.stderr)
+        return None
+    return load_router(result.config)
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    import time
+
+    router = _load_router(args)
+    if router is None:
+        return 1
+
+    def show(text: str, as_json: bool) -> None:
+        start = time.perf_counter()
+        try:
+            decision = router.route(text).to_dict()
+        except ValueError as exc:
+            decision = {"error": str(exc)}
+        decision["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 3)
+        if as_json:
+            print(json.dumps(decision), flush=True)
+        else:
+            print(f"{decision.get('route') or '(none)'} -> {decision.get('role')} on {decision.get('tier')}"
+                  f" [{decision.get('stage')}, score {decision.get('score')}] {decision.get('reason')}")  # fmt: skip
+
+    if args.text:
+        show(" ".join(args.text), args.json)
+        return 0
+    for line in sys.stdin:  # one query per line, one JSON decision per line, in order
+        show(line.rstrip("\n"), True)
+    return 0
+
+
+def cmd_router_fit(args: argparse.Namespace) -> int:
+    from tinyarms.router.fit import LabelledFileError, fit, load_labelled, thresholds_toml
+
+    try:
+        rows = load_labelled(Path(args.file))
+    except LabelledFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    router = _load_router(args)
+    if router is None:
+        return 1
+    result = fit(router, rows, args.min_oos_recall)
+    for name, figures in (("before", result.before), ("after", result.after)):
+        print(f"{name}: accuracy {figures['accuracy']}, macro-F1 {figures['macro_f1']}, "
+              f"OOS recall {figures['oos_recall']} (n={figures['n']})", file=sys.stderr)  # fmt: skip
+    text = thresholds_toml(result, args.file)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"thresholds written to {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_router_eval(args: argparse.Namespace) -> int:
+    from tinyarms.router.fit import LabelledFileError, evaluate, load_labelled
+
+    try:
+        rows = load_labelled(Path(args.file))
+    except LabelledFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    router = _load_router(args)
+    if router is None:
+        return 1
+    report = evaluate(router, rows)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"n={report['n']}  accuracy {report['accuracy']}  macro-F1 {report['macro_f1']}  "
+          f"OOS recall {report['oos_recall']}  latency p50 {report['latency_ms']['p50']} ms "
+          f"p95 {report['latency_ms']['p95']} ms  stages {report['stages']}")  # fmt: skip
+    names = list(report["confusion"])
+    width = max(len(n) for n in names) + 1
+    print("confusion (rows: gold, columns: predicted)")
+    print(" " * width + " ".join(f"{n[:8]:>8}" for n in names))
+    for gold in names:
+        print(f"{gold:<{width}}" + " ".join(f"{report['confusion'][gold][p]:>8}" for p in names))
+    return 0
+
+
+def add_router_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    route = sub.add_parser("route", help="route a request: which route, role and tier, and why")
+    route.add_argument("text", nargs="*", help="the request; none: one request per line on stdin, JSON out")
+    route.add_argument("--json", action="store_true", help="print the decision as JSON")
+    route.add_argument("--workspace", metavar="DIR")
+    route.set_defaults(func=cmd_route)
+    router = sub.add_parser("router", help="fit or evaluate the router on labelled requests")
+    router_sub = router.add_subparsers(dest="router_command", required=True)
+    fit = router_sub.add_parser("fit", help="fit per-route thresholds on label<TAB>text lines; writes TOML")
+    fit.add_argument("file")
+    fit.add_argument("--out", metavar="FILE", help="write the thresholds here (default: stdout)")
+    fit.add_argument("--min-oos-recall", type=float, default=0.9, metavar="X", help="out-of-scope recall floor")
+    fit.add_argument("--workspace", metavar="DIR")
+    fit.set_defaults(func=cmd_router_fit)
+    evaluate = router_sub.add_parser("eval", help="accuracy, macro-F1, OOS recall, confusion, latency")
+    evaluate.add_argument("file")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--workspace", metavar="DIR")
+    evaluate.set_defaults(func=cmd_router_eval)
 
 
 # -- parser --------------------------------------------------------------------------------
@@ -394,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     nvim.add_argument("--python", help="the Python that runs the server (default: this one)")
     nvim.set_defaults(func=cmd_setup_nvim)
     add_cloud_commands(sub)
+    add_router_commands(sub)
 
     # `-v` also after the subcommand (`tinyarms serve -v`), as editors' configs write it.
     for subparser in sub.choices.values():

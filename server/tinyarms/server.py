@@ -16,6 +16,7 @@ from pygls.lsp.server import LanguageServer
 from tinyarms import __version__, protocol
 from tinyarms.config import Config
 from tinyarms.features.base import Feature
+from tinyarms.features.commands import CommandsFeature
 from tinyarms.features.config import ConfigFeature, deep_merge
 from tinyarms.logs import ClientLogHandler
 
@@ -71,7 +72,7 @@ def _command_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # Every feature besides config, in the order their hooks run.
-FEATURES: tuple[type[Feature], ...] = ()
+FEATURES: tuple[type[Feature], ...] = (CommandsFeature,)
 
 
 def register_features(server: TinyarmsServer) -> None:
@@ -129,5 +130,15 @@ def create_server() -> TinyarmsServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TinyarmsServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.each_feature("document_closed", params)
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_ACTION)
+    def code_action(ls: TinyarmsServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+        actions: list[types.CodeAction] = []
+        for feature in ls.features:
+            try:
+                actions += feature.code_actions(params)
+            except Exception:
+                log.exception("feature %s failed in code_actions", type(feature).__name__)
+        return actions or None
 
     return server

@@ -89,6 +89,38 @@ class Roles:
         return role
 
 
+# -- router (issue 4) -------------------------------------------------------------------
+ROUTE_NAMES = ("explain", "generate", "refactor", "fix", "test", "document", "review", "plan")
+
+
+@define(kw_only=True)
+class Route:
+    """One route of the semantic router: example requests, and where they go."""
+
+    role: str = "chat"  # chat / edit / agent
+    tier: str | None = None  # overrides the role's tier for this route
+    threshold: float = 0.5  # the classifier's probability needed to take this route
+    utterances: list[str] = field(factory=list)
+    more_utterances: list[str] = field(factory=list)  # added to `utterances` (lists replace across layers)
+    enabled: bool = True
+
+
+@define(kw_only=True)
+class Router:
+    """`[router]`: how requests are routed. The routes themselves are `[routes.NAME]`."""
+
+    enabled: bool = True
+    encoder: str = "all-MiniLM-L6-v2"  # the packaged model, or a local sentence-transformers folder
+    backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
+    threads: int = 1
+    fallback_role: str = "chat"
+    low_confidence: Literal["fallback", "llm"] = "fallback"
+    llm_tier: str = "local"  # a llama-cpp tier that classifies the hard rest when low_confidence = "llm"
+    cache_size: int = 512  # recent decisions kept (LRU)
+    out_of_scope: list[str] = field(factory=list)  # example requests that are no route
+    more_out_of_scope: list[str] = field(factory=list)
+
+
 @define(kw_only=True)
 class Reliability:
     """Deadlines, retries and cooldowns for every call that goes through tiers.py."""
@@ -140,6 +172,8 @@ class Config:
     reliability: Reliability = field(factory=Reliability)
     budgets: Budgets = field(factory=Budgets)
     cache: Cache = field(factory=Cache)
+    router: Router = field(factory=Router)
+    routes: dict[str, Route] = field(factory=dict)
 
     def tier_for(self, role: str) -> Tier:
         return self.tiers[self.roles.get(role).tier]

@@ -52,6 +52,16 @@ for _kind in _TYPE_NAMES:
     converter.register_structure_hook(_kind, _strict(_kind))
 
 
+def _string_list(value: Any, _: Any) -> list[str]:
+    # cattrs would turn "abc" into ["a", "b", "c"]; a list of strings must be a TOML array.
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of strings, got {_describe(value)}")
+    return [_strict(str)(item, str) for item in value]
+
+
+converter.register_structure_hook_func(lambda tp: tp == list[str], _string_list)
+
+
 def dotted(path: KeyPath) -> str:
     return ".".join(path)
 
@@ -150,6 +160,7 @@ def validate(data: dict[str, Any], sources: dict[KeyPath, Source]) -> tuple[Conf
                         f"role '{role_name}' refers to unknown tier '{tier_name}'{hint} "
                         f"(defined tiers: {', '.join(sorted(tiers)) or 'none'})",
                     )
+    _check_routes(data, tiers, problem)
 
     try:
         config = converter.structure(data, Config)
@@ -160,3 +171,24 @@ def validate(data: dict[str, Any], sources: dict[KeyPath, Source]) -> tuple[Conf
             problem(path, f"{dotted(path)}: {message}")
         return None, problems
     return (None, problems) if problems else (config, problems)
+
+
+def _check_routes(data: dict[str, Any], tiers: dict[str, Any], problem: Any) -> None:
+    """Routes and the router name roles and tiers that must exist (issue 4)."""
+    roles = ("chat", "edit", "agent")
+    router = data.get("router")
+    fallback = router.get("fallback_role") if isinstance(router, dict) else None
+    if isinstance(fallback, str) and fallback not in roles:
+        problem(("router", "fallback_role"), f"unknown role '{fallback}'; expected one of {', '.join(roles)}")
+    routes = data.get("routes")
+    for name, route in (routes if isinstance(routes, dict) else {}).items():
+        if not isinstance(route, dict):
+            continue
+        role, tier = route.get("role"), route.get("tier")
+        if isinstance(role, str) and role not in roles:
+            expected = ", ".join(roles)
+            problem(("routes", name, "role"), f"route '{name}' names unknown role '{role}'; expected one of {expected}")
+        if isinstance(tier, str) and tier not in tiers:
+            close = difflib.get_close_matches(tier, list(tiers), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            problem(("routes", name, "tier"), f"route '{name}' refers to unknown tier '{tier}'{hint}")

@@ -39,6 +39,10 @@ class Feature:
     def shutdown(self) -> None:
         """Stop background work and child processes."""
 
+    def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
+        """Code actions this feature offers for a range (textDocument/codeAction)."""
+        return []
+
     def commands(self) -> dict[str, Any]:
         """workspace/executeCommand names this feature answers, mapped to handlers."""
         return {}

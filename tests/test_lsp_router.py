@@ -44,16 +44,6 @@ async def test_route_ask_and_status(lsp_factory: Callable[..., Any]) -> None:
     chat = await execute(lsp, "tinyarms.route", {"text": "thanks, have a nice weekend"})
     assert chat["route"] is None and chat["role"] == "chat"
 
-    # ask: routes, then the one handler interface; until the tiers land it answers nothing.
-    answer = await execute(lsp, "tinyarms.ask", {"text": "/test", "uri": "file:///x.py"})
-    assert answer["text"] is None
-    assert answer["decision"]["route"] == "test" and answer["decision"]["stage"] == "explicit"
-    assert "no role handler" in answer["note"]
-
-    explicit = await execute(lsp, "tinyarms.ask", {"text": "anything", "role": "agent", "tier": "local"})
-    assert explicit["decision"] | {"reason": ""} == {
-        "route": None, "role": "agent", "tier": "local", "score": 1.0, "margin": 1.0, "stage": "explicit", "reason": ""
-    }  # fmt: skip
 
     # Bad input is an answer or a clear error, and the server keeps going.
     empty = await execute(lsp, "tinyarms.route", {"text": ""})
@@ -102,9 +92,10 @@ async def test_code_actions_on_a_selection(lsp_factory: Callable[..., Any], work
     argument = refactor["command"]["arguments"][0]
     assert argument["uri"] == uri and argument["range"]["end"] == {"line": 1, "character": 16}
     assert argument["text"] == "/refactor"
-    # Running the action's command routes it by its slash command.
-    result = await execute(lsp, refactor["command"]["command"], argument)
-    assert result["decision"]["route"] == "refactor"
+    assert refactor["command"]["command"] == "tinyarms.ask"  # run end to end in test_lsp_ask.py
+    # The action's request routes by its slash command.
+    decision = await execute(lsp, "tinyarms.route", {"text": argument["text"]})
+    assert decision["route"] == "refactor" and decision["stage"] == "explicit"
 
     # No selection, no actions.
     empty = types.Range(types.Position(0, 0), types.Position(0, 0))

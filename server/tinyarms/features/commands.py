@@ -4,8 +4,7 @@ The router loads in the background after `initialized` (the encoder takes a seco
 more; an ONNX export on first use much longer), so `initialize` never waits for it;
 requests wait for it with a bounded timeout. `tinyarms.ask` routes the request (unless a
 role is given) and hands the decision to a `RoleHandler`, the one interface through which
-roles run. The default handler reports the decision and answers nothing: the tiers'
-handler replaces it.
+roles run: `answers.TiersHandler`, which runs the role's tier chain.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from attrs import define
 from lsprotocol import types
 
 from tinyarms import protocol
+from tinyarms.features.answers import TiersHandler
 from tinyarms.features.base import Feature
 from tinyarms.router.decision import Decision
 
@@ -59,18 +59,6 @@ class RoleHandler(Protocol):
         ...
 
 
-class ReportingHandler:
-    """Until the tiers' handler is plugged in: say where the request would go, answer nothing."""
-
-    async def handle(self, request: AskRequest, decision: Decision) -> dict[str, Any]:
-        return {
-            "text": None,
-            "decision": decision.to_dict(),
-            "note": f"no role handler is installed yet: this request would run on role "
-            f"'{decision.role}', tier '{decision.tier}'",
-        }
-
-
 def _router_inputs(config: Config) -> Any:
     """What the router is built from; a config change elsewhere does not reload it."""
     return (attrs.asdict(config.router), {k: attrs.asdict(v) for k, v in config.routes.items()},
@@ -80,7 +68,7 @@ def _router_inputs(config: Config) -> Any:
 class CommandsFeature(Feature):
     def __init__(self, server: TinyarmsServer) -> None:
         super().__init__(server)
-        self.handler: RoleHandler = ReportingHandler()
+        self.handler: RoleHandler = TiersHandler(server)
         self.router: Router | None = None
         self.error: str | None = None
         self.ready = asyncio.Event()
@@ -89,6 +77,11 @@ class CommandsFeature(Feature):
 
     async def initialized(self) -> None:
         self._start_loading()
+
+    def shutdown(self) -> None:
+        from tinyarms import tiers
+
+        asyncio.ensure_future(tiers.aclose())  # pooled HTTP connections to cloud tiers
 
     def config_changed(self, config: Config) -> None:
         if self._loading is not None and _router_inputs(config) != self._inputs:
@@ -145,6 +138,7 @@ class CommandsFeature(Feature):
         fields = {f.name for f in attrs.fields(AskRequest)}
         request = AskRequest(**{k: v for k, v in raw.items() if k in fields})
         start = time.perf_counter()
+        await asyncio.wait_for(self.server.config_feature.loaded.wait(), timeout=READY_TIMEOUT_S)
         if request.role:
             decision = self._explicit_role(request)
         else:
@@ -161,7 +155,9 @@ class CommandsFeature(Feature):
     def _explicit_role(self, request: AskRequest) -> Decision:
         config = self.server.config
         role = request.role or "chat"
-        if config is None or role not in ("chat", "edit", "agent"):
+        if config is None:
+            raise RuntimeError("tinyarms: the config has errors; fix them to ask (see the diagnostics)")
+        if role not in ("chat", "edit", "agent"):
             raise ValueError(f"unknown role '{role}'; expected chat, edit or agent")
         tier = request.tier or config.roles.get(role).tier
         return Decision(route=None, role=role, tier=tier, score=1.0, margin=1.0, stage="explicit",

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need, then run lint, type check and the test suite.
+# Install everything the tests need (Python packages, the real editors), then run lint,
+# type check and the test suite.
 # Extra arguments go to pytest, e.g. ./scripts/test.sh -k config -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +8,8 @@ PYTHON=${PYTHON:-python3}
 
 ./scripts/install.sh
 "$PYTHON" -m pip install --disable-pip-version-check -q -e ".[models,test]"
+# The real-editor test's one-time setup (Chromium, Node 24, code-server, the VSIX); seconds when done.
+./scripts/setup_vscode_e2e.sh
 
 echo "== ruff"
 "$PYTHON" -m ruff check server tests scripts

@@ -15,6 +15,7 @@ from pygls.lsp.server import LanguageServer
 
 from tinyarms import __version__, protocol
 from tinyarms.config import Config
+from tinyarms.features.autocomplete import TRIGGER_CHARACTERS, AutocompleteFeature
 from tinyarms.features.base import Feature
 from tinyarms.features.config import ConfigFeature, deep_merge
 from tinyarms.logs import ClientLogHandler
@@ -71,7 +72,7 @@ def _command_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # Every feature besides config, in the order their hooks run.
-FEATURES: tuple[type[Feature], ...] = ()
+FEATURES: tuple[type[Feature], ...] = (AutocompleteFeature,)
 
 
 def register_features(server: TinyarmsServer) -> None:
@@ -129,5 +130,16 @@ def create_server() -> TinyarmsServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TinyarmsServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.each_feature("document_closed", params)
+
+    # -- autocomplete (features/autocomplete.py) --
+    autocomplete = next(f for f in server.features if isinstance(f, AutocompleteFeature))
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(ls: TinyarmsServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
+        return await autocomplete.inline_completion(params)
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=TRIGGER_CHARACTERS))
+    async def completion(ls: TinyarmsServer, params: types.CompletionParams) -> types.CompletionList:
+        return await autocomplete.completion(params)
 
     return server

@@ -38,9 +38,7 @@ def vscode_inline_caps() -> types.ClientCapabilities:
     return caps
 
 
-async def start(
-    tmp: Path, caps: types.ClientCapabilities, env_extra: dict[str, str] | None = None
-) -> LanguageClient:
+async def start(tmp: Path, caps: types.ClientCapabilities, env_extra: dict[str, str] | None = None) -> LanguageClient:
     config = ClientServerConfig(server_command=server_command(), server_env=module_env(tmp, **(env_extra or {})))
     lsp = await config.start()
     assert isinstance(lsp, LanguageClient)
@@ -227,6 +225,110 @@ async def test_cancellation_frees_the_model(vscode: LanguageClient, tmp_path: Pa
     state = await model_status(vscode)
     assert state["counts"].get("generation_cancelled", 0) > before
     assert state["running"] in (True, False)
+
+
+async def test_server_survives_a_model_crash(tmp_path_factory: pytest.TempPathFactory, vscode: LanguageClient) -> None:
+    # The hidden crash command exists only with TINYARMS_ALLOW_CRASH=1.
+    commands = vscode.initialize_result.capabilities.execute_command_provider.commands  # type: ignore[attr-defined]
+    assert "tinyarms.test.crashModel" not in commands
+
+    tmp = tmp_path_factory.mktemp("crash")
+    lsp = await start(tmp, vscode_inline_caps(), {"TINYARMS_ALLOW_CRASH": "1"})
+    try:
+        uri = open_doc(lsp, tmp / "crash.py", PYTHON_PREFIX)
+        result = await lsp.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="tinyarms.test.crashModel")
+        )
+        assert result["crashed"] is True and "SIGSEGV" in result["error"], result
+        # The server itself is alive and answers at once (empty while the model restarts).
+        state = await model_status(lsp)
+        assert state["crashes"] == 1
+        await inline(lsp, uri, end_of(PYTHON_PREFIX))
+        state = await wait_ready(lsp)
+        assert state["crashes"] == 1
+        after = await inline(lsp, uri, end_of(PYTHON_PREFIX))
+        assert after.items and "read" in str(after.items[0].insert_text)
+    finally:
+        await lsp.shutdown_session()
+
+
+async def test_bad_positions_and_documents_answer_without_crashing(vscode: LanguageClient, tmp_path: Path) -> None:
+    text = "x = 1\ny = x +"
+    uri = open_doc(vscode, tmp_path / "small.py", text)
+    for position in (types.Position(1, 500), types.Position(40, 3), types.Position(0, 0)):
+        result = await inline(vscode, uri, position)
+        for item in result.items:
+            assert item.range is not None and item.range.end.line <= 1
+    unknown = await inline(vscode, (tmp_path / "never-opened.py").as_uri(), types.Position(0, 0))
+    assert unknown.items == [] or not unknown.items
+    # Binary content (NUL bytes, control characters) near the cursor: no completion, no crash.
+    binary = "".join(chr(i) for i in range(256)) * 4 + "\nabc"
+    binary_uri = open_doc(vscode, tmp_path / "blob.bin", binary)
+    assert not (await inline(vscode, binary_uri, end_of(binary))).items
+    # Astral characters: positions are UTF-16 units; the range still covers the typed word.
+    emoji = "names = ['😀', 'b']\nfor name in na"
+    emoji_uri = open_doc(vscode, tmp_path / "emoji.py", emoji)
+    result = await inline(vscode, emoji_uri, end_of(emoji))
+    for item in result.items:
+        assert str(item.insert_text).startswith("na") and item.range is not None
+        assert item.range.start == types.Position(1, 12)
+
+
+async def test_a_ten_megabyte_document(vscode: LanguageClient, tmp_path: Path) -> None:
+    line = "value = compute(value, 42)  # a line of filler text\n"
+    text = line * (10_000_000 // len(line)) + "result = comp"
+    uri = open_doc(vscode, tmp_path / "huge.py", text)
+    result = await asyncio.wait_for(inline(vscode, uri, end_of(text)), timeout=60)
+    assert result.items and str(result.items[0].insert_text).startswith("comp")
+    middle = await asyncio.wait_for(inline(vscode, uri, types.Position(100_000, 8)), timeout=60)
+    assert isinstance(middle, types.InlineCompletionList)
+
+
+async def test_a_burst_of_requests_with_cancellations_leaks_nothing(vscode: LanguageClient, tmp_path: Path) -> None:
+    text = "import collections\n\n\ndef count_words(words):\n    counts = collections."
+    uri = open_doc(vscode, tmp_path / "burst.py", text)
+    typed = "Counter(words)\n    return counts.most_common(10)"
+    futures = []
+    version = 1
+    position = end_of(text)
+    for index in range(100):
+        char = typed[index % len(typed)]
+        version += 1
+        vscode.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(range=types.Range(position, position), text=char)
+                ],
+            )
+        )
+        text += char
+        position = end_of(text)
+        msg_id = f"burst-{index}"
+        futures.append(
+            vscode.protocol.send_request(
+                types.TEXT_DOCUMENT_INLINE_COMPLETION,
+                types.InlineCompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    position=position,
+                    context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+                ),
+                msg_id=msg_id,
+            )
+        )
+        if index % 2:
+            vscode.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+    outcomes = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures), return_exceptions=True)
+    answered = [o for o in outcomes if isinstance(o, types.InlineCompletionList)]
+    assert len(answered) >= 50  # every request not cancelled is answered
+    # Nothing keeps generating once the burst is over: the last generation ends at its line end.
+    deadline = asyncio.get_running_loop().time() + 60
+    while (state := await model_status(vscode))["running"]:
+        assert asyncio.get_running_loop().time() < deadline, state
+        await asyncio.sleep(0.2)
+    assert state["state"] == "ready"
+    after = await inline(vscode, uri, end_of(text))
+    assert isinstance(after, types.InlineCompletionList)
 
 
 def _get(params: Any, key: str) -> Any:

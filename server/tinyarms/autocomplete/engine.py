@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 
 from tinyarms.autocomplete import postprocess, templates
-from tinyarms.autocomplete.prompt import Prompt, build
+from tinyarms.autocomplete.prompt import COLD_PREFIX_CHARS, Prompt, build
 from tinyarms.autocomplete.templates import FimTemplate
 from tinyarms.local_model import CompletionResult, LocalModel, LocalModelError
 
@@ -115,6 +115,7 @@ class CompletionEngine:
         self.multiline = multiline
         self.cache: OrderedDict[int, list[Generation]] = OrderedDict()
         self.current: Generation | None = None
+        self._starts: dict[str, int] = {}  # document -> first line of its last prompt
         self.last_stats: dict[str, Any] = {}
         self.counts: Counter[str] = Counter()  # how generations ended, and answer sources
         self.on_change: Callable[[], None] | None = None  # after each generation ends
@@ -132,7 +133,17 @@ class CompletionEngine:
         started = time.perf_counter()
         if not self.model.ready:
             return self._answer("", started, "not-ready")
-        prompt = build(request.lines, request.line, request.column)
+        # Latency-bound: keep the previous prompt start (warm KV cache) or start small.
+        sticky = self._starts.get(request.doc)
+        if self.max_latency_ms is None:
+            prompt = build(request.lines, request.line, request.column)
+        else:
+            prompt = build(
+                request.lines, request.line, request.column, cold_chars=COLD_PREFIX_CHARS, sticky_start=sticky
+            )
+        self._starts[request.doc] = prompt.first_line
+        if len(self._starts) > CACHE_KEYS:
+            self._starts.pop(next(iter(self._starts)))
         if "\x00" in prompt.before or "\x00" in prompt.line_prefix:
             log.warning("autocomplete: %s looks binary (NUL bytes near the cursor); no completion", request.doc)
             return self._answer("", started, "binary")
@@ -205,6 +216,7 @@ class CompletionEngine:
             if self.current is generation:
                 self.current = None
             self.counts["generation_" + generation.reason] += 1
+            log.debug("generation %s: %r %s", generation.reason, generation.text[:40], generation.stats)
             if self.on_change:
                 self.on_change()
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import attrs
 
 STEP = 16  # lines; the prompt start snaps to a multiple of this
-PREFIX_CHARS = 1500  # about 400 tokens of code
+PREFIX_CHARS = 2000  # at most, about 550 tokens of code, once the KV cache holds it
+COLD_PREFIX_CHARS = 600  # a prompt that starts afresh: about 170 tokens, 1-2 s to evaluate
 SUFFIX_CHARS = 600
 LINE_CHARS = 1000  # a longer current line keeps only its last part
 
@@ -49,16 +50,34 @@ def build(
     prefix_chars: int = PREFIX_CHARS,
     suffix_chars: int = SUFFIX_CHARS,
     step: int = STEP,
+    cold_chars: int | None = None,
+    sticky_start: int | None = None,
 ) -> Prompt:
-    """`lines` without line ends; `line`/`column` in code points, already clamped."""
+    """`lines` without line ends; `line`/`column` in code points, already clamped.
+
+    `sticky_start` is where the previous prompt started: it is kept while the text from
+    there to the cursor fits `prefix_chars` (the KV cache holds it). Otherwise the prompt
+    starts afresh within `cold_chars` (default `prefix_chars`), so a cold start is cheap
+    and the window then grows as the user types on."""
     current = lines[line]
     line_prefix, line_suffix = current[:column][-LINE_CHARS:], current[column:]
-    # Earliest line the budget allows, walking up from the cursor's line.
-    earliest, used = line, 0
-    while earliest > 0 and used + len(lines[earliest - 1]) + 1 <= prefix_chars:
-        earliest -= 1
-        used += len(lines[earliest]) + 1
-    start = min(-(-earliest // step) * step, line)  # snap up to a multiple of `step`
+    start: int | None = None
+    if sticky_start is not None and sticky_start <= line:
+        size = 0
+        for index in range(sticky_start, line):
+            size += len(lines[index]) + 1
+            if size > prefix_chars:
+                break
+        else:
+            start = sticky_start
+    if start is None:
+        budget = prefix_chars if cold_chars is None else cold_chars
+        # Earliest line the budget allows, walking up from the cursor's line.
+        earliest, used = line, 0
+        while earliest > 0 and used + len(lines[earliest - 1]) + 1 <= budget:
+            earliest -= 1
+            used += len(lines[earliest]) + 1
+        start = min(-(-earliest // step) * step, line)  # snap up to a multiple of `step`
     before = "".join(text + "\n" for text in lines[start:line])
     below_lines: list[str] = []
     size = 0

@@ -189,7 +189,13 @@ class AutocompleteFeature(Feature):
             self._publish_state(self.model.state, self.model.error)
         if result.text:
             self.server.notify_status(
-                "completion", {"tier": self.tier_name, "model": result.model, "elapsed_ms": result.elapsed_ms}
+                "completion",
+                {
+                    "tier": self.tier_name,
+                    "model": result.model,
+                    "elapsed_ms": result.elapsed_ms,
+                    "source": result.source,  # cache | speculation | model
+                },
             )
         return result, line, text, column, word_start
 

@@ -107,7 +107,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"tinyarms {__version__}: roles -> tiers (preset '{result.config.extends}')")
     for line in roles_summary(result):
         print(f"  {line}")
-    return 0
+    return _demo_completion(args)
+
+
+DEMO_PREFIX = "import os\n\n\ndef read_lines(path):\n    with open(path) as f:\n        return f."
+
+
+def _demo_completion(args: argparse.Namespace) -> int:
+    """A real completion from the autocomplete tier's local model, with its latency."""
+    import asyncio
+    import time
+
+    from tinyarms.autocomplete.engine import CompletionRequest
+    from tinyarms.local_model import LocalModelError
+
+    async def run() -> int:
+        args.max_latency_ms = 0
+        started = time.perf_counter()
+        try:
+            engine = await _completion_engine(args)
+        except (LocalModelError, SystemExit) as exc:
+            print(f"autocomplete: no local model ({exc})")
+            return 0
+        loaded = time.perf_counter() - started
+        try:
+            lines = DEMO_PREFIX.split("\n")
+            request = CompletionRequest(lines, len(lines) - 1, len(lines[-1]), doc="demo")
+            first = await engine.complete(request)
+            lines[-1] += first.text[:1]  # the user types the first suggested character
+            again = await engine.complete(CompletionRequest(lines, len(lines) - 1, len(lines[-1]), doc="demo"))
+        finally:
+            await engine.model.shutdown()
+        print(f"\nautocomplete with {first.model} (template {first.template}, loaded in {loaded:.1f}s):")
+        print("  " + DEMO_PREFIX.replace("\n", "\n  ") + f"\u2038{first.text}")
+        print(f"  cold prompt: {first.elapsed_ms:.0f} ms; next keystroke ({again.source}): {again.elapsed_ms:.1f} ms")
+        return 0
+
+    return asyncio.run(run())
 
 
 # -- complete (autocomplete engine, issue 3) ---------------------------------------------

@@ -134,3 +134,10 @@ def test_multiline_only_in_a_block_and_it_ends_at_a_dedent_or_existing_code() ->
     assert postprocess.clean("a()\n\t\tb()\n\n\t\tc()", tabs, multiline=True) == "a()\n\t\tb()"
     spaces = prompt_at("def f():\n    if x:\n", "        ")
     assert postprocess.clean("a()\n\t\tb()", spaces, multiline=True) == "a()\n        b()"
+
+
+def test_long_lines_still_give_context() -> None:
+    lines = ["y" * 250 for _ in range(50)]
+    prompt = build(lines, 45, 3, cold_chars=600)
+    assert prompt.before == ("y" * 250 + "\n") * 2  # no multiple of 16 fits: the lines that do
+    assert build(lines, 45, 9, cold_chars=600, sticky_start=prompt.first_line).first_line == prompt.first_line

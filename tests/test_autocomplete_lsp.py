@@ -131,6 +131,10 @@ async def test_inline_completion_is_advertised_and_sensible(vscode: LanguageClie
     assert capabilities.inline_completion_provider is not None
     state = await model_status(vscode)
     assert state["template"] == "prefix-only"  # neither embedded model has FIM tokens
+    # The model loaded in the background, reported as $/progress (begin ... end).
+    reports = [r for rs in vscode.progress_reports.values() for r in rs]
+    assert any(isinstance(r, types.WorkDoneProgressBegin) and "loading" in r.title for r in reports)
+    assert any(isinstance(r, types.WorkDoneProgressEnd) and r.message == "ready" for r in reports)
 
     text = PYTHON_PREFIX + "re"
     uri = open_doc(vscode, tmp_path / "read.py", text)
@@ -197,6 +201,23 @@ async def test_typing_through_a_suggestion_answers_from_the_cache(vscode: Langua
     assert str(second.items[0].insert_text) == suggestion  # the same suggestion, shifted by one char
     counts = (await model_status(vscode))["counts"]
     assert counts.get("answer_cache", 0) == counts_before.get("answer_cache", 0) + 1
+
+
+async def test_toggle_autocomplete(vscode: LanguageClient, tmp_path: Path) -> None:
+    uri = open_doc(vscode, tmp_path / "toggle.py", PYTHON_PREFIX)
+
+    async def toggle(*args: Any) -> dict[str, Any]:
+        result = await vscode.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="tinyarms.toggleAutocomplete", arguments=list(args))
+        )
+        assert isinstance(result, dict)
+        return result
+
+    assert await toggle({"enabled": False}) == {"enabled": False}
+    assert not (await inline(vscode, uri, end_of(PYTHON_PREFIX))).items
+    assert (await model_status(vscode))["enabled"] is False
+    assert await toggle() == {"enabled": True}  # no argument: flip
+    assert (await inline(vscode, uri, end_of(PYTHON_PREFIX))).items
 
 
 async def test_cancellation_frees_the_model(vscode: LanguageClient, tmp_path: Path) -> None:

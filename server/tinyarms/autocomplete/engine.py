@@ -86,6 +86,13 @@ class Generation:
             return full[len(line_prefix) :]
         return None
 
+    def follows(self, line_prefix: str) -> bool:
+        """Whether the user's line is consistent with this generation (ahead of it or not)."""
+        full = self.line_prefix + self.text
+        return line_prefix.startswith(self.line_prefix) and (
+            full.startswith(line_prefix) or line_prefix.startswith(full)
+        )
+
     async def changed(self, timeout: float) -> None:
         self._changed.clear()
         if self.done:
@@ -144,8 +151,8 @@ class CompletionEngine:
         self._starts[request.doc] = prompt.first_line
         if len(self._starts) > CACHE_KEYS:
             self._starts.pop(next(iter(self._starts)))
-        if "\x00" in prompt.before or "\x00" in prompt.line_prefix:
-            log.warning("autocomplete: %s looks binary (NUL bytes near the cursor); no completion", request.doc)
+        if _looks_binary(prompt.before + prompt.line_prefix):
+            log.warning("autocomplete: %s looks binary (control bytes near the cursor); no completion", request.doc)
             return self._answer("", started, "binary")
         multiline = self.multiline and postprocess.allows_multiline(prompt)
         key = hash((request.doc, prompt.before, prompt.line_suffix, prompt.below))
@@ -162,8 +169,13 @@ class CompletionEngine:
             # The user caught up with a live generation: wait for its next tokens.
             return await self._wait(generation, prompt, multiline, deadline, started, "speculation")
 
-        if self.current is not None:
-            self.current.cancel()
+        current = self.current
+        if current is not None and not current.done and current.key == key and current.follows(prompt.line_prefix):
+            # The user typed past what the running generation has produced so far, but
+            # consistently with it: keep it (its prompt is evaluated, a new one is not).
+            return await self._wait(current, prompt, multiline, deadline, started, "speculation")
+        if current is not None:
+            current.cancel()
         generation = Generation(key, prompt.line_prefix)
         self._remember(generation)
         segments = self.template.segments(
@@ -248,6 +260,13 @@ class CompletionEngine:
         if self.current:
             self.current.cancel()
         self.cache.clear()
+
+
+def _looks_binary(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    controls = sum(1 for char in text if char < " " and char not in "\t\n\r\x0c")
+    return controls > len(text) // 20
 
 
 def _clean_text(text: str) -> str:

@@ -77,7 +77,9 @@ def build(
         while earliest > 0 and used + len(lines[earliest - 1]) + 1 <= budget:
             earliest -= 1
             used += len(lines[earliest]) + 1
-        start = min(-(-earliest // step) * step, line)  # snap up to a multiple of `step`
+        start = -(-earliest // step) * step  # snap up to a multiple of `step`
+        if start >= line:
+            start = earliest  # long lines: no multiple of `step` fits, keep what does
     before = "".join(text + "\n" for text in lines[start:line])
     below_lines: list[str] = []
     size = 0

@@ -220,6 +220,26 @@ async def test_toggle_autocomplete(vscode: LanguageClient, tmp_path: Path) -> No
     assert (await inline(vscode, uri, end_of(PYTHON_PREFIX))).items
 
 
+async def test_disabling_the_role_unloads_the_model(tmp_path_factory: pytest.TempPathFactory) -> None:
+    tmp = tmp_path_factory.mktemp("disabled")
+    config = ClientServerConfig(
+        server_command=server_command(),
+        server_env=module_env(tmp, TINYARMS_ROLES__AUTOCOMPLETE__ENABLED="false"),
+    )
+    lsp = await config.start()
+    assert isinstance(lsp, LanguageClient)
+    try:
+        await lsp.initialize_session(types.InitializeParams(capabilities=vscode_inline_caps()))
+        deadline = asyncio.get_running_loop().time() + 30
+        while (state := await model_status(lsp)).get("state") != "off":
+            assert asyncio.get_running_loop().time() < deadline, state
+            await asyncio.sleep(0.1)
+        uri = open_doc(lsp, tmp / "off.py", PYTHON_PREFIX)
+        assert not (await inline(lsp, uri, end_of(PYTHON_PREFIX))).items
+    finally:
+        await lsp.shutdown_session()
+
+
 async def test_cancellation_frees_the_model(vscode: LanguageClient, tmp_path: Path) -> None:
     # A long prompt (about 500 tokens, seconds of prompt processing on 2 cores).
     body = "".join(f"def function_{i}(value):\n    return value * {i} + {i * 7} - len(value)\n\n" for i in range(24))

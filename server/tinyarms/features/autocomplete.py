@@ -54,10 +54,15 @@ class AutocompleteFeature(Feature):
     def config_changed(self, config: Config) -> None:
         role = config.roles.autocomplete
         tier = config.tiers.get(role.tier)
+        if not role.enabled:
+            self._publish_state("off", "roles.autocomplete.enabled is false")
+            log.info("autocomplete: off (roles.autocomplete.enabled = false)")
+            self._unload()
+            return
         if tier is None or tier.provider != "llama-cpp":
             self._publish_state("off", f"tier '{role.tier}' is not a llama-cpp tier")
             log.warning("autocomplete: tier '%s' is not a local llama-cpp tier; autocomplete is off", role.tier)
-            self._settings = None
+            self._unload()
             return
         settings = (tier.model, tier.n_ctx, tier.n_threads, tier.template)
         if self.engine is not None:
@@ -70,6 +75,17 @@ class AutocompleteFeature(Feature):
         if self._loader and not self._loader.done():
             self._loader.cancel()
         self._loader = asyncio.ensure_future(self._load(config))
+
+    def _unload(self) -> None:
+        self._settings = None
+        if self._loader and not self._loader.done():
+            self._loader.cancel()
+        if self.engine:
+            self.engine.clear()
+        self.engine = None
+        if self.model:
+            asyncio.ensure_future(self.model.shutdown())
+        self.model = None
 
     async def _load(self, config: Config) -> None:
         role = config.roles.autocomplete
@@ -102,7 +118,8 @@ class AutocompleteFeature(Feature):
         self._progress_end(token, "ready")
 
     def _model_changed(self, model: LocalModel) -> None:
-        if model is self.model or self.model is None:
+        loading_first = self.model is None and self._settings is not None
+        if model is self.model or loading_first:
             self._publish_state(model.state, model.error, model)
 
     def _publish_state(self, state: str, error: str | None = None, model: LocalModel | None = None) -> None:

@@ -26,7 +26,11 @@ def env(tmp_path: Path) -> dict[str, str]:
 
     The cache dir is shared, so model files assembled once are reused across tests.
     """
-    home = tmp_path / "home"
+    return isolated_env(tmp_path / "home")
+
+
+def isolated_env(home: Path) -> dict[str, str]:
+    """The `env` fixture's environment under `home` (also for module-scoped servers)."""
     result = {k: v for k, v in os.environ.items() if not k.startswith("TINYARMS_")}
     result.update(
         XDG_CONFIG_HOME=str(home / "config"),

@@ -108,7 +108,137 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"tinyarms {__version__}: roles -> tiers (preset '{result.config.extends}')")
     for line in roles_summary(result):
         print(f"  {line}")
-    return 0
+    return _demo_completion(args)
+
+
+DEMO_PREFIX = "import os\n\n\ndef read_lines(path):\n    with open(path) as f:\n        return f."
+
+
+def _demo_completion(args: argparse.Namespace) -> int:
+    """A real completion from the autocomplete tier's local model, with its latency."""
+    import asyncio
+    import time
+
+    from tinyarms.autocomplete.engine import CompletionRequest
+    from tinyarms.local_model import LocalModelError
+
+    async def run() -> int:
+        args.max_latency_ms = 0
+        started = time.perf_counter()
+        try:
+            engine = await _completion_engine(args)
+        except (LocalModelError, SystemExit) as exc:
+            print(f"autocomplete: no local model ({exc})")
+            return 0
+        loaded = time.perf_counter() - started
+        try:
+            lines = DEMO_PREFIX.split("\n")
+            request = CompletionRequest(lines, len(lines) - 1, len(lines[-1]), doc="demo")
+            first = await engine.complete(request)
+            lines[-1] += first.text[:1]  # the user types the first suggested character
+            again = await engine.complete(CompletionRequest(lines, len(lines) - 1, len(lines[-1]), doc="demo"))
+        finally:
+            await engine.model.shutdown()
+        print(f"\nautocomplete with {first.model} (template {first.template}, loaded in {loaded:.1f}s):")
+        print("  " + DEMO_PREFIX.replace("\n", "\n  ") + f"\u2038{first.text}")
+        print(f"  cold prompt: {first.elapsed_ms:.0f} ms; next keystroke ({again.source}): {again.elapsed_ms:.1f} ms")
+        return 0
+
+    return asyncio.run(run())
+
+
+# -- complete (autocomplete engine, issue 3) ---------------------------------------------
+
+
+async def _completion_engine(args: argparse.Namespace) -> Any:
+    from tinyarms.autocomplete.engine import CompletionEngine, detect_template
+    from tinyarms.config import load_config
+    from tinyarms.local_model import get_model
+
+    result = load_config(_inputs(args))
+    if result.config is None:
+        raise SystemExit("tinyarms: the config has errors: " + "; ".join(map(str, result.errors)))
+    role = result.config.roles.autocomplete
+    tier = result.config.tier_for("autocomplete")
+    if tier.provider != "llama-cpp":
+        raise SystemExit(f"tinyarms: the autocomplete tier '{role.tier}' is not a llama-cpp tier")
+    model = get_model(tier.model, purpose="autocomplete", n_ctx=tier.n_ctx, n_threads=tier.n_threads)
+    await model.start()
+    template = await detect_template(model, tier.template)
+    budget = args.max_latency_ms if args.max_latency_ms and args.max_latency_ms > 0 else None
+    return CompletionEngine(model, template, model_name=tier.model, max_latency_ms=budget, multiline=role.multiline)
+
+
+async def _complete(args: argparse.Namespace) -> int:
+    from tinyarms.autocomplete.engine import CompletionRequest
+    from tinyarms.local_model import LocalModelError
+
+    try:
+        engine = await _completion_engine(args)
+    except LocalModelError as exc:
+        print(f"tinyarms: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.jsonl:
+            for number, raw in enumerate(sys.stdin, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    item = json.loads(raw)
+                    prefix, suffix = str(item.get("prefix", "")), str(item.get("suffix", ""))
+                except (ValueError, AttributeError) as exc:
+                    print(f"stdin:{number}: not a JSON object with prefix/suffix: {exc}", file=sys.stderr)
+                    print(json.dumps({"text": "", "elapsed_ms": 0.0, "error": str(exc)}), flush=True)
+                    continue
+                head, tail = prefix.split("\n"), suffix.split("\n")
+                lines = head[:-1] + [head[-1] + tail[0]] + tail[1:]
+                request = CompletionRequest(
+                    lines, len(head) - 1, len(head[-1]), doc=f"stdin:{number}", path=item.get("path")
+                )
+                completion = await engine.complete(request)
+                print(json.dumps({"text": completion.text, "elapsed_ms": completion.elapsed_ms}), flush=True)
+            return 0
+        if not args.file:
+            print("tinyarms complete: give FILE --line L --col C, or --jsonl", file=sys.stderr)
+            return 2
+        path = Path(args.file)
+        try:
+            source = path.read_bytes().decode("utf-8", errors="replace").replace("\r\n", "\n")
+        except OSError as exc:
+            print(f"tinyarms complete: {exc}", file=sys.stderr)
+            return 2
+        lines = source.split("\n")
+        line = min(max(args.line, 0), len(lines) - 1)
+        column = min(max(args.col, 0), len(lines[line]))
+        completion = await engine.complete(CompletionRequest(lines, line, column, doc=str(path), path=str(path)))
+        if args.json:
+            keys = ("text", "elapsed_ms", "model", "template")
+            print(json.dumps({key: getattr(completion, key) for key in keys}))
+        else:
+            print(completion.text)
+        return 0
+    finally:
+        await engine.model.shutdown()
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_complete(args))
+
+
+def add_complete_parser(sub: Any) -> None:
+    complete = sub.add_parser("complete", help="complete code at a position with the autocomplete model")
+    complete.add_argument("file", nargs="?", help="the source file")
+    complete.add_argument("--line", type=int, default=0, help="0-based line")
+    complete.add_argument("--col", type=int, default=0, help="0-based column (code points)")
+    complete.add_argument("--json", action="store_true", help='print {"text", "elapsed_ms", "model", "template"}')
+    complete.add_argument("--jsonl", action="store_true", help='read {"prefix", "suffix", "path"} lines on stdin')
+    complete.add_argument(
+        "--max-latency-ms", type=int, default=0, help="answer with what is generated by then (default: the whole line)"
+    )
+    complete.add_argument("--workspace", metavar="DIR")
+    complete.set_defaults(func=cmd_complete)
 
 
 # -- models (pull, list) -------------------------------------------------------------------
@@ -486,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="show what tinyarms does on this machine, no key needed")
     demo.add_argument("--workspace", metavar="DIR")
     demo.set_defaults(func=cmd_demo)
+    add_complete_parser(sub)
 
     models = sub.add_parser("models", help="model files: pull hf: models, list the cache")
     models_sub = models.add_subparsers(dest="models_command", required=True)

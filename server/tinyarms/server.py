@@ -15,6 +15,7 @@ from pygls.lsp.server import LanguageServer
 
 from tinyarms import __version__, protocol
 from tinyarms.config import Config
+from tinyarms.features.autocomplete import TRIGGER_CHARACTERS, AutocompleteFeature
 from tinyarms.features.base import Feature
 from tinyarms.features.commands import CommandsFeature
 from tinyarms.features.config import ConfigFeature, deep_merge
@@ -72,7 +73,7 @@ def _command_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # Every feature besides config, in the order their hooks run.
-FEATURES: tuple[type[Feature], ...] = (CommandsFeature,)
+FEATURES: tuple[type[Feature], ...] = (AutocompleteFeature, CommandsFeature)
 
 
 def register_features(server: TinyarmsServer) -> None:
@@ -140,5 +141,16 @@ def create_server() -> TinyarmsServer:
             except Exception:
                 log.exception("feature %s failed in code_actions", type(feature).__name__)
         return actions or None
+
+    # -- autocomplete (features/autocomplete.py) --
+    autocomplete = next(f for f in server.features if isinstance(f, AutocompleteFeature))
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(ls: TinyarmsServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
+        return await autocomplete.inline_completion(params)
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=TRIGGER_CHARACTERS))
+    async def completion(ls: TinyarmsServer, params: types.CompletionParams) -> types.CompletionList:
+        return await autocomplete.completion(params)
 
     return server

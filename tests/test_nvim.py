@@ -136,19 +136,6 @@ def run_nvim_lua(nvim: str, env: dict[str, str], code: str, *, init: Path | None
 
 # -- the live session -----------------------------------------------------------------------
 
-def waits_for_merge(offered: bool, needle: str, reason: str) -> None:
-    """xfail a check whose server feature is built on another branch, only while the server's
-    code does not have it: once the code is there (`needle` appears outside protocol.py), a
-    missing capability is a failure, not an xfail."""
-    if offered:
-        return
-    server_dir = Path(os.environ.get("TINYARMS_TEST_SERVER_PYTHONPATH") or SERVER_DIR) / "tinyarms"
-    for source in server_dir.rglob("*.py"):
-        if source.name != "protocol.py" and needle in source.read_text(errors="replace"):
-            pytest.fail(f"{source} has {needle}, but the server does not offer it to Neovim")
-    pytest.xfail(reason)
-
-
 def readme_override_block() -> str:
     """The README's "Override a role from Neovim" Lua, verbatim: it must work as written."""
     text = (REPO / "README.md").read_text()
@@ -312,11 +299,7 @@ def test_status_shows_tiers_models_and_the_last_decision(session: NvimSession) -
 
 
 def test_completion_item_comes_from_the_embedded_model(session: NvimSession) -> None:
-    waits_for_merge(
-        session.client_field("client.server_capabilities.completionProvider ~= nil"),
-        "TEXT_DOCUMENT_COMPLETION",
-        "the server does not answer textDocument/completion yet (autocomplete, issue 3)",
-    )
+    assert session.client_field("client.server_capabilities.completionProvider ~= nil")
     # The real request Neovim 0.11 sends, polled until the model (loading in the background) answers.
     item = session.lua(
         """
@@ -389,9 +372,7 @@ def test_completion_item_comes_from_the_embedded_model(session: NvimSession) -> 
 
 
 def test_route_explains_where_a_request_goes(session: NvimSession) -> None:
-    waits_for_merge(
-        session.offers("tinyarms.route"), "protocol.ROUTE", "the server does not offer tinyarms.route yet (issue 4)"
-    )
+    assert session.offers("tinyarms.route")
     session.nvim.command("TinyarmsRoute explain this function")
     session.wait_for("require('tinyarms').last['tinyarms.route'] ~= nil", 60, ":TinyarmsRoute answers")
     decision = session.lua("return require('tinyarms').last['tinyarms.route']")
@@ -403,9 +384,7 @@ def test_route_explains_where_a_request_goes(session: NvimSession) -> None:
 
 
 def test_explain_on_a_selection_streams_an_answer(session: NvimSession) -> None:
-    waits_for_merge(
-        session.offers("tinyarms.ask"), "protocol.ASK", "the server does not offer tinyarms.ask yet (issue 5)"
-    )
+    assert session.offers("tinyarms.ask")
     start = SOURCE.splitlines().index("def count_words(path):") + 1
     session.nvim.command(f"{start},{start + 5}TinyarmsExplain")
     session.wait_for(

@@ -144,7 +144,38 @@ def _demo_completion(args: argparse.Namespace) -> int:
         print(f"  cold prompt: {first.elapsed_ms:.0f} ms; next keystroke ({again.source}): {again.elapsed_ms:.1f} ms")
         return 0
 
-    return asyncio.run(run())
+    code = asyncio.run(run())
+    return code or _demo_answer(args)
+
+
+DEMO_QUESTION = "explain what a list comprehension is in Python"
+
+
+def _demo_answer(args: argparse.Namespace) -> int:
+    """One routed question answered on the local tier: no key, no download."""
+    import asyncio
+
+    import attrs
+
+    from tinyarms import ask, tiers
+    from tinyarms.config import load_config
+
+    config = load_config(_inputs(args)).config
+    assert config is not None  # cmd_demo checked it
+    # A short answer keeps the demo quick on a laptop CPU.
+    config = attrs.evolve(config, roles=attrs.evolve(config.roles, chat=attrs.evolve(config.roles.chat, max_tokens=80)))
+    print(f"\nask: {DEMO_QUESTION!r}")
+    try:
+        decision, answer = asyncio.run(
+            ask.ask_once(config, DEMO_QUESTION, tier="local", on_delta=lambda d: print(d, end="", flush=True))
+        )
+    except tiers.AllTiersFailed as exc:
+        print(f"\n{exc}")
+        return 1
+    where = f"route {decision.route} ({decision.stage}, score {decision.score:.2f}) -> role {decision.role}"
+    ran = f"tier {answer.tier} ({answer.model}), {answer.trace.get('latency_ms')} ms, ${answer.cost_usd:.4f}"
+    print(f"\n  {where}, {ran}")
+    return 0
 
 
 # -- complete (autocomplete engine, issue 3) ---------------------------------------------

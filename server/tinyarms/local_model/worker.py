@@ -15,7 +15,8 @@ Requests (`{"id": N, "op": ...}`):
 - `complete` {segments, max_tokens, stop, stop_at_newline}: greedy prefix completion. `segments`
   is `[["text"|"special", str], ...]`. The longest common token prefix with the previous
   prompt stays in the KV cache. Streams {"id", "piece"} and ends with {"id", "done", ...}.
-- `chat` {messages, max_tokens, temperature, stop}: the model's chat template; streams
+- `chat` {messages, max_tokens, temperature, stop}: the model's chat template (a plain
+  transcript for base models without one); streams
   {"id", "piece", "logprob"} and ends with {"id", "done", "usage"}.
 - `cancel` {target}: stop request `target`.
 - `crash`: a real segfault, only with TINYARMS_ALLOW_CRASH=1 (tests of crash isolation).
@@ -35,6 +36,15 @@ import time
 from typing import Any, BinaryIO
 
 log = logging.getLogger("tinyarms.local_model.worker")
+
+# For models whose GGUF carries no chat template (base models): a transcript with role labels,
+# stopped where the model would start the user's next turn.
+PLAIN_CHAT_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
+    "{% elif m['role'] == 'user' %}User: {{ m['content'] }}\n\n"
+    "{% else %}Assistant: {{ m['content'] }}\n\n{% endif %}{% endfor %}Assistant:"
+)
+PLAIN_CHAT_STOPS = ["\nUser:", "\n\nUser"]
 
 PROMPT_CHUNK = 64  # tokens evaluated between cancel checks (0.4-1 s cold; smaller chunks cost throughput)
 
@@ -284,8 +294,9 @@ class Worker:
         rid = int(request["id"])
         llm = self.llm
         template = llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise ValueError("this model has no chat template")
+        plain = not template
+        if plain:  # a base model (the embedded Gemma 3 270M): a plain transcript it can continue
+            template = PLAIN_CHAT_TEMPLATE
         model = llm._model
         bos = model.token_get_text(llm.token_bos()) if llm.token_bos() >= 0 else ""
         eos = model.token_get_text(llm.token_eos()) if llm.token_eos() >= 0 else ""
@@ -295,7 +306,7 @@ class Worker:
             tokens.insert(0, llm.token_bos())
         self.prepare(rid, tokens)
         temperature = float(request.get("temperature") or 0.0)
-        stops = [s for s in request.get("stop") or [] if s]
+        stops = [s for s in request.get("stop") or [] if s] + (PLAIN_CHAT_STOPS if plain else [])
         rng = np.random.default_rng(int(request.get("seed", 0)))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text = ""

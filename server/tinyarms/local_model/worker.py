@@ -325,6 +325,8 @@ class Worker:
                 break
             generated += 1
             piece = decoder.decode(self.piece(token))
+            if plain and not text.strip():
+                piece = piece.lstrip()  # the transcript's "Assistant:" is followed by a space
             text += piece
             hit = next((s for s in stops if s in text), None)
             if hit is not None:
@@ -332,7 +334,8 @@ class Worker:
                 if keep > 0:
                     self.send({"id": rid, "piece": piece[:keep], "logprob": float(shifted[token] - log_z)})
                 break
-            self.send({"id": rid, "piece": piece, "logprob": float(shifted[token] - log_z)})
+            if piece:
+                self.send({"id": rid, "piece": piece, "logprob": float(shifted[token] - log_z)})
             llm.eval([token])
         return {"usage": [len(tokens), generated]}
 

@@ -1,13 +1,15 @@
 """One question, routed and answered: what `tinyarms ask` (and `tinyarms demo`) run.
 
-Routing uses the router when this build has one (`tinyarms.router.load_router`); without
-it, or when it fails, the `chat` role answers with a `fallback` decision that says why.
+Routing uses the router (`tinyarms.router.load_router`); if it fails, the `chat` role
+answers with a `fallback` decision that says why.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+
+import attrs
 
 from tinyarms import tiers
 from tinyarms.config import Config
@@ -21,37 +23,17 @@ FALLBACK_ROLE = "chat"
 def route(config: Config, text: str, *, role: str | None = None, tier: str | None = None) -> Decision:
     """The decision for `text`: explicit when the caller names a role, else the router's."""
     if role is not None:
-        return Decision(
-            route=None,
-            role=role,
-            tier=tier or config.roles.get(role).tier,
-            score=1.0,
-            margin=1.0,
-            stage="explicit",
-            reason=f"the role '{role}' was named by the caller",
-        )
-    try:
-        from tinyarms.router import load_router  # type: ignore[attr-defined,unused-ignore]
+        return Decision.explicit(role, tier or config.roles.get(role).tier)
+    from tinyarms.router import load_router
 
-        decision: Decision = load_router(config).route(text)
-    except ImportError:
-        reason = "this build has no router, so the chat role answers"
+    try:
+        decision = load_router(config).route(text)
     except Exception as exc:  # a broken router must not stop the answer
         log.warning("the router failed (%s); the chat role answers", exc)
         reason = f"the router failed ({type(exc).__name__}), so the chat role answers"
-    else:
-        if tier is not None:
-            decision.tier = tier
-        return decision
-    return Decision(
-        route=None,
-        role=FALLBACK_ROLE,
-        tier=tier or config.roles.get(FALLBACK_ROLE).tier,
-        score=0.0,
-        margin=0.0,
-        stage="fallback",
-        reason=reason,
-    )
+        return Decision(route=None, role=FALLBACK_ROLE, tier=tier or config.roles.get(FALLBACK_ROLE).tier,
+                        score=0.0, margin=0.0, stage="fallback", reason=reason)  # fmt: skip
+    return attrs.evolve(decision, tier=tier) if tier is not None else decision
 
 
 async def ask_once(

@@ -159,9 +159,7 @@ class CommandsFeature(Feature):
             raise RuntimeError("tinyarms: the config has errors; fix them to ask (see the diagnostics)")
         if role not in ("chat", "edit", "agent"):
             raise ValueError(f"unknown role '{role}'; expected chat, edit or agent")
-        tier = request.tier or config.roles.get(role).tier
-        return Decision(route=None, role=role, tier=tier, score=1.0, margin=1.0, stage="explicit",
-                        reason=f"the caller asked for the {role} role")  # fmt: skip
+        return Decision.explicit(role, request.tier or config.roles.get(role).tier)
 
     def _report(self, decision: Decision, start: float) -> None:
         elapsed = round((time.perf_counter() - start) * 1000, 3)

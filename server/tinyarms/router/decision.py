@@ -28,3 +28,9 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+    @classmethod
+    def explicit(cls, role: str, tier: str) -> Decision:
+        """The caller named the role: no routing."""
+        reason = f"the caller asked for the {role} role"
+        return cls(route=None, role=role, tier=tier, score=1.0, margin=1.0, stage="explicit", reason=reason)

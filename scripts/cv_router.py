@@ -102,8 +102,10 @@ def main() -> int:
         rules.append(hit.route if hit is not None else None)
     variants: dict[str, Variant] = {"embedding": embedding_only}
     for name in args.variants.split(","):
-        if name.startswith("concat-"):
-            variants[name] = concat(float(name.split("-")[1]))
+        if name.startswith("concat-"):  # concat-WEIGHT[:key=value...], e.g. concat-1.0:l2=0.01:scale=8
+            weight, *options = name.removeprefix("concat-").split(":")
+            kwargs = {k: (int(v) if k == "steps" else float(v)) for k, v in (o.split("=") for o in options)}
+            variants[name] = concat(float(weight), **kwargs)
     report: dict[str, Any] = {"n": len(rows), "extra": len(extra[0])}
     for name in args.variants.split(","):
         variant = variants[name]

@@ -2,7 +2,8 @@
 
 Its input is the MiniLM vector concatenated with the request's word / character n-gram
 TF-IDF (ngrams.py), which keeps the keywords the small encoder blurs. Grouped 10-fold CV on
-the training set (scripts/cv_router.py): accuracy 0.897 with the vector alone, 0.936 with both.
+the first 593 training rows (scripts/cv_router.py): accuracy 0.897 with the vector alone,
+0.936 with both.
 
 Why not nearest-utterance: measured with 10-fold cross-validation on the training set
 (tests/data/router_train.tsv, MiniLM), nearest-utterance scored 0.70 accuracy and k-NN 0.79,

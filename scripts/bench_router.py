@@ -85,7 +85,7 @@ def llm_on_training(config: Any, encoder: Encoder) -> dict[str, Any]:
     from tinyarms.router.router import training_rows
 
     texts, labels = training_rows(config)
-    names, probs = out_of_fold(cached_encode(encoder, texts), labels)
+    names, probs = out_of_fold(cached_encode(encoder, texts), labels, texts)
     thresholds = {s.name: s.threshold for s in route_specs(config)}
     llm = load_llm(config)
     route_names = [s.name for s in route_specs(config)]

@@ -1,5 +1,10 @@
 """The embedding stage's model: softmax regression over route labels plus `none`, in numpy.
 
+Its input is the MiniLM vector concatenated with the request's word / character n-gram
+TF-IDF (ngrams.py), which keeps the keywords the small encoder blurs. Grouped 10-fold CV on
+the first 593 training rows (scripts/cv_router.py): accuracy 0.897 with the vector alone,
+0.936 with both.
+
 Why not nearest-utterance: measured with 10-fold cross-validation on the training set
 (tests/data/router_train.tsv, MiniLM), nearest-utterance scored 0.70 accuracy and k-NN 0.79,
 softmax regression 0.89. It also learns what out-of-scope requests look like from
@@ -12,6 +17,8 @@ import numpy as np
 from attrs import define
 from threadpoolctl import threadpool_limits
 
+from tinyarms.router.ngrams import NgramVectorizer, fit_vectorizer
+
 NONE = "none"
 
 
@@ -21,24 +28,38 @@ class Classifier:
     weights: np.ndarray  # (dim, labels)
     bias: np.ndarray  # (labels,)
     scale: float
+    vectorizer: NgramVectorizer | None = None  # None: the embedding alone
+    ngram_weight: float = 1.0
 
-    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
-        """(n, labels) class probabilities for L2-normalised vectors."""
-        logits = (vectors * self.scale) @ self.weights + self.bias
+    def probabilities(self, vectors: np.ndarray, texts: list[str]) -> np.ndarray:
+        """(n, labels) class probabilities for L2-normalised vectors and their texts."""
+        logits = (inputs(vectors, texts, self.vectorizer, self.ngram_weight) * self.scale) @ self.weights + self.bias
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return np.asarray(exp / exp.sum(axis=1, keepdims=True))
 
 
-def train(
-    vectors: np.ndarray, labels: list[str], *, scale: float = 5.0, l2: float = 1e-3, steps: int = 400, lr: float = 0.5
-) -> Classifier:
-    """Full-batch gradient descent on the cross-entropy; deterministic and ~0.2 s for 450 rows.
+def inputs(vectors: np.ndarray, texts: list[str], vectorizer: NgramVectorizer | None, weight: float) -> np.ndarray:
+    if vectorizer is None:
+        return vectors
+    return np.hstack([vectors, weight * vectorizer.transform(texts)])
 
+
+def train(
+    vectors: np.ndarray, labels: list[str], texts: list[str] | None = None, *, ngram_weight: float = 1.0,
+    scale: float = 5.0, l2: float = 1e-3, steps: int = 400, lr: float = 0.5,
+) -> Classifier:  # fmt: skip
+    """Full-batch gradient descent on the cross-entropy; deterministic and ~0.2 s for 600 rows.
+
+    With `texts`, an n-gram vocabulary is fitted on them and their TF-IDF joins the vectors.
     BLAS is held to one thread: on a busy 2-core machine OpenBLAS' threads made this 17x slower.
     """
+    vectorizer = fit_vectorizer(texts) if texts is not None else None
+    x = inputs(vectors, texts or [], vectorizer, ngram_weight)
     with threadpool_limits(1, user_api="blas"):
-        return _train(vectors, labels, scale=scale, l2=l2, steps=steps, lr=lr)
+        model = _train(x, labels, scale=scale, l2=l2, steps=steps, lr=lr)
+    model.vectorizer, model.ngram_weight = vectorizer, ngram_weight
+    return model
 
 
 def _train(vectors: np.ndarray, labels: list[str], *, scale: float, l2: float, steps: int, lr: float) -> Classifier:
@@ -46,25 +67,31 @@ def _train(vectors: np.ndarray, labels: list[str], *, scale: float, l2: float, s
     index = {name: i for i, name in enumerate(names)}
     y = np.array([index[label] for label in labels])
     x = vectors.astype(np.float64) * scale
-    n, dim = x.shape
+    n = x.shape[0]
     onehot = np.eye(len(names))[y]
     # Balance classes: `none` has more examples than any one route.
     counts = onehot.sum(axis=0)
     sample_weight = (n / (len(names) * np.maximum(counts, 1)))[y][:, None]
-    weights = np.zeros((dim, len(names)))
+    # Gradient descent from zero keeps weights = x.T @ coef (every step adds x.T @ something), so
+    # it runs on the (n, n) Gram matrix: the same model, ~15x cheaper with thousands of n-gram columns.
+    gram = x @ x.T
+    coef = np.zeros((n, len(names)))
     bias = np.zeros(len(names))
     for _ in range(steps):
-        logits = x @ weights + bias
+        logits = gram @ coef + bias
         logits -= logits.max(axis=1, keepdims=True)
         prob = np.exp(logits)
         prob /= prob.sum(axis=1, keepdims=True)
         grad = (prob - onehot) * sample_weight / n
-        weights -= lr * (x.T @ grad + l2 * weights)
+        coef -= lr * (grad + l2 * coef)
         bias -= lr * grad.sum(axis=0)
+    weights = x.T @ coef
     return Classifier(names, weights.astype(np.float32), bias.astype(np.float32), scale)
 
 
-def out_of_fold(vectors: np.ndarray, labels: list[str], folds: int = 10, seed: int = 0) -> tuple[list[str], np.ndarray]:
+def out_of_fold(
+    vectors: np.ndarray, labels: list[str], texts: list[str] | None = None, folds: int = 10, seed: int = 0
+) -> tuple[list[str], np.ndarray]:
     """Each row's probabilities from a model that never saw that row (k-fold cross-validation)."""
     names = sorted(set(labels) | {NONE})
     order = np.random.default_rng(seed).permutation(len(labels))
@@ -72,8 +99,9 @@ def out_of_fold(vectors: np.ndarray, labels: list[str], folds: int = 10, seed: i
     for fold in range(min(folds, len(labels))):
         test = order[fold::folds]
         train_rows = np.setdiff1d(order, test)
-        model = train(vectors[train_rows], [labels[i] for i in train_rows])
-        fold_probs = model.probabilities(vectors[test])
+        pick = (lambda rows: [texts[i] for i in rows]) if texts is not None else (lambda rows: None)
+        model = train(vectors[train_rows], [labels[i] for i in train_rows], pick(train_rows))
+        fold_probs = model.probabilities(vectors[test], pick(test) or [])
         # A fold may lack a label entirely; map its columns by name.
         for j, name in enumerate(model.labels):
             probs[test, names.index(name)] = fold_probs[:, j]

@@ -51,7 +51,7 @@ def scored(router: Router, texts: list[str]) -> tuple[list[str], np.ndarray, lis
     labels, probs = router.probabilities(texts)
     index = {t: i for i, t in enumerate(train_texts)}
     if any(t in index for t in texts) and router.classifier is not None:
-        names, oof = out_of_fold(cached_encode(router.encoder, train_texts), train_labels)
+        names, oof = out_of_fold(cached_encode(router.encoder, train_texts), train_labels, train_texts)
         columns = [names.index(label) for label in labels]
         for row, text in enumerate(texts):
             if text in index:
@@ -107,12 +107,20 @@ GRID = [round(x, 3) for x in np.arange(0.2, 0.951, 0.025)]
 
 
 def fit(router: Router, rows: list[tuple[str, str]], min_oos_recall: float = 0.9) -> FitResult:
-    """Coordinate ascent over per-route thresholds: best accuracy with OOS recall >= the floor."""
+    """Per-route thresholds for the router on labelled rows: best accuracy with OOS recall >= the floor."""
     gold = [label for label, _ in rows]
     labels, probs, rules = scored(router, [text for _, text in rows])
     current = {name: spec.threshold for name, spec in router.specs.items()}
+    best = fit_thresholds(labels, probs, rules, gold, current, min_oos_recall)
     before = metrics(gold, predict(labels, probs, rules, current))
+    return FitResult(best, before, metrics(gold, predict(labels, probs, rules, best)))
 
+
+def fit_thresholds(
+    labels: list[str], probs: np.ndarray, rules: list[str | None], gold: list[str],
+    start: dict[str, float], min_oos_recall: float = 0.9,
+) -> dict[str, float]:  # fmt: skip
+    """Coordinate ascent over per-route thresholds from `start`."""
     gold_array = np.array(gold)
     is_oos = gold_array == NONE
 
@@ -123,7 +131,7 @@ def fit(router: Router, rows: list[tuple[str, str]], min_oos_recall: float = 0.9
         # Below the floor, recall comes first; above it, accuracy (ties: more recall).
         return (accuracy, oos) if oos >= min_oos_recall else (-1.0 + oos, accuracy)
 
-    best = dict(current)
+    best = dict(start)
     best_score = objective(best)
     for _ in range(4):
         improved = False
@@ -135,7 +143,7 @@ def fit(router: Router, rows: list[tuple[str, str]], min_oos_recall: float = 0.9
                     best, best_score, improved = trial, score, True
         if not improved:
             break
-    return FitResult(best, before, metrics(gold, predict(labels, probs, rules, best)))
+    return best
 
 
 def thresholds_toml(result: FitResult, source: str) -> str:

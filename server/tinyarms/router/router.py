@@ -2,7 +2,7 @@
 
 1. explicit: a slash command (`/explain ...`) names the route.
 2. rule: one route's high-precision keywords match, and no other route's do.
-3. embedding: MiniLM vector -> softmax regression over the routes and `none`; a route is
+3. embedding: MiniLM vector + n-gram TF-IDF -> softmax regression over the routes and `none`; a route is
    taken when its probability reaches the route's (fitted) threshold.
 4. llm (optional, `router.low_confidence = "llm"`): a small local model picks among the
    routes for what the embeddings were unsure of.
@@ -85,7 +85,7 @@ class Router:
         texts, labels = training_rows(config)
         self.classifier: Classifier | None = None
         if self.specs and texts:
-            self.classifier = train(cached_encode(encoder, texts), labels)
+            self.classifier = train(cached_encode(encoder, texts), labels, texts)
         self._cache: OrderedDict[str, Decision] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -124,7 +124,7 @@ class Router:
             return [NONE], np.ones((len(texts), 1), dtype=np.float32)
         clean = [normalise(t) or " " for t in texts]
         vectors = cached_encode(self.encoder, clean) if len(clean) > 20 else self.encoder.encode(clean)
-        return self.classifier.labels, self.classifier.probabilities(vectors)
+        return self.classifier.labels, self.classifier.probabilities(vectors, clean)
 
     # -- stages --------------------------------------------------------------------------
 

@@ -1,0 +1,68 @@
+"""A second view of a request besides its MiniLM vector: TF-IDF over words and character n-grams.
+
+The small encoder blurs words that decide a route ("docstring", "unit test", "stack trace",
+"migrate"); sparse lexical features keep them, and character n-grams also match typos and
+inflections ("refactoring", "refactr"). Fitted on the training utterances only; pure Python and
+numpy, a few hundred dictionary look-ups per query.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+from attrs import define
+
+_WORD = re.compile(r"[a-z0-9_]+(?:['.][a-z0-9_]+)*")
+
+
+def features(text: str) -> list[str]:
+    """Word unigrams and bigrams, and character 3-5-grams inside each word (padded by spaces)."""
+    words = _WORD.findall(text.lower())
+    out = [f"w:{w}" for w in words]
+    out += [f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    for word in words:
+        padded = f" {word} "
+        for n in (3, 4, 5):
+            out += [f"c:{padded[i : i + n]}" for i in range(max(1, len(padded) - n + 1))]
+    return out
+
+
+@define
+class NgramVectorizer:
+    vocabulary: dict[str, int]
+    idf: np.ndarray  # (features,)
+
+    @property
+    def dim(self) -> int:
+        return len(self.vocabulary)
+
+    def transform(self, texts: list[str]) -> np.ndarray:
+        """(n, features) sublinear TF-IDF rows, L2-normalised (all zeros when nothing is known)."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            counts: dict[int, int] = {}
+            for feature in features(text):
+                column = self.vocabulary.get(feature)
+                if column is not None:
+                    counts[column] = counts.get(column, 0) + 1
+            if not counts:
+                continue
+            columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
+            tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
+            values = tf * self.idf[columns]
+            out[row, columns] = values / max(float(np.linalg.norm(values)), 1e-9)
+        return out
+
+
+def fit_vectorizer(texts: list[str], min_df: int = 2) -> NgramVectorizer:
+    """Vocabulary: features seen in at least `min_df` texts (rarer ones are noise at this size)."""
+    df: dict[str, int] = {}
+    for text in texts:
+        for feature in set(features(text)):
+            df[feature] = df.get(feature, 0) + 1
+    kept = sorted(f for f, count in df.items() if count >= min_df)
+    n = len(texts)
+    idf = np.array([math.log((1 + n) / (1 + df[f])) + 1.0 for f in kept], dtype=np.float32)
+    return NgramVectorizer({f: i for i, f in enumerate(kept)}, idf)

@@ -1,6 +1,7 @@
 """Benchmark the router; prints JSON.
 
-In one run, on tests/data/router_heldout.tsv (never fitted on):
+In one run, on tests/data/router_heldout.tsv (never fitted on; tests/data/router_heldout2.tsv,
+written blind by another author, is reported beside it):
 - tinyarms' router (rules -> ONNX int8 MiniLM -> softmax regression, fitted thresholds):
   accuracy, macro-F1, out-of-scope recall, which stage decided, and warm per-decision
   latency p50/p95 with the LRU off (every query pays for its encode) and for an LRU hit;
@@ -115,6 +116,11 @@ def llm_on_training(config: Any, encoder: Encoder) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heldout", default=str(REPO / "tests" / "data" / "router_heldout.tsv"))
+    parser.add_argument(
+        "--heldout2",
+        default=str(REPO / "tests" / "data" / "router_heldout2.tsv"),
+        help="a second held-out set, written blind by another author (reported beside the first)",
+    )
     parser.add_argument("--llm", action="store_true", help="also measure the LLM stage on the training set")
     args = parser.parse_args()
     rows = load_labelled(Path(args.heldout))
@@ -179,6 +185,16 @@ def main() -> int:
         },
         "encode_latency_ms": encoders,
     }
+    if args.heldout2 and Path(args.heldout2).is_file():
+        rows2 = load_labelled(Path(args.heldout2))
+        second = evaluate(router, rows2)
+        base2 = baseline(torch_encoder, config, rows2)
+        report["heldout2"] = {
+            "file": str(Path(args.heldout2).relative_to(REPO)),
+            "n": len(rows2),
+            "tinyarms": {k: second[k] for k in ("accuracy", "macro_f1", "oos_recall", "stages")},
+            "baseline_nearest_utterance_0.5": {k: base2[k] for k in ("accuracy", "macro_f1", "oos_recall")},
+        }
     if args.llm:
         report["llm_stage_on_training_cv"] = llm_on_training(config, encoder)
     print(json.dumps(report, indent=2))

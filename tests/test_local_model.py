@@ -117,3 +117,32 @@ async def test_a_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LocalModelError):
         await broken.start()
     await broken.shutdown()
+
+
+async def answer(model: LocalModel, question: str, stop: list[str] | None = None) -> str:
+    text = ""
+    async for piece in model.chat([{"role": "user", "content": question}], max_tokens=24, temperature=0.0, stop=stop):
+        text += piece.text
+    return text
+
+
+async def test_a_partial_stop_string_is_held_back_then_flushed(smol: LocalModel) -> None:
+    question = "Count from 1 to 10, separated by commas."
+    full = await answer(smol, question)
+    assert len(full) > 8, full
+    # A stop string whose start the answer contains but which never completes: nothing is lost.
+    assert await answer(smol, question, stop=[full[3:7] + "\x00never"]) == full
+    # One that completes: the answer ends just before it, with no part of it streamed.
+    assert await answer(smol, question, stop=[full[3:7]]) == full[:3]
+
+
+async def test_a_base_model_without_chat_template_answers_in_plain_text() -> None:
+    gemma = get_model("embedded:gemma3-270m", purpose="test-chat", n_ctx=1024)
+    await gemma.start()
+    try:
+        text = await answer(gemma, "What is a list comprehension in Python?")
+    finally:
+        await gemma.shutdown()
+    # The embedded Gemma is a base model: a Q/A transcript, stopped before it writes the next entry.
+    assert text.strip() and text == text.lstrip(), repr(text)
+    assert "\nQ:" not in text and "\nA:" not in text, repr(text)

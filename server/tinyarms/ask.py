@@ -13,6 +13,7 @@ import attrs
 
 from tinyarms import tiers
 from tinyarms.config import Config
+from tinyarms.prompts import build_messages
 from tinyarms.router.decision import Decision
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ async def ask_once(
         answer = await tiers.run_role(
             config,
             decision.role,
-            [{"role": "user", "content": text}],
+            build_messages(text, decision, selection=""),
             tier=tier,
             decision=decision,
             on_delta=on_delta,

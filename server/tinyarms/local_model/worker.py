@@ -37,14 +37,15 @@ from typing import Any, BinaryIO
 
 log = logging.getLogger("tinyarms.local_model.worker")
 
-# For models whose GGUF carries no chat template (base models): a transcript with role labels,
-# stopped where the model would start the user's next turn.
+# For models whose GGUF carries no chat template (base models such as the embedded Gemma 3
+# 270M): a Q/A transcript, which such models continue far better than role labels (measured
+# by hand: "User:/Assistant:" made it echo the code), stopped where it starts another entry.
 PLAIN_CHAT_TEMPLATE = (
     "{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
-    "{% elif m['role'] == 'user' %}User: {{ m['content'] }}\n\n"
-    "{% else %}Assistant: {{ m['content'] }}\n\n{% endif %}{% endfor %}Assistant:"
+    "{% elif m['role'] == 'user' %}Q: {{ m['content'] }}\n"
+    "{% else %}A: {{ m['content'] }}\n\n{% endif %}{% endfor %}A:"
 )
-PLAIN_CHAT_STOPS = ["\nUser:", "\n\nUser"]
+PLAIN_CHAT_STOPS = ["\nQ:", "\nA:", "\nB:"]
 
 PROMPT_CHUNK = 64  # tokens evaluated between cancel checks (0.4-1 s cold; smaller chunks cost throughput)
 
@@ -71,6 +72,11 @@ class Worker:
         with self.out_lock:
             self.out.write(data)
             self.out.flush()
+
+    def send_text(self, rid: int, text: str, logprob: float | None) -> None:
+        """A piece of a chat answer; empty pieces are not sent."""
+        if text:
+            self.send({"id": rid, "piece": text, "logprob": logprob})
 
     def read_stdin(self) -> None:
         for line in sys.stdin.buffer:
@@ -310,6 +316,7 @@ class Worker:
         rng = np.random.default_rng(int(request.get("seed", 0)))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text = ""
+        sent = 0  # characters of `text` already streamed
         generated = 0
         while generated < int(request.get("max_tokens") or 256):
             self.check(rid)
@@ -326,17 +333,21 @@ class Worker:
             generated += 1
             piece = decoder.decode(self.piece(token))
             if plain and not text.strip():
-                piece = piece.lstrip()  # the transcript's "Assistant:" is followed by a space
+                piece = piece.lstrip()  # the transcript's "A:" is followed by a space
             text += piece
-            hit = next((s for s in stops if s in text), None)
-            if hit is not None:
-                keep = len(piece) - (len(text) - text.index(hit))
-                if keep > 0:
-                    self.send({"id": rid, "piece": piece[:keep], "logprob": float(shifted[token] - log_z)})
-                break
-            if piece:
-                self.send({"id": rid, "piece": piece, "logprob": float(shifted[token] - log_z)})
+            logprob = float(shifted[token] - log_z)
+            hits = [text.find(stop) for stop in stops if stop in text]
+            if hits:
+                self.send_text(rid, text[sent : min(hits)], logprob)
+                return {"usage": [len(tokens), generated]}
+            # Hold back a tail that may be the start of a stop string, so it never reaches the user.
+            partial = (k for stop in stops for k in range(1, len(stop)) if text.endswith(stop[:k]))
+            safe = len(text) - max(partial, default=0)
+            if safe > sent:
+                self.send_text(rid, text[sent:safe], logprob)
+                sent = safe
             llm.eval([token])
+        self.send_text(rid, text[sent:], None)
         return {"usage": [len(tokens), generated]}
 
 

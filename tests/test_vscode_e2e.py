@@ -158,6 +158,10 @@ def test_explain_selection_is_routed(editor: dict[str, Any]) -> None:
     explain = step(editor, "explain", "explain")
     assert re.search(r"tinyarms: explain → \S+", explain["status"]), explain
     assert "route explain" in explain["answer"].replace("*", ""), explain["answer"]
+    # Between the title and the decision footer: the model's answer, in words (not only echoed code).
+    body = explain["answer"].split("\n---\n")[0].split("\n", 1)[-1]
+    prose = re.sub(r"```.*?```", "", body, flags=re.S)
+    assert len(re.findall(r"[A-Za-z]{2,}", prose)) >= 3, explain["answer"]
 
 
 def test_status_bar_menu_toggles_autocomplete(editor: dict[str, Any]) -> None:

@@ -544,8 +544,9 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_router_fit(args: argparse.Namespace) -> int:
-    from tinyarms.router.fit import LabelledFileError, fit, load_labelled, thresholds_toml
+def _labelled_and_router(args: argparse.Namespace) -> tuple[list[tuple[str, str]], Router] | int:
+    """The labelled rows of `args.file` and a loaded router, or the exit code that says why not."""
+    from tinyarms.router.fit import LabelledFileError, load_labelled
 
     try:
         rows = load_labelled(Path(args.file))
@@ -553,8 +554,16 @@ def cmd_router_fit(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     router = _load_router(args)
-    if router is None:
-        return 1
+    return 1 if router is None else (rows, router)
+
+
+def cmd_router_fit(args: argparse.Namespace) -> int:
+    from tinyarms.router.fit import fit, thresholds_toml
+
+    loaded = _labelled_and_router(args)
+    if isinstance(loaded, int):
+        return loaded
+    rows, router = loaded
     result = fit(router, rows, args.min_oos_recall)
     for name, figures in (("before", result.before), ("after", result.after)):
         print(f"{name}: accuracy {figures['accuracy']}, macro-F1 {figures['macro_f1']}, "
@@ -569,16 +578,12 @@ def cmd_router_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_router_eval(args: argparse.Namespace) -> int:
-    from tinyarms.router.fit import LabelledFileError, evaluate, load_labelled
+    from tinyarms.router.fit import evaluate
 
-    try:
-        rows = load_labelled(Path(args.file))
-    except LabelledFileError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    router = _load_router(args)
-    if router is None:
-        return 1
+    loaded = _labelled_and_router(args)
+    if isinstance(loaded, int):
+        return loaded
+    rows, router = loaded
     report = evaluate(router, rows)
     if args.json:
         print(json.dumps(report, indent=2))

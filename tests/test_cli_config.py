@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from conftest import run_tinyarms as tinyarms
 from tinyarms.config.layers import presets_dir
-
-
-def tinyarms(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tinyarms", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
 
 
 def test_show_explain_json_names_every_source(env: dict[str, str], user_config: Path, workspace: Path) -> None:

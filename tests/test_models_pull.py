@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from conftest import run_tinyarms as tinyarms
 from tinyarms import models
 
 SPEC = "hf:tiny-org/tiny-model/tiny.Q4_0.gguf"
@@ -169,12 +170,6 @@ def pull_env(env: dict[str, str], tmp_path: Path, hub: Hub, monkeypatch: pytest.
     # The same cache for models.resolve() in this process.
     monkeypatch.setenv("XDG_CACHE_HOME", result["XDG_CACHE_HOME"])
     return result
-
-
-def tinyarms(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tinyarms", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def body_gets(hub: Hub) -> list[tuple[str, str, str | None]]:

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SERVER_DIR = REPO / "server"
+from conftest import REPO, SERVER_DIR, run_tinyarms
+
 SESSION_TIMEOUT_S = 900  # the watchdog: the whole module's Neovim session
 MODEL_TIMEOUT_S = 300  # the embedded model loads in the background after initialized
 COMMANDS = ["TinyarmsAsk", "TinyarmsExplain", "TinyarmsRoute", "TinyarmsStatus", "TinyarmsConfig"]
@@ -102,15 +102,7 @@ def nvim_env(home: Path) -> dict[str, str]:
 def tinyarms_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     # The CLI is always this checkout's (it writes the init file); only the server may differ.
     cli_env = {**env, "PYTHONPATH": os.pathsep.join([str(SERVER_DIR), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(
-        [sys.executable, "-m", "tinyarms", *args],
-        env=cli_env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-    )
+    return run_tinyarms(cli_env, *args, stdin=stdin, timeout=60)
 
 
 def run_nvim_lua(nvim: str, env: dict[str, str], code: str, *, init: Path | None = None, cwd: Path) -> Any:

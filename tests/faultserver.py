@@ -16,7 +16,7 @@ The model name is `FAULT` or `FAULT/N`: the first N requests for that model get 
   lowconf     a normal answer with logprobs of -4 per token
   selfno      a normal answer; a self-check request gets "no"
 
-`GET /log` returns what was asked, in order: [{"path", "model", "fault", "auth"}] where
+`GET /log` returns what was asked, in order: [{"path", "model", "fault", "auth", "messages"}] where
 `auth` says only whether a credential header came (never its value).
 """
 
@@ -133,7 +133,7 @@ class FaultServer:
             fault = "ok"
         anthropic = path.endswith("/messages")
         auth = bool(headers.get("authorization") or headers.get("x-api-key"))
-        entry = {"path": path, "model": model, "fault": fault, "auth": auth}
+        entry = {"path": path, "model": model, "fault": fault, "auth": auth, "messages": request.get("messages") or []}
         if anthropic:
             entry["cache_control"] = sum("cache_control" in block for block in request.get("system") or [])
         self.log.append(entry)

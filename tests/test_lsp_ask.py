@@ -99,6 +99,9 @@ async def test_ask_streams_the_answer_of_the_routed_role(
     # The selected code went to the model, with the slash command spelled out.
     asked = http.log[-1]
     assert asked["model"] == "ok" and asked["path"].endswith("/chat/completions") and asked["auth"]
+    question = asked["messages"][-1]["content"]
+    assert "def count(words):\n    return len(words)" in question and "Explain what this code does." in question
+    assert "/explain" not in question
     await wait_until(lambda: "".join(s.get("delta", "") for s in streamed if s["stream_id"] == "s1") == answer["text"])
     await wait_until(lambda: any(s.get("kind") == "decision" and s.get("cost_usd") is not None for s in statuses))
 

@@ -13,6 +13,8 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from lsprotocol import types
+
 from tinyarms import protocol, tiers
 from tinyarms.prompts import build_messages
 
@@ -81,18 +83,12 @@ class TiersHandler:
             return ""
         try:
             document = self.server.workspace.get_text_document(request.uri)
-            lines = document.lines
-            start, end = request.range["start"], request.range["end"]
-            if not lines or start["line"] >= len(lines):
-                return ""
-            if start["line"] == end["line"]:
-                text = lines[start["line"]][start["character"] : end["character"]]
-            else:
-                first = lines[start["line"]][start["character"] :]
-                middle = lines[start["line"] + 1 : end["line"]]
-                last = lines[end["line"]][: end["character"]] if end["line"] < len(lines) else ""
-                text = first + "".join(middle) + last
-        except (KeyError, TypeError, IndexError, OSError) as exc:
+            start, end = (
+                types.Position(p["line"], p["character"]) for p in (request.range["start"], request.range["end"])
+            )
+            # offset_at_position converts the client's UTF-16 columns and clamps past-the-end positions.
+            text = document.source[document.offset_at_position(start) : document.offset_at_position(end)]
+        except (KeyError, TypeError, OSError) as exc:
             log.warning("ask: could not read the selection of %s: %s", request.uri, exc)
             return ""
         return "" if text.strip() and text.strip() in request.text else text

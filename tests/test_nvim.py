@@ -3,8 +3,7 @@
 pynvim over `--listen`. Every wait is bounded (vim.wait inside Neovim, and a watchdog that
 kills Neovim if a call never returns).
 
-Set TINYARMS_NVIM to use another Neovim binary. TINYARMS_TEST_SERVER_PYTHONPATH points only
-the server process at another checkout's server/ dir (Neovim's side stays this one).
+Set TINYARMS_NVIM to use another Neovim binary.
 """
 
 from __future__ import annotations
@@ -85,24 +84,17 @@ def nvim_binary() -> str:
 
 
 def nvim_env(home: Path) -> dict[str, str]:
-    """Like conftest's `env`: own config/state/data dirs, no TINYARMS_*; the server's PYTHONPATH."""
-    server_path = os.environ.get("TINYARMS_TEST_SERVER_PYTHONPATH") or str(SERVER_DIR)
+    """Like conftest's `env`: own config/state/data dirs, no TINYARMS_*, this checkout's server/ first."""
     result = {k: v for k, v in os.environ.items() if not k.startswith("TINYARMS_") and not k.startswith("NVIM")}
     result.update(
         XDG_CONFIG_HOME=str(home / "config"),
         XDG_STATE_HOME=str(home / "state"),
         XDG_DATA_HOME=str(home / "data"),
-        PYTHONPATH=os.pathsep.join([server_path, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        PYTHONPATH=os.pathsep.join([str(SERVER_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
     )
     return result
-
-
-def tinyarms_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    # The CLI is always this checkout's (it writes the init file); only the server may differ.
-    cli_env = {**env, "PYTHONPATH": os.pathsep.join([str(SERVER_DIR), os.environ.get("PYTHONPATH", "")])}
-    return run_tinyarms(cli_env, *args, stdin=stdin, timeout=60)
 
 
 def run_nvim_lua(nvim: str, env: dict[str, str], code: str, *, init: Path | None = None, cwd: Path) -> Any:
@@ -160,7 +152,7 @@ class NvimSession:
         (self.workspace / "app.py").write_text(SOURCE)
         self.env = nvim_env(self.home)
 
-        written = tinyarms_cli(self.env, "setup", "nvim", "--write", "--yes")
+        written = run_tinyarms(self.env, "setup", "nvim", "--write", "--yes")
         assert written.returncode == 0, written.stderr
         self.init = self.home / "config" / "nvim" / "init.lua"
         assert self.init.is_file(), written.stdout
@@ -424,21 +416,21 @@ def test_setup_nvim_write_asks_keeps_the_file_and_is_idempotent(tmp_path: Path) 
     init.parent.mkdir(parents=True)
     init.write_text("vim.o.number = true\n")
 
-    declined = tinyarms_cli(env, "setup", "nvim", "--write", stdin="n\n")
+    declined = run_tinyarms(env, "setup", "nvim", "--write", stdin="n\n")
     assert declined.returncode == 1 and "nothing written" in declined.stderr
     assert init.read_text() == "vim.o.number = true\n"
 
-    accepted = tinyarms_cli(env, "setup", "nvim", "--write", stdin="y\n")
+    accepted = run_tinyarms(env, "setup", "nvim", "--write", stdin="y\n")
     assert accepted.returncode == 0, accepted.stderr
     first = init.read_text()
     assert first.startswith("vim.o.number = true\n\n-- >>> tinyarms")
     assert f'"{sys.executable}", "-m", "tinyarms", "serve"' in first
 
-    again = tinyarms_cli(env, "setup", "nvim", "--write", "--yes")
+    again = run_tinyarms(env, "setup", "nvim", "--write", "--yes")
     assert again.returncode == 0 and "already set up" in again.stdout
     assert init.read_text() == first
 
-    moved = tinyarms_cli(env, "setup", "nvim", "--write", "--yes", "--python", "/opt/py/bin/python3")
+    moved = run_tinyarms(env, "setup", "nvim", "--write", "--yes", "--python", "/opt/py/bin/python3")
     assert moved.returncode == 0, moved.stderr
     updated = init.read_text()
     assert updated.count("-- >>> tinyarms") == 1, updated
@@ -451,7 +443,7 @@ def test_setup_nvim_into_init_vim_works_in_neovim(tmp_path: Path) -> None:
     init_vim = tmp_path / "home" / "config" / "nvim" / "init.vim"
     init_vim.parent.mkdir(parents=True)
     init_vim.write_text("set number\n")
-    result = tinyarms_cli(env, "setup", "nvim", "--write", "--yes")
+    result = run_tinyarms(env, "setup", "nvim", "--write", "--yes")
     assert result.returncode == 0, result.stderr
     assert not (init_vim.parent / "init.lua").exists()  # Neovim refuses init.lua beside init.vim
     config = run_nvim_lua(
@@ -472,7 +464,7 @@ def test_setup_nvim_into_init_vim_works_in_neovim(tmp_path: Path) -> None:
 def test_lazy_spec_loads_in_neovim(tmp_path: Path) -> None:
     nvim = nvim_binary()
     env = nvim_env(tmp_path / "home")
-    spec = tinyarms_cli(env, "setup", "nvim", "--lazy")
+    spec = run_tinyarms(env, "setup", "nvim", "--lazy")
     assert spec.returncode == 0, spec.stderr
     spec_file = tmp_path / "tinyarms-spec.lua"
     spec_file.write_text(spec.stdout)

@@ -2,7 +2,7 @@
 
 vscode-client/e2e/run.mjs drives the editor with playwright-core and prints one JSON line;
 this test runs it and asserts on that. It needs `scripts/setup_vscode_e2e.sh` (run by
-.ci/run); without it the test fails and says so, it never skips.
+scripts/test.sh); without it the test fails and says so, it never skips.
 
 TINYARMS_E2E_SERVER_PATH, when set, replaces the repo's server/ on the language server's
 PYTHONPATH (to try the extension against another branch's server work in progress).
@@ -27,7 +27,7 @@ CLIENT = REPO / "vscode-client"
 CACHE = Path(os.environ.get("TINYARMS_E2E_CACHE") or Path.home() / ".cache" / "tinyarms-e2e")
 VSIX = CLIENT / "tinyarms.vsix"
 BUDGET_S = 420  # the runner's own bound on every wait; the subprocess gets a margin on top
-SETUP_HINT = "run ./scripts/setup_vscode_e2e.sh first (CI's .ci/run does)"
+SETUP_HINT = "run ./scripts/setup_vscode_e2e.sh first (scripts/test.sh does)"
 
 
 def check_setup() -> None:

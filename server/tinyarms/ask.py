@@ -1,6 +1,6 @@
 """One question, routed and answered: what `tinyarms ask` (and `tinyarms demo`) run.
 
-Routing uses the router (`tinyarms.router.load_router`); if it fails, the `chat` role
+Routing uses the router (`tinyarms.router.load_router`); if it fails, the fallback role (`router.fallback_role`)
 answers with a `fallback` decision that says why.
 """
 
@@ -18,9 +18,6 @@ from tinyarms.router.decision import Decision
 
 log = logging.getLogger(__name__)
 
-FALLBACK_ROLE = "chat"
-
-
 def route(config: Config, text: str, *, role: str | None = None, tier: str | None = None) -> Decision:
     """The decision for `text`: explicit when the caller names a role, else the router's."""
     if role is not None:
@@ -30,9 +27,10 @@ def route(config: Config, text: str, *, role: str | None = None, tier: str | Non
     try:
         decision = load_router(config).route(text)
     except Exception as exc:  # a broken router must not stop the answer
-        log.warning("the router failed (%s); the chat role answers", exc)
-        reason = f"the router failed ({type(exc).__name__}), so the chat role answers"
-        return Decision(route=None, role=FALLBACK_ROLE, tier=tier or config.roles.get(FALLBACK_ROLE).tier,
+        role = config.router.fallback_role  # where unrouted requests go anyway
+        log.warning("the router failed (%s); the %s role answers", exc, role)
+        reason = f"the router failed ({type(exc).__name__}), so the {role} role answers"
+        return Decision(route=None, role=role, tier=tier or config.roles.get(role).tier,
                         score=0.0, margin=0.0, stage="fallback", reason=reason)  # fmt: skip
     return attrs.evolve(decision, tier=tier) if tier is not None else decision
 

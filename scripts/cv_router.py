@@ -8,7 +8,9 @@ Two splits of tests/data/router_train.tsv (the held-out file is never read here)
 For each variant of the classifier: argmax accuracy, and accuracy / OOS recall of the whole
 pipeline (keyword rules, then thresholds fitted on the out-of-fold scores, OOS floor 0.9).
 `--extra FILE` adds rows to every fold's training side, never to its test side, so more data
-is judged on the same test rows.
+is judged on the same test rows. `--english-only` drops the training rows that are not in English
+(language.py's guess), the way the router was trained before issue 16. Accuracy is also reported
+on the non-English rows alone.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ sys.path.insert(0, str(REPO / "server"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tinyarms.router.classifier import NONE, train  # noqa: E402
-from tinyarms.router.encoder import cached_encode, load_encoder  # noqa: E402
+from tinyarms.router.encoder import ConcatEncoder, cached_encode, load_encoder  # noqa: E402
 from tinyarms.router.fit import fit_thresholds, load_labelled, metrics, predict  # noqa: E402
+from tinyarms.router.language import is_english  # noqa: E402
 from tinyarms.router.rules import Rules  # noqa: E402
 
 Variant = Callable[[list[str], np.ndarray, list[str], list[str], np.ndarray], tuple[list[str], np.ndarray]]
@@ -86,15 +89,22 @@ def main() -> int:
     parser.add_argument("--train", default=str(REPO / "tests" / "data" / "router_train.tsv"))
     parser.add_argument("--extra", help="more training rows, added to every fold's training side only")
     parser.add_argument("--variants", default="embedding,concat-1.0")
+    parser.add_argument(
+        "--encoders", default="all-MiniLM-L6-v2", help="comma-separated; their vectors are concatenated"
+    )
+    parser.add_argument("--english-only", action="store_true", help="drop the non-English training rows")
     args = parser.parse_args()
     rows = load_labelled(Path(args.train))
+    if args.english_only:
+        rows = [(label, text) for label, text in rows if is_english(text)]
     texts, labels = [t for _, t in rows], [label for label, _ in rows]
-    encoder = load_encoder()
-    vecs = cached_encode(encoder, texts)
+    encoder = ConcatEncoder([load_encoder(name) for name in args.encoders.split(",")])
+    vecs = np.hstack([cached_encode(e, texts) for e in encoder.encoders])
     extra: tuple[list[str], np.ndarray, list[str]] = ([], np.zeros((0, vecs.shape[1]), np.float32), [])
     if args.extra:
         more = load_labelled(Path(args.extra))
-        extra = ([t for _, t in more], cached_encode(encoder, [t for _, t in more]), [label for label, _ in more])
+        more_vecs = np.hstack([cached_encode(e, [t for _, t in more]) for e in encoder.encoders])
+        extra = ([t for _, t in more], more_vecs, [label for label, _ in more])
     rules_engine = Rules(sorted(set(labels) - {NONE}))
     rules = []
     for text in texts:
@@ -106,7 +116,9 @@ def main() -> int:
             weight, *options = name.removeprefix("concat-").split(":")
             kwargs = {k: (int(v) if k == "steps" else float(v)) for k, v in (o.split("=") for o in options)}
             variants[name] = concat(float(weight), **kwargs)
-    report: dict[str, Any] = {"n": len(rows), "extra": len(extra[0])}
+    foreign = np.array([not is_english(text) for text in texts])
+    report: dict[str, Any] = {"encoders": args.encoders, "n": len(rows), "non_english": int(foreign.sum())}
+    report["extra"] = len(extra[0])
     for name in args.variants.split(","):
         variant = variants[name]
         report[name] = {}
@@ -116,12 +128,16 @@ def main() -> int:
             argmax = [names[int(i)] for i in probs.argmax(axis=1)]
             start_thresholds = {n: 0.5 for n in names if n != NONE}
             thresholds = fit_thresholds(names, probs, rules, labels, start_thresholds)
-            full = metrics(labels, predict(names, probs, rules, thresholds))
+            pred = predict(names, probs, rules, thresholds)
+            full = metrics(labels, pred)
+            hits = np.array([p == g for p, g in zip(pred, labels, strict=True)])
             report[name][scheme] = {
                 "argmax_accuracy": round(float(np.mean([a == g for a, g in zip(argmax, labels, strict=True)])), 4),
                 "accuracy": full["accuracy"],
                 "macro_f1": full["macro_f1"],
                 "oos_recall": full["oos_recall"],
+                "accuracy_english": round(float(hits[~foreign].mean()), 4),
+                "accuracy_non_english": round(float(hits[foreign].mean()), 4) if foreign.any() else None,
                 "seconds": round(time.perf_counter() - start, 1),
             }
     print(json.dumps(report, indent=2))

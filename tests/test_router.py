@@ -31,8 +31,11 @@ def config_from(tmp_path: Path, text: str = ""):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def encoder() -> Encoder:
+    """The configured default encoder (multilingual USE), loaded once for the module."""
+    from tinyarms.config.schema import Router as RouterSettings
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return load_encoder()
+    return load_encoder(RouterSettings().encoder)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +100,39 @@ def test_embedding_stage_routes_unseen_phrasings(router: Router, text: str, rout
     assert decision.route == route, decision
     assert decision.stage in ("embedding", "rule", "fallback")
     assert decision.reason
+
+
+# Written for these tests (not training rows, not from any held-out set): two per route, in
+# Spanish, German, French, Portuguese, Chinese, Japanese and Korean.
+NON_ENGLISH = [
+    ("explain", "¿me puedes explicar qué hace este bucle while?"),
+    ("explain", "このデコレータは何のためにあるの？"),
+    ("generate", "schreib mir eine Funktion, die prüft, ob eine Zahl eine Primzahl ist"),
+    ("generate", "用 JavaScript 写一个深拷贝函数"),
+    ("refactor", "réécris cette méthode pour qu'elle soit plus simple, sans changer ce qu'elle fait"),
+    ("refactor", "essa classe tá enorme, divide ela em partes menores sem mudar o comportamento"),
+    ("fix", "mi función devuelve None en vez de la lista, ¿dónde está el error?"),
+    ("fix", "点击保存按钮后页面就崩溃了，帮我找出原因并修复"),
+    ("test", "je voudrais des tests pour vérifier que parse_date rejette les dates invalides"),
+    ("test", "このAPIのエンドポイントに対する結合テストを書いて"),
+    ("document", "schreib eine Dokumentation für die öffentlichen Methoden dieser Klasse"),
+    ("document", "para cada função desse arquivo, escreve um comentário dizendo o que ela recebe e retorna"),
+    ("review", "¿qué opinas de este código? ¿hay algo que cambiarías?"),
+    ("review", "이 풀 리퀘스트에 보안 문제가 있는지 검토해 줘"),
+    ("plan", "wir müssen im gesamten Projekt von Moment.js auf date-fns umsteigen, plane die Schritte"),
+    ("plan", "把所有服务的配置从 YAML 迁移到环境变量"),
+    (None, "¿cuál es la mejor playa de Portugal?"),
+    (None, "今週末は何をしようかな"),
+    (None, "merci, bonne journée"),
+]
+
+
+def test_non_english_requests_route_like_english_ones(router: Router) -> None:
+    train = {text for _, text in load_labelled(DATA / "router_train.tsv")}
+    assert not [text for _, text in NON_ENGLISH if text in train]  # unseen phrasings
+    wrong = [(route, text, router.route(text)) for route, text in NON_ENGLISH]
+    wrong = [(route, text, d.route, d.reason) for route, text, d in wrong if d.route != route]
+    assert not wrong, wrong
 
 
 def test_decision_fields(router: Router) -> None:

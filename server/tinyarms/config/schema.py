@@ -69,6 +69,17 @@ class Role:
     max_tokens: int | None = None
     temperature: float | None = None
     cascade: Cascade = field(factory=lambda: Cascade())
+    # Strong or weak (issue 16; chat and edit): the hardest `strong_share` of requests go straight
+    # to `strong_tier` (default: the first of escalate_to). 0 = off. The threshold on the
+    # difficulty score is written by `tinyarms router calibrate`; unset, it is computed from the trace.
+    strong_share: float = 0.0
+    strong_threshold: float | None = None
+    strong_tier: str | None = None
+
+    def strong(self) -> str | None:
+        """The tier that hard requests go straight to, or None (no stronger tier than `tier`)."""
+        tier = self.strong_tier or next((t for t in self.escalate_to if t != self.tier), None)
+        return tier if tier != self.tier else None
 
 
 @define(kw_only=True)
@@ -106,17 +117,32 @@ class Route:
 
 
 @define(kw_only=True)
+class Difficulty:
+    """`[router.difficulty]`: the strong/weak score's weights (router/difficulty.py); written by
+    `tinyarms router fit --from-log`. The defaults are the prior: longer requests are harder."""
+
+    bias: float = -3.0
+    request: float = 0.4  # weight of log(1 + request tokens)
+    context: float = 0.2  # weight of log(1 + context tokens)
+    routes: dict[str, float] = field(factory=dict)
+    fitted_on: int = 0
+
+
+@define(kw_only=True)
 class Router:
     """`[router]`: how requests are routed. The routes themselves are `[routes.NAME]`."""
 
     enabled: bool = True
-    encoder: str = "all-MiniLM-L6-v2"  # the packaged model, or a local sentence-transformers folder
+    # use-multilingual-v3 (packaged, 16 languages), all-MiniLM-L6-v2 (packaged, English),
+    # a local sentence-transformers folder, or several joined by "+" (vectors side by side).
+    encoder: str = "use-multilingual-v3"
     backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
     threads: int = 1
     fallback_role: str = "chat"
     low_confidence: Literal["fallback", "llm"] = "fallback"
     llm_tier: str = "local"  # a llama-cpp tier that classifies the hard rest when low_confidence = "llm"
     cache_size: int = 512  # recent decisions kept (LRU)
+    difficulty: Difficulty = field(factory=lambda: Difficulty())
     out_of_scope: list[str] = field(factory=list)  # example requests that are no route
     more_out_of_scope: list[str] = field(factory=list)
 

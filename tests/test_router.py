@@ -83,6 +83,16 @@ def test_keyword_rule_decides_unambiguous_requests(router: Router) -> None:
     assert "docstring" in decision.reason
 
 
+def test_a_routes_own_example_routes_there(encoder: Encoder, tmp_path: Path) -> None:
+    """A user's correction becomes an example (more_utterances); the exact request then routes there."""
+    text = "make the login page look nicer"
+    config = config_from(tmp_path, f'[routes.refactor]\nmore_utterances = ["{text}"]\n').config
+    assert config is not None
+    decision = Router(config, encoder).route(text.upper())
+    assert (decision.route, decision.stage) == ("refactor", "rule"), decision
+    assert "examples" in decision.reason
+
+
 @pytest.mark.parametrize(
     ("text", "route"),
     [
@@ -138,14 +148,19 @@ def test_non_english_requests_route_like_english_ones(router: Router) -> None:
 def test_decision_fields(router: Router) -> None:
     decision = router.route("explain what this decorator does")
     data = decision.to_dict()
-    assert set(data) == {"route", "role", "tier", "score", "margin", "stage", "reason"}
+    assert set(data) == {"route", "role", "tier", "score", "margin", "stage", "reason", "strength"}
     assert 0.0 <= data["score"] <= 1.0 and -1.0 <= data["margin"] <= 1.0
     assert data["tier"] == "cloud-fast"  # the chat role's tier in the default preset
+    # strong_share is off by default: the difficulty is shown, no threshold, the cheap tier runs it.
+    assert set(data["strength"]) == {"difficulty", "threshold", "strong", "request_tokens", "context_tokens"}
+    assert 0.0 < data["strength"]["difficulty"] < 1.0 and data["strength"]["threshold"] is None
+    assert data["strength"]["request_tokens"] == 8  # 32 characters, ~4 a token
 
 
 def test_lru_returns_the_cached_decision(router: Router) -> None:
     first = router.route("Explain   the retry logic")
-    assert router.route("explain the retry logic") is first  # same normalised text
+    assert router._cache["explain the retry logic"].route == first.route  # same normalised text
+    assert router.route("explain the retry logic") == first
 
 
 @pytest.mark.parametrize(

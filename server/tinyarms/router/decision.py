@@ -17,6 +17,17 @@ Stage = Literal["explicit", "rule", "embedding", "llm", "fallback"]
 
 
 @define(kw_only=True)
+class Strength:
+    """Strong or weak (router/difficulty.py), for roles with a cheap and a strong tier."""
+
+    difficulty: float  # predicted chance that the cheap tier's answer will not do, 0..1
+    threshold: float | None  # at or above it the request goes straight to the strong tier; None: off
+    strong: bool  # sent straight to the strong tier
+    request_tokens: int  # estimated (characters / 4)
+    context_tokens: int
+
+
+@define(kw_only=True)
 class Decision:
     route: str | None  # None: nothing matched; the configured fallback role handles it
     role: str  # chat / edit / agent
@@ -25,6 +36,7 @@ class Decision:
     margin: float  # score minus the runner-up's score
     stage: Stage
     reason: str  # one sentence a user understands
+    strength: Strength | None = None  # None: the role has no cheap/strong pair (or no request text)
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)

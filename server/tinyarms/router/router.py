@@ -7,8 +7,10 @@
 4. llm (optional, `router.low_confidence = "llm"`): a small local model picks among the
    routes for what the embeddings were unsure of.
 5. fallback: nothing confident: the configured fallback role (`chat`), route None.
+Then strong or weak (strength.py): for chat and edit with `strong_share` set, a hard request goes
+straight to the role's strong tier.
 
-Recent decisions are kept in an LRU keyed by the normalised text.
+Recent route decisions are kept in an LRU keyed by the normalised text.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import attrs
 import numpy as np
 from attrs import define
 
+from tinyarms.router import strength
 from tinyarms.router.classifier import NONE, Classifier, train
 from tinyarms.router.decision import Decision, Stage
+from tinyarms.router.difficulty import estimate_tokens
 from tinyarms.router.encoder import Encoder, cached_encode, load_encoder
 from tinyarms.router.rules import Rules
 
@@ -69,6 +73,22 @@ def training_rows(config: Config) -> tuple[list[str], list[str]]:
     return texts + oos, labels + [NONE] * len(oos)
 
 
+def examples(config: Config) -> dict[str, str | None]:
+    """Normalised, lower-cased example text -> its route (None: out of scope). The user's own
+    additions (`more_utterances`, `more_out_of_scope`) are read last, so they win a clash."""
+    out: dict[str, str | None] = {}
+    specs = route_specs(config)
+    for name, route in sorted(config.routes.items()):
+        if route.enabled:
+            out.update((normalise(u).lower(), name) for u in route.utterances)
+    out.update((normalise(u).lower(), None) for u in config.router.out_of_scope)
+    for spec in specs:
+        out.update((normalise(u).lower(), spec.name) for u in config.routes[spec.name].more_utterances)
+    out.update((normalise(u).lower(), None) for u in config.router.more_out_of_scope)
+    out.pop("", None)
+    return out
+
+
 def normalise(text: str) -> str:
     """Control characters and runs of whitespace out; long requests cut to MAX_CHARS."""
     text = _CONTROL.sub(" ", text[: MAX_CHARS * 2])
@@ -86,15 +106,23 @@ class Router:
         self.classifier: Classifier | None = None
         if self.specs and texts:
             self.classifier = train(cached_encode(encoder, texts), labels, texts)
+        self.examples = examples(config)
         self._cache: OrderedDict[str, Decision] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- public API ----------------------------------------------------------------------
 
-    def route(self, text: str) -> Decision:
-        """Never raises on user text: unusable input gets a fallback decision that says why."""
+    def route(self, text: str, *, context_tokens: int = 0) -> Decision:
+        """Never raises on user text: unusable input gets a fallback decision that says why.
+
+        `context_tokens`: how much context (selection, files) goes with the request; it feeds the
+        strong/weak decision, not the route.
+        """
         if not isinstance(text, str):
             raise ValueError(f"route() needs text, got {type(text).__name__}")
+        return strength.apply(self.config, self._route(text), estimate_tokens(text), context_tokens)
+
+    def _route(self, text: str) -> Decision:
         clean = normalise(text)
         if not clean:
             return self._fallback("the request is empty", 0.0, 0.0)
@@ -133,6 +161,11 @@ class Router:
     # -- stages --------------------------------------------------------------------------
 
     def _route_text(self, text: str) -> Decision:
+        key = text.lower()
+        if key in self.examples:  # one of the routes' own examples: a user's correction lands here
+            route = self.examples[key]
+            where = f"the {route} route's" if route else "the out-of-scope"
+            return self._decision(route, 1.0, 1.0, "rule", f"the request is one of {where} examples")
         rule = self.rules.keyword(text)
         if rule is not None and rule.route is not None:
             return self._decision(rule.route, 1.0, 1.0, "rule", rule.reason)

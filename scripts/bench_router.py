@@ -4,9 +4,10 @@ In one run, on the held-out sets (never fitted on): tests/data/router_heldout.ts
 tests/data/router_heldout2.tsv (written blind by another author) and
 tests/data/router_heldout_multilingual.tsv (written blind by a third; about a third not in
 English):
-- tinyarms' router as configured (rules -> multilingual USE + n-gram TF-IDF -> softmax
-  regression, fitted thresholds) and, beside it, the English-only configuration (the same
-  routes with `encoder = "all-MiniLM-L6-v2"`): accuracy, macro-F1, out-of-scope recall, accuracy
+- tinyarms' router as configured (rules -> MiniLM for English requests, multilingual USE for the
+  rest, each + n-gram TF-IDF -> softmax regression, fitted thresholds) and, beside it, the
+  English-only configuration (MiniLM for every request), USE for every request, and the router
+  trained on the English rows only: accuracy, macro-F1, out-of-scope recall, accuracy
   on the English and the non-English requests (router/language.py's guess), which stage
   decided; warm per-decision latency p50/p95 over every held-out request with the LRU off
   (every query pays for its encode), and for an LRU hit;
@@ -127,8 +128,13 @@ def main() -> int:
     config = config_with({})
     configurations: dict[str, Any] = {
         "tinyarms": config,
-        "english_only_minilm": config_with({"TINYARMS_ROUTER__ENCODER": "all-MiniLM-L6-v2"}),
-        # What the non-English training rows add: the same encoder, trained on the English rows only.
+        # MiniLM for every request, as before issue 16 (with today's training rows and n-grams).
+        "english_only_minilm": config_with({"TINYARMS_ROUTER__MULTILINGUAL_ENCODER": ""}),
+        # USE for every request (design 2 of issue 16).
+        "use_for_every_request": config_with(
+            {"TINYARMS_ROUTER__ENCODER": "use-multilingual-v3", "TINYARMS_ROUTER__MULTILINGUAL_ENCODER": ""}
+        ),
+        # What the non-English training rows add: the configured router trained on the English rows only.
         "tinyarms_english_rows_only": english_rows_only(config),
     }
     report: dict[str, Any] = {
@@ -139,12 +145,14 @@ def main() -> int:
     for name, cfg in configurations.items():
         start = time.perf_counter()
         encoder = load_encoder(cfg.router.encoder, cfg.router.backend, cfg.router.threads)
-        router = Router(cfg, encoder)
+        multilingual = load_encoder(cfg.router.multilingual_encoder) if cfg.router.multilingual_encoder else None
+        router = Router(cfg, encoder, multilingual=multilingual)
         load_s = time.perf_counter() - start
         routers[name] = router
         for text in texts[:20]:  # warm up
             router.route(text)
-        entry: dict[str, Any] = {"encoder": cfg.router.encoder, "load_s": round(load_s, 2)}
+        entry: dict[str, Any] = {"encoder": cfg.router.encoder, "multilingual_encoder": cfg.router.multilingual_encoder}
+        entry["load_s"] = round(load_s, 2)
         entry.update({set_name: quality(router, rows) for set_name, rows in sets.items()})
         entry["latency_ms_per_decision_lru_off"] = percentiles(timed(router.route, texts, rounds=2))
         report[name] = entry
@@ -152,7 +160,7 @@ def main() -> int:
     ours = routers["tinyarms"]
     lru_config = load_config(ConfigInputs(user_file=Path(os.devnull), env={})).config
     assert lru_config is not None
-    lru_router = Router(lru_config, ours.encoder)
+    lru_router = Router(lru_config, ours.encoder, multilingual=ours.multilingual)
     for text in texts:
         lru_router.route(text)
     report["tinyarms"]["latency_ms_lru_hit"] = percentiles(timed(lru_router.route, texts))
@@ -188,7 +196,7 @@ def main() -> int:
         from tinyarms.router.llm import load_llm
 
         llm_config = config_with({"TINYARMS_ROUTER__LOW_CONFIDENCE": "llm"})
-        llm_router = Router(llm_config, ours.encoder, load_llm(llm_config))
+        llm_router = Router(llm_config, ours.encoder, load_llm(llm_config), multilingual=ours.multilingual)
         entry = {set_name: quality(llm_router, rows) for set_name, rows in sets.items()}
         entry["latency_ms_per_decision_lru_off"] = percentiles(timed(llm_router.route, texts, rounds=1))
         report["tinyarms_with_llm_stage"] = entry

@@ -8,7 +8,8 @@ Two splits of tests/data/router_train.tsv (the held-out file is never read here)
 For each variant of the classifier: argmax accuracy, and accuracy / OOS recall of the whole
 pipeline (keyword rules, then thresholds fitted on the out-of-fold scores, OOS floor 0.9).
 `--extra FILE` adds rows to every fold's training side, never to its test side, so more data
-is judged on the same test rows. `--english-only` drops the training rows that are not in English
+is judged on the same test rows. `--multilingual ENCODER` scores the non-English rows with a model
+on that encoder's vectors, as the router does. `--english-only` drops the training rows that are not in English
 (language.py's guess), the way the router was trained before issue 16. Accuracy is also reported
 on the non-English rows alone.
 """
@@ -92,6 +93,9 @@ def main() -> int:
     parser.add_argument(
         "--encoders", default="all-MiniLM-L6-v2", help="comma-separated; their vectors are concatenated"
     )
+    parser.add_argument(
+        "--multilingual", help="an encoder for the non-English rows (the router's split), e.g. use-multilingual-v3"
+    )
     parser.add_argument("--english-only", action="store_true", help="drop the non-English training rows")
     args = parser.parse_args()
     rows = load_labelled(Path(args.train))
@@ -105,6 +109,13 @@ def main() -> int:
         more = load_labelled(Path(args.extra))
         more_vecs = np.hstack([cached_encode(e, [t for _, t in more]) for e in encoder.encoders])
         extra = ([t for _, t in more], more_vecs, [label for label, _ in more])
+    multilingual = None
+    extra_ml: tuple[list[str], np.ndarray, list[str]] = ([], np.zeros((0, 512), np.float32), [])
+    if args.multilingual:
+        ml_encoder = load_encoder(args.multilingual)
+        multilingual = cached_encode(ml_encoder, texts)
+        if args.extra:
+            extra_ml = (extra[0], cached_encode(ml_encoder, extra[0]), extra[2])
     rules_engine = Rules(sorted(set(labels) - {NONE}))
     rules = []
     for text in texts:
@@ -117,14 +128,19 @@ def main() -> int:
             kwargs = {k: (int(v) if k == "steps" else float(v)) for k, v in (o.split("=") for o in options)}
             variants[name] = concat(float(weight), **kwargs)
     foreign = np.array([not is_english(text) for text in texts])
-    report: dict[str, Any] = {"encoders": args.encoders, "n": len(rows), "non_english": int(foreign.sum())}
+    report: dict[str, Any] = {"encoders": args.encoders, "multilingual": args.multilingual, "n": len(rows)}
+    report["non_english"] = int(foreign.sum())
     report["extra"] = len(extra[0])
     for name in args.variants.split(","):
         variant = variants[name]
         report[name] = {}
         for scheme in ("random", "grouped"):
             start = time.perf_counter()
-            names, probs = cross_validate(variant, texts, vecs, labels, folds_for(labels, scheme), extra)
+            folds = folds_for(labels, scheme)
+            names, probs = cross_validate(variant, texts, vecs, labels, folds, extra)
+            if multilingual is not None:  # the router's split: non-English rows by the multilingual model
+                _, foreign_probs = cross_validate(variant, texts, multilingual, labels, folds, extra_ml)
+                probs[foreign] = foreign_probs[foreign]
             argmax = [names[int(i)] for i in probs.argmax(axis=1)]
             start_thresholds = {n: 0.5 for n in names if n != NONE}
             thresholds = fit_thresholds(names, probs, rules, labels, start_thresholds)

@@ -31,18 +31,23 @@ def config_from(tmp_path: Path, text: str = ""):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def encoder() -> Encoder:
-    """The configured default encoder (multilingual USE), loaded once for the module."""
-    from tinyarms.config.schema import Router as RouterSettings
-
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return load_encoder(RouterSettings().encoder)
+    return load_encoder()
 
 
 @pytest.fixture(scope="module")
-def router(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Router:
+def multilingual() -> Encoder:
+    """The multilingual encoder the default config names, from the package's files (no network)."""
+    from tinyarms.config.schema import Router as RouterSettings
+
+    return load_encoder(RouterSettings().multilingual_encoder)
+
+
+@pytest.fixture(scope="module")
+def router(encoder: Encoder, multilingual: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Router:
     result = config_from(tmp_path_factory.mktemp("cfg"))
     assert result.config is not None, result.problems
-    return Router(result.config, encoder)
+    return Router(result.config, encoder, multilingual=multilingual)
 
 
 def test_presets_ship_the_eight_routes(tmp_path: Path) -> None:
@@ -137,12 +142,19 @@ NON_ENGLISH = [
 ]
 
 
-def test_non_english_requests_route_like_english_ones(router: Router) -> None:
+def test_non_english_requests_route_like_english_ones(router: Router, encoder: Encoder, tmp_path: Path) -> None:
     train = {text for _, text in load_labelled(DATA / "router_train.tsv")}
     assert not [text for _, text in NON_ENGLISH if text in train]  # unseen phrasings
     wrong = [(route, text, router.route(text)) for route, text in NON_ENGLISH]
     wrong = [(route, text, d.route, d.reason) for route, text, d in wrong if d.route != route]
     assert not wrong, wrong
+    # MiniLM alone (multilingual_encoder = "") gets many of them wrong: the second encoder is what does it.
+    config = config_from(tmp_path, '[router]\nmultilingual_encoder = ""\n').config
+    assert config is not None
+    english_only = Router(config, encoder)
+    assert english_only.multilingual_classifier is None
+    missed = sum(english_only.route(text).route != route for route, text in NON_ENGLISH)
+    assert missed >= 3, missed
 
 
 def test_decision_fields(router: Router) -> None:

@@ -133,9 +133,11 @@ class Router:
     """`[router]`: how requests are routed. The routes themselves are `[routes.NAME]`."""
 
     enabled: bool = True
-    # use-multilingual-v3 (packaged, 16 languages), all-MiniLM-L6-v2 (packaged, English),
-    # a local sentence-transformers folder, or several joined by "+" (vectors side by side).
-    encoder: str = "use-multilingual-v3"
+    # For English requests: all-MiniLM-L6-v2 (packaged), use-multilingual-v3 (packaged), a local
+    # sentence-transformers folder, or several joined by "+" (vectors side by side).
+    encoder: str = "all-MiniLM-L6-v2"
+    # For requests in other languages (router/language.py decides); "" = `encoder` for all.
+    multilingual_encoder: str = "use-multilingual-v3"
     backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
     threads: int = 1
     fallback_role: str = "chat"

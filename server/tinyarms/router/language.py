@@ -1,4 +1,5 @@
-"""Is a request in English? For reporting accuracy by language (bench, cross-validation), never for routing.
+"""Is a request in English? The router embeds English requests with MiniLM and the rest with a
+multilingual encoder; the bench and cross-validation report accuracy by it. About 0.2 ms a request.
 
 py3langid (langid.py's model, shipped inside the package, numpy only), restricted to English and
 the languages developers most often write in, so that a short English request full of

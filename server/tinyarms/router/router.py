@@ -2,8 +2,10 @@
 
 1. explicit: a slash command (`/explain ...`) names the route.
 2. rule: one route's high-precision keywords match, and no other route's do.
-3. embedding: MiniLM vector + n-gram TF-IDF -> softmax regression over the routes and `none`; a route is
-   taken when its probability reaches the route's (fitted) threshold.
+3. embedding: a sentence vector + n-gram TF-IDF -> softmax regression over the routes and `none`; a route
+   is taken when its probability reaches the route's (fitted) threshold. English requests are
+   embedded by MiniLM, the rest by the multilingual encoder (language.py decides, ~0.2 ms); each
+   has its own classifier, trained on every training row.
 4. llm (optional, `router.low_confidence = "llm"`): a small local model picks among the
    routes for what the embeddings were unsure of.
 5. fallback: nothing confident: the configured fallback role (`chat`), route None.
@@ -30,6 +32,7 @@ from tinyarms.router.classifier import NONE, Classifier, train
 from tinyarms.router.decision import Decision, Stage
 from tinyarms.router.difficulty import estimate_tokens
 from tinyarms.router.encoder import Encoder, cached_encode, load_encoder
+from tinyarms.router.language import is_english
 from tinyarms.router.rules import Rules
 
 if TYPE_CHECKING:
@@ -96,16 +99,24 @@ def normalise(text: str) -> str:
 
 
 class Router:
-    def __init__(self, config: Config, encoder: Encoder, llm: LlmClassifier | None = None) -> None:
+    def __init__(
+        self, config: Config, encoder: Encoder, llm: LlmClassifier | None = None, *,
+        multilingual: Encoder | None = None,
+    ) -> None:  # fmt: skip
+        """`encoder` embeds English requests; `multilingual` (when given) every other language."""
         self.config = config
         self.encoder = encoder
+        self.multilingual = multilingual
         self.llm = llm
         self.specs = {spec.name: spec for spec in route_specs(config)}
         self.rules = Rules(list(self.specs))
         texts, labels = training_rows(config)
         self.classifier: Classifier | None = None
+        self.multilingual_classifier: Classifier | None = None
         if self.specs and texts:
             self.classifier = train(cached_encode(encoder, texts), labels, texts)
+            if multilingual is not None:
+                self.multilingual_classifier = train(cached_encode(multilingual, texts), labels, texts)
         self.examples = examples(config)
         self._cache: OrderedDict[str, Decision] = OrderedDict()
         self._lock = threading.Lock()
@@ -120,7 +131,8 @@ class Router:
         """
         if not isinstance(text, str):
             raise ValueError(f"route() needs text, got {type(text).__name__}")
-        return strength.apply(self.config, self._route(text), estimate_tokens(text), context_tokens)
+        size = estimate_tokens(" ".join(text.split()))  # the whole request, not just what routing reads
+        return strength.apply(self.config, self._route(text), size, context_tokens)
 
     def _route(self, text: str) -> Decision:
         clean = normalise(text)
@@ -151,12 +163,25 @@ class Router:
         return [float(v) for v in self.encoder.encode([normalise(text) or " "])[0]]
 
     def probabilities(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
-        """The embedding stage's label probabilities for each text (for fit and eval)."""
+        """The embedding stage's label probabilities for each text (for fit and eval): English
+        requests by the English encoder's classifier, the rest by the multilingual one's."""
         if self.classifier is None:
             return [NONE], np.ones((len(texts), 1), dtype=np.float32)
         clean = [normalise(t) or " " for t in texts]
-        vectors = cached_encode(self.encoder, clean) if len(clean) > 20 else self.encoder.encode(clean)
-        return self.classifier.labels, self.classifier.probabilities(vectors, clean)
+        probs = np.zeros((len(clean), len(self.classifier.labels)), dtype=np.float32)
+        foreign = np.zeros(len(clean), dtype=bool)
+        if self.multilingual_classifier is not None:
+            foreign = np.array([not is_english(t) for t in clean], dtype=bool)
+        for rows, encoder, model in (
+            (np.flatnonzero(~foreign), self.encoder, self.classifier),
+            (np.flatnonzero(foreign), self.multilingual, self.multilingual_classifier),
+        ):
+            if len(rows) == 0 or encoder is None or model is None:
+                continue
+            part = [clean[i] for i in rows]
+            vectors = cached_encode(encoder, part) if len(part) > 20 else encoder.encode(part)
+            probs[rows] = model.probabilities(vectors, part)  # both were trained on the same labels
+        return self.classifier.labels, probs
 
     # -- stages --------------------------------------------------------------------------
 
@@ -231,9 +256,12 @@ def load_router(config: Config) -> Router:
     """Load the encoder once and build the router from the config's routes."""
     settings = config.router
     encoder = load_encoder(settings.encoder, settings.backend, settings.threads)
+    multilingual = None
+    if settings.multilingual_encoder:
+        multilingual = load_encoder(settings.multilingual_encoder, settings.backend, settings.threads)
     llm = None
     if settings.low_confidence == "llm":
         from tinyarms.router.llm import load_llm
 
         llm = load_llm(config)
-    return Router(config, encoder, llm)
+    return Router(config, encoder, llm, multilingual=multilingual)

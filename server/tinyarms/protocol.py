@@ -15,9 +15,20 @@ expected str @ $.text``):
   ``fallback`` decision that says why.
 - ``tinyarms.ask`` ``({"text", "role"?, "tier"?, "uri"?, "range"?, "stream_id"?})``: route
   (unless ``role`` is given or the text starts with a slash command), run the role's tier
-  chain and return ``{"text", "decision", "trace"}``; a router that cannot load answers
+  chain and return ``{"text", "decision", "trace"}`` (``decision.strength``: the difficulty score,
+  the threshold and whether it went straight to the strong tier; ``trace.id`` names it for
+  ``tinyarms.feedback``); a router that cannot load answers
   through ``router.fallback_role`` (decision stage ``fallback``, with the reason). While it runs, the answer streams
   as ``tinyarms/stream`` notifications carrying the same ``stream_id``.
+- ``tinyarms.feedback`` ``({"trace_id"?, "rating"?, "route"?, "outcome"?})``: what the user
+  said about a request's answer, into the decision trace. ``trace_id``: the ``id`` of the
+  ``trace`` a request returned (omitted: this session's last request); ``rating``: ``"up"`` |
+  ``"down"``; ``outcome``: ``"accepted"`` | ``"rejected"`` (an edit), ``"stronger"`` (the user
+  asked a stronger tier); ``route``: a route correction, a route name or ``"none"`` (needs a
+  request this server answered, for its text). At least one of them. Returns ``{"recorded":
+  true, "trace_id", "correction"}``; an unknown route, rating or outcome, or a correction of
+  a request this server does not remember, is InvalidParams and writes nothing.
+  ``tinyarms router fit --from-log`` learns from these.
 - ``tinyarms.status`` ``()``: tiers, models, the last completion and the last decision.
 - ``tinyarms.toggleAutocomplete`` ``({"enabled"?})``: turn inline completion off or on for
   this session; returns ``{"enabled"}``.
@@ -45,6 +56,7 @@ SHOW_CONFIG = "tinyarms.showConfig"
 ROUTE = "tinyarms.route"
 ASK = "tinyarms.ask"
 STATUS = "tinyarms.status"
+FEEDBACK = "tinyarms.feedback"
 TOGGLE_AUTOCOMPLETE = "tinyarms.toggleAutocomplete"
 CRASH_MODEL = "tinyarms.test.crashModel"  # tests only: offered with TINYARMS_ALLOW_CRASH=1; -> {"crashed", "error"?}
 
@@ -68,6 +80,14 @@ class AskArgs:
     uri: str | None = None  # with range: the selected code is sent along
     range: types.Range | None = None
     stream_id: str | None = None  # tinyarms/stream notifications carry it
+
+
+@define(kw_only=True)
+class FeedbackArgs:
+    trace_id: str | None = None  # the request's trace id; None: this session's last request
+    rating: str | None = None  # up | down
+    route: str | None = None  # a route correction: a route name or "none"
+    outcome: str | None = None  # accepted | rejected | stronger
 
 
 @define(kw_only=True)

@@ -10,7 +10,7 @@ from the trace where it has them, else from the tiers' prices at the role's mean
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,7 +67,7 @@ class Calibration:
 
 
 def _mean_cost(
-    records: list[Mapping[str, Any]], tokens: tuple[int, int], tier: str, price: PriceFn | None
+    records: Sequence[Mapping[str, Any]], tokens: tuple[int, int], tier: str, price: PriceFn | None
 ) -> tuple[float | None, str]:
     costs = [
         float(r.get("cost_usd") or 0.0)
@@ -82,7 +82,7 @@ def _mean_cost(
 
 
 def calibrate(
-    records: list[Mapping[str, Any]], *, role: str, share: float, weights: Difficulty, cheap_tier: str,
+    records: Sequence[Mapping[str, Any]], *, role: str, share: float, weights: Difficulty, cheap_tier: str,
     strong_tier: str, current_threshold: float | None = None, price: PriceFn | None = None,
 ) -> Calibration:  # fmt: skip
     if not 0.0 < share < 1.0:

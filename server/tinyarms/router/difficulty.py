@@ -20,7 +20,7 @@ below says only "longer requests and more context are harder" (route-blind).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,8 +31,8 @@ MIN_OUTCOMES = 20  # fewer labelled requests than this: keep the prior
 
 
 def estimate_tokens(text: str) -> int:
-    """~4 characters a token for English code and prose; no tokenizer on the routing path."""
-    return (len(text) + 3) // 4
+    """~4 characters a token for English code and prose (runs of whitespace count once); no tokenizer."""
+    return (len(" ".join(text.split())) + 3) // 4
 
 
 def score(weights: Difficulty, route: str | None, request_tokens: int, context_tokens: int = 0) -> float:
@@ -88,7 +88,7 @@ def outcome_label(record: Mapping[str, Any], feedback: list[Mapping[str, Any]], 
 
 
 def training_data(
-    records: list[Mapping[str, Any]], cheap_tiers: Mapping[str, str]
+    records: Sequence[Mapping[str, Any]], cheap_tiers: Mapping[str, str]
 ) -> tuple[list[tuple[str | None, int, int]], list[int]]:
     """(route, request tokens, context tokens) and labels for every labelled request of the roles in `cheap_tiers`."""
     feedback = feedback_by_request(records)

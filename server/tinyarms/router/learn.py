@@ -14,7 +14,7 @@ forced): a few mislabelled corrections must not undo the shipped routes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,13 +96,13 @@ def _routed_as_corrected(router: Router, corrections: list[tuple[str | None, str
 
 
 def learn(
-    config: Config, encoder: Encoder, corrections: list[tuple[str | None, str]], records: list[Mapping[str, Any]],
-    sets: Mapping[str, list[tuple[str, str]]], *, force: bool = False,
+    config: Config, encoder: Encoder, corrections: list[tuple[str | None, str]], records: Sequence[Mapping[str, Any]],
+    sets: Mapping[str, list[tuple[str, str]]], *, force: bool = False, multilingual: Encoder | None = None,
 ) -> LearnResult:  # fmt: skip
     fitted, added = with_corrections(config, corrections)
-    before_router = Router(config, encoder)
+    before_router = Router(config, encoder, multilingual=multilingual)
     before = _accuracy(before_router, sets)
-    after_router = Router(fitted, encoder) if added else before_router
+    after_router = Router(fitted, encoder, multilingual=multilingual) if added else before_router
     after = _accuracy(after_router, sets) if added else dict(before)
     worst = max((before[name] - after[name] for name in sets), default=0.0)
     refused = None
@@ -132,7 +132,7 @@ def cheap_tiers(config: Config) -> dict[str, str]:
     return {role: config.roles.get(role).tier for role in ROLES if config.roles.get(role).strong()}
 
 
-def fit_difficulty(config: Config, records: list[Mapping[str, Any]]) -> tuple[Difficulty, dict[str, Any]]:
+def fit_difficulty(config: Config, records: Sequence[Mapping[str, Any]]) -> tuple[Difficulty, dict[str, Any]]:
     """Fit on the trace's labelled requests; log-loss on the last fifth for a fit on the rest vs the current model."""
     rows, labels = difficulty.training_data(records, cheap_tiers(config))
     report: dict[str, Any] = {"labelled_requests": len(rows)}

@@ -131,8 +131,8 @@ class Router:
         """
         if not isinstance(text, str):
             raise ValueError(f"route() needs text, got {type(text).__name__}")
-        size = estimate_tokens(" ".join(text.split()))  # the whole request, not just what routing reads
-        return strength.apply(self.config, self._route(text), size, context_tokens)
+        # The whole request's size, not just the part routing reads.
+        return strength.apply(self.config, self._route(text), estimate_tokens(text), context_tokens)
 
     def _route(self, text: str) -> Decision:
         clean = normalise(text)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomllib
 
+from conftest import run_tinyarms
 from tinyarms.config import ConfigInputs, load_config
 from tinyarms.config.edit import ConfigEditError, set_keys
 from tinyarms.config.schema import Difficulty
@@ -71,7 +74,12 @@ def test_calibrated_share_holds_on_held_out_lines_of_the_trace() -> None:
     assert priced.cost_per_request["strong"] == 0.01
     cheap = priced.cost_per_request["cheap"]
     assert cheap is not None and abs(cheap - sum(r["cost_usd"] for r in fitted) / len(fitted)) < 1e-9
-    assert priced.cost_after_usd == pytest.approx(4000 * (0.8 * cheap + 0.2 * 0.01), rel=1e-3)
+    # Projected: the requests at or above the threshold at the strong price, the rest at what they cost.
+    expected = sum(
+        0.01 if (difficulty.score_record(weights, r) or 0) >= priced.threshold else r["cost_usd"] for r in fitted
+    )
+    assert priced.cost_after_usd == pytest.approx(expected, rel=1e-6)
+    assert priced.cost_before_usd == pytest.approx(sum(r["cost_usd"] for r in fitted), rel=1e-6)
 
 
 def test_calibrate_refuses_what_it_cannot_do() -> None:
@@ -160,3 +168,94 @@ def test_set_keys_keeps_comments_and_refuses_broken_files(tmp_path: Path) -> Non
         set_keys(broken, {("roles", "chat", "strong_threshold"): 0.1})
     assert broken.read_text() == "[roles.chat\ntier = 1\n"  # nothing lost
     assert not list(tmp_path.glob("*.partial"))
+
+
+# -- the CLI: calibrate and fit --from-log on a trace in the user's state dir ------------------
+
+
+def write_trace(env: dict[str, str], records: list[dict[str, Any]]) -> Path:
+    path = Path(env["XDG_STATE_HOME"]) / "tinyarms" / "trace.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    with path.open("w") as out:
+        for i, record in enumerate(records):
+            out.write(json.dumps({**record, "ts": now - 3600 + i * 0.001}) + "\n")
+    return path
+
+
+def test_cli_calibrate_writes_a_threshold_that_holds_on_unseen_traffic(env: dict[str, str], user_config: Path) -> None:
+    records = synthetic_trace(6000, seed=4)
+    write_trace(env, records[:3000])  # the log calibrate reads; the rest is traffic it never saw
+    user_config.parent.mkdir(parents=True, exist_ok=True)
+    user_config.write_text('# mine\nextends = "default"\n')
+    done = run_tinyarms(env, "router", "calibrate", "--role", "chat", "--strong-share", "0.2")
+    assert done.returncode == 0, done.stderr
+    assert "target strong share 20.0%" in done.stdout and "share at or above it: 20.0%" in done.stdout
+    assert "cost per request: cloud-fast" in done.stdout and "with the new threshold $" in done.stdout
+    written = tomllib.loads(user_config.read_text())
+    assert user_config.read_text().startswith("# mine") and written["extends"] == "default"
+    threshold = written["roles"]["chat"]["strong_threshold"]
+    assert written["roles"]["chat"]["strong_share"] == 0.2
+    scores = [difficulty.score_record(Difficulty(), r) for r in records[3000:]]
+    achieved = share_at([s for s in scores if s is not None], threshold)
+    assert abs(achieved - 0.2) <= 0.02, achieved
+    # The config now sends the hardest requests straight to the strong tier, and says so.
+    hard = run_tinyarms(env, "route", "--json", "explain this: " + "x = compute(a, b) + other(c); " * 120)
+    decision = json.loads(hard.stdout)
+    assert decision["strength"]["threshold"] == threshold
+    assert decision["strength"]["strong"] is (decision["strength"]["difficulty"] >= threshold)
+    assert decision["tier"] == ("cloud-strong" if decision["strength"]["strong"] else "cloud-fast")
+    # JSON, a dry run, and errors.
+    dry = run_tinyarms(env, "router", "calibrate", "--role", "chat", "--strong-share", "0.3", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout.split("\n  roles.")[0])["target_share"] == 0.3
+    assert tomllib.loads(user_config.read_text())["roles"]["chat"]["strong_share"] == 0.2  # unchanged
+    bad = run_tinyarms(env, "router", "calibrate", "--role", "chat", "--strong-share", "2")
+    assert bad.returncode == 1 and "between 0 and 1" in bad.stderr
+
+
+def write_corrections(env: dict[str, str], rows: list[tuple[str | None, str]]) -> None:
+    path = Path(env["XDG_STATE_HOME"]) / "tinyarms" / "corrections.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        for route, text in rows:
+            out.write(json.dumps({"ts": time.time(), "trace_id": None, "route": route, "text": text}) + "\n")
+
+
+# The user's own taste, in three languages: requests the shipped routes may read otherwise.
+CORRECTIONS = [
+    ("review", "can this loop be made faster somehow"),
+    ("fix", "el botón de guardar no hace nada cuando lo pulso"),
+    (None, "wie spät ist es gerade in Tokio"),
+]
+
+
+def test_cli_fit_from_log_learns_corrections_and_refuses_a_damaging_fit(env: dict[str, str], user_config: Path) -> None:
+    user_config.parent.mkdir(parents=True, exist_ok=True)
+    user_config.write_text('extends = "default"\n')
+    write_trace(env, synthetic_trace(400, seed=5))
+    write_corrections(env, CORRECTIONS)
+    done = run_tinyarms(env, "router", "fit", "--from-log", "--since", "7d", timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "route corrections: 3 (3 new examples)" in done.stdout
+    assert "corrected requests routed as corrected:" in done.stdout and "3 after" in done.stdout
+    assert done.stdout.count("held-out router_heldout") == 3
+    assert "log-loss on the last fifth" in done.stdout
+    written = tomllib.loads(user_config.read_text())
+    assert written["routes"]["review"]["more_utterances"] == ["can this loop be made faster somehow"]
+    assert written["router"]["more_out_of_scope"] == ["wie spät ist es gerade in Tokio"]
+    assert written["router"]["difficulty"]["fitted_on"] > 0 and written["router"]["difficulty"]["request"] > 0
+    routed = run_tinyarms(env, "route", stdin="\n".join(text for _, text in CORRECTIONS) + "\n")
+    assert [json.loads(line)["route"] for line in routed.stdout.splitlines()] == [r for r, _ in CORRECTIONS]
+
+    # Sixty "corrections" that call explanations tests: held-out accuracy drops, nothing is written.
+    before = user_config.read_text()
+    things = ["parser", "cache", "retry loop", "decorator", "scheduler", "serializer", "lexer", "pool", "queue", "hook"]
+    asks = ["what does the {} do", "explain how the {} works", "walk me through the {}",
+            "why is the {} written like this", "help me understand the {}", "what is the {} for"]  # fmt: skip
+    write_corrections(env, [("test", ask.format(thing)) for thing in things for ask in asks])
+    heldout = str(Path(__file__).parent / "data" / "router_heldout.tsv")
+    bad = run_tinyarms(env, "router", "fit", "--from-log", "--heldout", heldout, timeout=900)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "refused: held-out accuracy on router_heldout.tsv would drop" in bad.stderr
+    assert user_config.read_text() == before

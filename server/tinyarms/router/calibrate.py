@@ -3,9 +3,11 @@
 RouteLLM's calibration: score the role's logged requests with the difficulty model and take the
 (1 - share) quantile, so that share of *this user's* recent traffic scores at or above it. The
 report says what the share was with the threshold in force before, what it is with the new one,
-and what the logged traffic would have cost each way: mean cost per request of the requests
-that started on the cheap tier (escalations included) and of those answered by the strong tier,
-from the trace where it has them, else from the tiers' prices at the role's mean token counts.
+what the logged requests cost, and what they would have cost with the new threshold: a request
+at or above it at the strong tier's mean cost per request, one below it at what it cost (if it
+started on the cheap tier, its escalations included) or else the cheap tier's mean. Means come
+from the trace where it has requests on that tier, else from the tier's price at the role's mean
+token counts.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ class Calibration:
     strong_tier: str
     cost_per_request: dict[str, float | None]  # "cheap" / "strong": mean USD per request
     cost_sources: dict[str, str]  # "trace" or "price"
-    cost_before_usd: float  # the logged traffic at the old share
-    cost_after_usd: float  # ... and at the new one
+    cost_before_usd: float  # what the logged requests cost
+    cost_after_usd: float  # ... projected with the new threshold
 
     def to_dict(self) -> dict[str, Any]:
         from attrs import asdict
@@ -116,8 +118,12 @@ def calibrate(
     logged_strong = round(float(np.mean([bool(r.get("strong")) for r, _ in scored])), 4)
     after = share_at(scores, threshold)
 
-    def total(s: float) -> float:
-        return round(len(scores) * ((1 - s) * (cheap_cost or 0.0) + s * (strong_cost or 0.0)), 6)
+    def projected(r: Mapping[str, Any], score: float) -> float:
+        """What this request would have cost: the strong tier's mean at or above the threshold;
+        below it, what it cost if it started on the cheap tier (escalations included), else the cheap mean."""
+        if score >= threshold:
+            return strong_cost or 0.0
+        return float(r.get("cost_usd") or 0.0) if first_tier(r) == cheap_tier else (cheap_cost or 0.0)
 
     return Calibration(
         role=role, requests=len(scores), target_share=share, threshold=threshold,
@@ -125,7 +131,8 @@ def calibrate(
         after_share=after, cheap_tier=cheap_tier, strong_tier=strong_tier,
         cost_per_request={"cheap": cheap_cost, "strong": strong_cost},
         cost_sources={"cheap": cheap_src, "strong": strong_src},
-        cost_before_usd=total(before if current_threshold is not None else logged_strong), cost_after_usd=total(after),
+        cost_before_usd=round(sum(float(r.get("cost_usd") or 0.0) for r, _ in scored), 6),
+        cost_after_usd=round(sum(projected(r, score) for r, score in scored), 6),
     )  # fmt: skip
 
 
@@ -143,5 +150,5 @@ def format_calibration(c: Calibration) -> str:
         f"  share at or above it: {c.after_share:.1%}",
         f"  cost per request: {c.cheap_tier} {usd(c.cost_per_request['cheap'])} ({c.cost_sources['cheap']}), "
         f"{c.strong_tier} {usd(c.cost_per_request['strong'])} ({c.cost_sources['strong']})",
-        f"  these {c.requests} requests: ${c.cost_before_usd:.4f} before, ${c.cost_after_usd:.4f} projected after",
+        f"  these {c.requests} requests cost ${c.cost_before_usd:.4f}; with the new threshold ${c.cost_after_usd:.4f}",
     ])  # fmt: skip

@@ -235,11 +235,12 @@ def test_cli_fit_from_log_learns_corrections_and_refuses_a_damaging_fit(env: dic
     user_config.write_text('extends = "default"\n')
     write_trace(env, synthetic_trace(400, seed=5))
     write_corrections(env, CORRECTIONS)
-    done = run_tinyarms(env, "router", "fit", "--from-log", "--since", "7d", timeout=900)
+    heldout = str(Path(__file__).parent / "data" / "router_heldout_multilingual.tsv")
+    done = run_tinyarms(env, "router", "fit", "--from-log", "--since", "7d", "--heldout", heldout, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "route corrections: 3 (3 new examples)" in done.stdout
     assert "corrected requests routed as corrected:" in done.stdout and "3 after" in done.stdout
-    assert done.stdout.count("held-out router_heldout") == 3
+    assert "held-out router_heldout_multilingual.tsv: accuracy" in done.stdout
     assert "log-loss on the last fifth" in done.stdout
     written = tomllib.loads(user_config.read_text())
     assert written["routes"]["review"]["more_utterances"] == ["can this loop be made faster somehow"]

@@ -16,9 +16,6 @@ English):
   for MiniLM), accuracy and latency, and the ratios;
 - encode latency for each encoder option.
 
-`--llm` adds the router with `low_confidence = "llm"` (Gemma 3 270M picks a route for what the
-embeddings were unsure of) on the same held-out sets, to see whether that stage earns its place.
-
 The machine is shared and noisy: compare medians and ratios measured in the same run.
 """
 
@@ -120,7 +117,6 @@ def english_rows_only(config: Any) -> Any:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heldout", nargs="*", default=[str(DATA / name) for name in HELDOUT])
-    parser.add_argument("--llm", action="store_true", help="also the router with the LLM stage for low confidence")
     parser.add_argument("--no-baseline", action="store_true", help="skip the torch nearest-utterance baseline")
     args = parser.parse_args()
     sets = {Path(f).stem.removeprefix("router_"): load_labelled(Path(f)) for f in args.heldout if Path(f).is_file()}
@@ -158,7 +154,8 @@ def main() -> int:
         report[name] = entry
 
     ours = routers["tinyarms"]
-    lru_config = load_config(ConfigInputs(user_file=Path(os.devnull), env={})).config
+    lru_env = {"TINYARMS_ROUTER__CACHE_SIZE": str(len(texts) + 1)}  # every request fits: each lookup hits
+    lru_config = load_config(ConfigInputs(user_file=Path(os.devnull), env=lru_env)).config
     assert lru_config is not None
     lru_router = Router(lru_config, ours.encoder, multilingual=ours.multilingual)
     for text in texts:
@@ -192,14 +189,6 @@ def main() -> int:
         enc.encode(probe[:5])
         encoders[label] = percentiles(timed(lambda t, e=enc: e.encode([t]), probe, rounds=2))
     report["encode_latency_ms"] = encoders
-    if args.llm:
-        from tinyarms.router.llm import load_llm
-
-        llm_config = config_with({"TINYARMS_ROUTER__LOW_CONFIDENCE": "llm"})
-        llm_router = Router(llm_config, ours.encoder, load_llm(llm_config), multilingual=ours.multilingual)
-        entry = {set_name: quality(llm_router, rows) for set_name, rows in sets.items()}
-        entry["latency_ms_per_decision_lru_off"] = percentiles(timed(llm_router.route, texts, rounds=1))
-        report["tinyarms_with_llm_stage"] = entry
     print(json.dumps(report, indent=2))
     return 0
 

@@ -141,8 +141,6 @@ class Router:
     backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
     threads: int = 1
     fallback_role: str = "chat"
-    low_confidence: Literal["fallback", "llm"] = "fallback"
-    llm_tier: str = "local"  # a llama-cpp tier that classifies the hard rest when low_confidence = "llm"
     cache_size: int = 512  # recent decisions kept (LRU)
     difficulty: Difficulty = field(factory=lambda: Difficulty())
     out_of_scope: list[str] = field(factory=list)  # example requests that are no route

@@ -13,7 +13,7 @@ from attrs import define
 
 # How the decision was reached, cheapest first. `explicit`: a slash command or a role
 # named by the caller; `fallback`: nothing was confident enough.
-Stage = Literal["explicit", "rule", "embedding", "llm", "fallback"]
+Stage = Literal["explicit", "rule", "embedding", "fallback"]
 
 
 @define(kw_only=True)

@@ -1,0 +1,1 @@
+"""Command groups written before the cli/ package landed; they move into cli/ on rebase."""

@@ -29,7 +29,6 @@ from tinyarms.config.schema import ROLE_NAMES, Config
 from tinyarms.config.validate import _unwrap
 
 SCHEMA_FILE = Path(__file__).with_name("tinyarms.schema.json")
-SCHEMA_ID = "https://tinyarms.invalid/tinyarms.schema.json"
 REQUEST_ROLES = [r for r in ROLE_NAMES if r != "autocomplete"]
 
 # Keys whose values are names the type alone does not say (role names as plain strings).
@@ -37,7 +36,7 @@ NAMED_VALUES: dict[tuple[str, str], dict[str, Any]] = {
     ("Router", "fallback_role"): {"enum": REQUEST_ROLES},
     ("Route", "role"): {"enum": REQUEST_ROLES},
     ("Budgets", "roles"): {"propertyNames": {"enum": list(ROLE_NAMES)}},
-    ("Tier", "api_key_env"): {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+    ("Tier", "api_key_env"): {"pattern": "^([A-Za-z_][A-Za-z0-9_]*)?$"},
 }
 
 
@@ -133,7 +132,6 @@ def generate(preset_names: list[str] | None = None) -> dict[str, Any]:
     root["properties"]["extends"]["examples"] = preset_names or []
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
-        "$id": SCHEMA_ID,
         "title": "tinyarms config",
         "description": "A tinyarms config file: ~/.config/tinyarms/config.toml, .tinyarms.toml, or a preset.",
         **{k: v for k, v in root.items() if k != "description"},

@@ -37,7 +37,8 @@ class Tier:
     provider: Provider  # where the model runs: llama-cpp (in-process), openai (any OpenAI-compatible server), anthropic
     model: str  # model name for HTTP providers; llama-cpp: embedded:NAME, a .gguf path or hf:owner/repo/file.gguf
     base_url: str | None = None  # the API root of an HTTP provider, e.g. https://api.openai.com/v1
-    # The name of the environment variable that holds the key; the key itself never appears in config.
+    # The name of the environment variable that holds the key ("" = no key, clearing a preset's);
+    # the key itself never appears in config.
     api_key_env: str | None = None
     timeout_s: float = 60.0  # read timeout, and the cap on one attempt, in seconds
     max_retries: int = 2  # retries on connect errors, 429, 5xx and cut streams

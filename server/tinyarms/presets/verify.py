@@ -64,7 +64,7 @@ def secrets_in(text: str, data: dict[str, Any]) -> Iterator[str]:
         for item in values:
             if not isinstance(item, str):
                 continue
-            if path[-1] == "api_key_env" and not ENV_NAME.match(item):
+            if path[-1] == "api_key_env" and item and not ENV_NAME.match(item):
                 yield f"{where}: must be the name of an environment variable, not a key"
             elif CREDENTIAL_URL.match(item):
                 yield f"{where}: a URL with a user and password in it"

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from conftest import run_tinyarms
 from faultserver import FaultServer
 
@@ -36,7 +37,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         user.write_text(
             f'extends = "local-only"\n\n'
             f'[tiers.fast]\nprovider = "openai"\nbase_url = "{server.url}"\nmodel = "lowconf"\n'
-            'price = { input_per_mtok = 0.5, output_per_mtok = 1.5 }\n\n'
+            "price = { input_per_mtok = 0.5, output_per_mtok = 1.5 }\n\n"
             f'[tiers.strong]\nprovider = "openai"\nbase_url = "{server.url}"\nmodel = "ok"\n{price}\n\n'
             f'[tiers.flaky]\nprovider = "openai"\nbase_url = "{server.url}"\nmodel = "500"\nmax_retries = 0\n\n'
             '[roles.chat]\ntier = "fast"\nescalate_to = ["strong"]\ncascade = { min_mean_logprob = -1.0 }\n\n'

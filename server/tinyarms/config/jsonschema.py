@@ -150,9 +150,15 @@ def shipped_schema_text() -> str:
     return render(generate(sorted(p.stem for p in presets_dir().glob("*.toml"))))
 
 
+@functools.cache
+def generated() -> dict[str, Any]:
+    """`generate()` once per process, for lookups (treat it as read-only)."""
+    return generate()
+
+
 def describe(path: tuple[str, ...]) -> tuple[str, dict[str, Any]] | None:
     """The description and schema of the key at `path` (tier and route names are wildcards)."""
-    node: dict[str, Any] = generate()
+    node: dict[str, Any] = generated()
     defs = node["definitions"]
     for key in path:
         node = defs[node["$ref"].rsplit("/", 1)[1]] if "$ref" in node else node

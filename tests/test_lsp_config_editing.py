@@ -11,6 +11,7 @@ from typing import Any
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from test_autocomplete_lsp import open_doc  # the server goes by the path, not the language id
 from test_lsp_config import show_config
 
 TEXT = (
@@ -18,16 +19,6 @@ TEXT = (
     '[roles.chat]\ntier = \nescalate_to = ["cloud-strong"]\n\n[tiers.local]\nn_threads = 1\n\n[\n'
 )
 # line 8: `tier = ` (cursor at the end); line 13: an empty line in [tiers.local]; line 14: a `[` being typed
-
-
-def open_doc(lsp: LanguageClient, path: Path, text: str) -> str:
-    uri = path.as_uri()
-    lsp.text_document_did_open(
-        types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id="toml", version=1, text=text)
-        )
-    )
-    return uri
 
 
 async def complete(lsp: LanguageClient, uri: str, line: int, character: int) -> dict[str, types.CompletionItem]:

@@ -114,7 +114,7 @@ def _where(result: LoadResult, *path: str) -> str:
 
 def _local_models(report: Report, result: LoadResult, load: bool) -> None:
     from tinyarms.local_model.client import LocalModel, LocalModelError
-    from tinyarms.models import ModelNotAvailable, resolve
+    from tinyarms.models.sources import ModelNotAvailable, resolve
 
     report.section("local models")
     config = result.config

@@ -21,7 +21,7 @@ from typing import Any
 
 from attrs import define, field
 
-from tinyarms.trace import _pct
+from tinyarms.tiers.trace import _pct
 
 
 @define

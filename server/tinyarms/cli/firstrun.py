@@ -1,4 +1,5 @@
-"""`tinyarms init` and `tinyarms doctor`: set tinyarms up on a new machine, and check it."""
+"""`tinyarms init` and `tinyarms doctor`: set tinyarms up on a new machine, and check it
+(the logic is in firstrun/; this is the terminal side: questions, flags, messages)."""
 
 from __future__ import annotations
 
@@ -8,28 +9,30 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+
+from tinyarms.cli.common import Subparsers, arg, command, flag
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
     from tinyarms.firstrun.init import CHOICES
 
-    init = sub.add_parser("init", help="write a config for your provider, after checking the endpoint answers")
-    init.add_argument("--workspace", action="store_true", help="write .tinyarms.toml here instead of the user file")
-    init.add_argument("--preset", metavar="NAME", help="the preset the file extends (shipped or installed)")
-    init.add_argument("--provider", choices=sorted(CHOICES), help="where chat, edit and agent run")
-    init.add_argument("--base-url", metavar="URL", help="the API root, e.g. http://127.0.0.1:8000/v1")
-    init.add_argument("--key-env", metavar="VAR", help="the environment variable that holds the key ('' for none)")
-    init.add_argument("--model", help="the model name (default: the first the server lists)")
-    init.add_argument("--yes", action="store_true", help="ask nothing: flags and defaults; replace an existing file")
-    init.set_defaults(func=cmd_init)
-
-    doctor = sub.add_parser("doctor", help="what is installed, which models load, which tiers answer, what to fix")
-    doctor.add_argument("--workspace", metavar="DIR", help="the folder to check (default: the current one)")
-    doctor.add_argument("--no-load", action="store_true", help="do not load local models (quicker)")
-    doctor.set_defaults(func=cmd_doctor)
+    command(
+        sub, "init", "write a config for your provider, after checking the endpoint answers", cmd_init,
+        flag("--workspace", "write .tinyarms.toml here instead of the user file"),
+        arg("--preset", metavar="NAME", help="the preset the file extends (shipped or installed)"),
+        arg("--provider", choices=sorted(CHOICES), help="where chat, edit and agent run"),
+        arg("--base-url", metavar="URL", help="the API root, e.g. http://127.0.0.1:8000/v1"),
+        arg("--key-env", metavar="VAR", help="the environment variable that holds the key ('' for none)"),
+        arg("--model", help="the model name (default: the first the server lists)"),
+        flag("--yes", "ask nothing: flags and defaults; replace an existing file (kept as .bak)"),
+    )  # fmt: skip
+    command(
+        sub, "doctor", "what is installed, which models load, which tiers answer, what to fix", cmd_doctor,
+        arg("--workspace", metavar="DIR", help="the folder to check (default: the current one)"),
+        flag("--no-load", "do not load local models (quicker)"),
+    )  # fmt: skip
 
 
 class _Asker:

@@ -6,35 +6,30 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+
+from tinyarms.cli.common import Subparsers, arg, command, flag, group
 
 
-def register(sub: Any) -> None:
-    presets = sub.add_parser("presets", help="shipped and installed presets: list, show, install, update, remove, diff")
-    presets_sub = presets.add_subparsers(dest="presets_command", required=True)
-    listing = presets_sub.add_parser("list", help="every preset, with its origin and version")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=_guarded(cmd_list))
-    show = presets_sub.add_parser("show", help="a preset's TOML, with where it came from")
-    show.add_argument("name")
-    show.set_defaults(func=_guarded(cmd_show))
-    install = presets_sub.add_parser("install", help="install a preset from a file or an http(s) URL")
-    install.add_argument("source", metavar="FILE|URL")
-    install.add_argument("--name", help="install under this name (default: the file name)")
-    install.add_argument("--sha256", metavar="HASH", help="refuse unless the content has this sha256")
-    install.set_defaults(func=_guarded(cmd_install))
-    update = presets_sub.add_parser("update", help="fetch an installed preset again from where it came from")
-    update.add_argument("name")
-    update.add_argument("--sha256", metavar="HASH", help="accept new content only with this sha256")
-    update.add_argument("--yes", action="store_true", help="accept new content whatever its hash")
-    update.set_defaults(func=_guarded(cmd_update))
-    remove = presets_sub.add_parser("remove", help="remove an installed preset")
-    remove.add_argument("name")
-    remove.set_defaults(func=_guarded(cmd_remove))
-    diff = presets_sub.add_parser("diff", help="what a preset changes against the default")
-    diff.add_argument("name")
-    diff.add_argument("--against", default="default", metavar="PRESET", help="compare with this preset")
-    diff.set_defaults(func=_guarded(cmd_diff))
+def register(sub: Subparsers) -> None:
+    presets = group(sub, "presets", "shipped and installed presets: list, show, install, update, remove, diff")
+    name = arg("name")
+    command(presets, "list", "every preset, with its origin and version", _guarded(cmd_list), flag("--json", "JSON"))
+    command(presets, "show", "a preset's TOML, with where it came from", _guarded(cmd_show), name)
+    command(
+        presets, "install", "install a preset from a file or an http(s) URL", _guarded(cmd_install),
+        arg("source", metavar="FILE|URL"), arg("--name", help="install under this name (default: the file name)"),
+        arg("--sha256", metavar="HASH", help="refuse unless the content has this sha256"),
+    )  # fmt: skip
+    command(
+        presets, "update", "fetch an installed preset again from where it came from", _guarded(cmd_update), name,
+        arg("--sha256", metavar="HASH", help="accept new content only with this sha256"),
+        flag("--yes", "accept new content whatever its hash"),
+    )  # fmt: skip
+    command(presets, "remove", "remove an installed preset", _guarded(cmd_remove), name)
+    command(
+        presets, "diff", "what a preset changes against the default", _guarded(cmd_diff), name,
+        arg("--against", default="default", metavar="PRESET", help="compare with this preset"),
+    )  # fmt: skip
 
 
 def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

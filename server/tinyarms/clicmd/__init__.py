@@ -1,1 +1,0 @@
-"""Command groups written before the cli/ package landed; they move into cli/ on rebase."""

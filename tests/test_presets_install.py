@@ -235,3 +235,26 @@ def test_shipped_presets_cannot_be_removed_or_updated(cli_env: dict[str, str]) -
     assert removed.returncode == 1 and "shipped" in removed.stderr
     updated = run_tinyarms(cli_env, "presets", "update", "default")
     assert updated.returncode == 1 and "not an installed preset" in updated.stderr
+
+
+def test_a_name_cannot_leave_the_presets_folder(cli_env: dict[str, str], tmp_path: Path) -> None:
+    source = tmp_path / "team.toml"
+    source.write_text(TEAM)
+    for name in ("../evil", "/tmp/evil", "Evil", "a/b"):
+        done = run_tinyarms(cli_env, "presets", "install", str(source), "--name", name)
+        assert done.returncode == 1 and "not a preset name" in done.stderr, (name, done.stderr)
+    assert not (installed_dir(cli_env).parent / "evil.toml").exists() and not Path("/tmp/evil.toml").exists()
+
+
+def test_an_untrusted_workspace_cannot_choose_an_installed_preset(cli_env: dict[str, str], tmp_path: Path) -> None:
+    source = tmp_path / "team.toml"
+    source.write_text(TEAM)
+    assert run_tinyarms(cli_env, "presets", "install", str(source)).returncode == 0
+    repo = tmp_path / "cloned-repo"
+    repo.mkdir()
+    (repo / ".tinyarms.toml").write_text('extends = "team"\n')
+    shown = run_tinyarms(cli_env, "config", "show", "--explain", "--json", "--workspace", str(repo))
+    assert shown.returncode == 0, shown.stderr
+    assert "ignored 'extends': the workspace is not trusted" in shown.stderr
+    tier = json.loads(shown.stdout)["tiers"]["cloud-fast"]
+    assert tier["base_url"]["value"] == "https://api.openai.com/v1"  # still the default preset's

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from attrs import define, field
 
+from tinyarms.atomic import write_bytes, write_text
 from tinyarms.firstrun.probe import Probe
 
 
@@ -110,13 +111,14 @@ def file_text(plan: Plan, schema_uri: str) -> str:
 
 
 def write(path: Path, text: str) -> Path | None:
-    """Write `text` to `path`, keeping an existing file as PATH.bak. Returns the backup."""
+    """Write `text` to `path`, keeping an existing file as PATH.bak. Returns the backup.
+
+    Both go through a fresh temporary file and a rename, so a symlink planted at PATH or
+    PATH.bak (a cloned repository's `.tinyarms.toml -> ~/.bashrc`) is replaced, never
+    written through."""
     backup = None
-    if path.exists():
+    if path.is_file() and not path.is_symlink():
         backup = path.with_name(path.name + ".bak")
-        backup.write_bytes(path.read_bytes())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".tinyarms-tmp")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+        write_bytes(backup, path.read_bytes())
+    write_text(path, text)
     return backup

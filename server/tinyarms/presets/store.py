@@ -9,7 +9,6 @@ into place, so a failed install or update leaves the previous preset as it was.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 import time
@@ -20,6 +19,7 @@ from urllib.parse import urlparse
 from attrs import define
 
 from tinyarms import __version__
+from tinyarms.atomic import write_bytes
 from tinyarms.config.layers import PRESET_NAME, find_preset, installed_presets_dir, leaves, presets_dir
 from tinyarms.presets.fetch import is_url, read_source, sha256
 from tinyarms.presets.verify import PresetError, check
@@ -124,25 +124,13 @@ def _name_from(source: str) -> str:
     return stem
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save(name: str, data: bytes, origin: str, digest: str) -> Path:
     folder = installed_presets_dir()
     version, description = _info(data.decode("utf-8"))
     meta = {"name": name, "origin": origin, "sha256": digest, "installed_at": round(time.time()), "version": version}
     meta["description"] = description
-    _write(folder / f"{name}.toml", data)
-    _write(folder / f"{name}.json", (json.dumps(meta, indent=2) + "\n").encode())
+    write_bytes(folder / f"{name}.toml", data)
+    write_bytes(folder / f"{name}.json", (json.dumps(meta, indent=2) + "\n").encode())
     return folder / f"{name}.toml"
 
 

@@ -164,6 +164,7 @@ def test_install_from_http_with_a_pin_and_a_refused_changed_update(
     (served.folder / "team.toml").write_text(changed)
     refused = run_tinyarms(cli_env, "presets", "update", "team")
     assert refused.returncode == 1 and sha(changed) in refused.stderr and "nothing changed" in refused.stderr
+    assert '-model = "qwen2.5-coder-32b"' in refused.stderr and '+model = "llama-3.3-70b"' in refused.stderr
     assert (installed_dir(cli_env) / "team.toml").read_text() == TEAM
     wrong_pin = run_tinyarms(cli_env, "presets", "update", "team", "--sha256", sha(TEAM))
     assert wrong_pin.returncode == 1 and (installed_dir(cli_env) / "team.toml").read_text() == TEAM

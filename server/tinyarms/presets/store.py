@@ -8,6 +8,7 @@ into place, so a failed install or update leaves the previous preset as it was.
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 import tempfile
@@ -190,13 +191,16 @@ def update(name: str, *, confirm: bool = False, expect_sha256: str | None = None
         return Installed(name, path, digest, origin, shadows, changed=False)
     if expect_sha256 and digest != expect_sha256.strip().lower():
         raise PresetError(f"{origin}: sha256 is now {digest}, expected {expect_sha256}; nothing changed")
+    text = _decode(origin, data)
+    check(name, text, origin=origin)  # before showing it: a new version that carries a key is not echoed
     if not confirm and not expect_sha256:
+        old = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        changes = list(difflib.unified_diff(old, text.splitlines(), "installed", "at the origin", lineterm="", n=1))
+        shown = "\n".join(changes[:60]) + ("\n..." if len(changes) > 60 else "")
         raise PresetChanged(
-            f"{origin} changed: sha256 was {meta.get('sha256')}, is now {digest}; nothing changed. "
-            f"Check it (`tinyarms presets diff {name}` after updating shows what it does), then run "
-            f"`tinyarms presets update {name} --sha256 {digest}` (or --yes)"
+            f"{origin} changed: sha256 was {meta.get('sha256')}, is now {digest}; nothing changed.\n{shown}\n"
+            f"To take it: `tinyarms presets update {name} --sha256 {digest}` (or --yes)"
         )
-    check(name, _decode(origin, data), origin=origin)
     _save(name, data, origin, digest)
     return Installed(name, path, digest, origin, shadows)
 

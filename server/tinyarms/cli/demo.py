@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from typing import TYPE_CHECKING
 
 import attrs
 
 from tinyarms import __version__
-from tinyarms.cli.common import WORKSPACE, Subparsers, command, load_or_exit
+from tinyarms.cli.common import WORKSPACE, Subparsers, command, load_or_exit, prepare_router
 
 if TYPE_CHECKING:
     from tinyarms.config import Config
@@ -33,21 +32,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"tinyarms {__version__}: roles -> tiers (preset '{loaded.config.extends}')")
     for line in roles_summary(loaded.result):
         print(f"  {line}")
-    _prepare_router(loaded.config, args)
+    prepare_router(loaded.config, args)
     return asyncio.run(_completion(args)) or _answer(loaded.config)
-
-
-def _prepare_router(config: Config, args: argparse.Namespace) -> None:
-    """A fresh install's one-time encoder export: one line of ours, not the libraries' chatter."""
-    from tinyarms.router.encoder import EncoderError
-    from tinyarms.router.prepare import prepare
-
-    if not config.router.enabled:
-        return
-    try:
-        prepare(config.router.encoder, config.router.backend, threads=config.router.threads, verbose=args.verbose > 0)
-    except EncoderError as exc:
-        print(f"router: {exc}", file=sys.stderr)  # the demo goes on: its question falls back to the chat role
 
 
 async def _completion(args: argparse.Namespace) -> int:

@@ -57,12 +57,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_path(args: argparse.Namespace) -> int:
     from tinyarms.config import user_config_file
-    from tinyarms.config.layers import presets_dir, workspace_config_file
+    from tinyarms.config.layers import installed_presets_dir, presets_dir, workspace_config_file
 
     workspace = inputs(args).workspace
     print(f"user file:      {user_config_file()}")
     print(f"workspace file: {workspace_config_file(workspace) if workspace else None}")
     print(f"presets:        {presets_dir()}")
+    print(f"installed:      {installed_presets_dir()}")
     return 0
 
 

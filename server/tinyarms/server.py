@@ -7,13 +7,14 @@ tinyarms answers. Features hold the logic; handlers here only dispatch.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from tinyarms import __version__, protocol
+from tinyarms import __version__, jsonrpc, protocol
 from tinyarms.config import Config
 from tinyarms.features.autocomplete import TRIGGER_CHARACTERS, AutocompleteFeature
 from tinyarms.features.base import Feature
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 class TinyarmsServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("tinyarms", __version__)
+        super().__init__("tinyarms", __version__, protocol_cls=jsonrpc.TinyarmsProtocol)
         self.features: list[Feature] = []
         # The last completion and the last routed decision, by kind (see protocol.py).
         self.last_status: dict[str, dict[str, Any]] = {}
@@ -36,6 +37,13 @@ class TinyarmsServer(LanguageServer):
     @property
     def config(self) -> Config | None:
         return self.config_feature.config
+
+    # Transports: pygls' own, with the read loop of jsonrpc.py (bounded, every request answered).
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        jsonrpc.run_stdio(self, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+
+    def start_tcp(self, host: str, port: int) -> None:
+        jsonrpc.run_tcp(self, host, port)
 
     def add_feature(self, feature: Feature) -> None:
         self.features.append(feature)
@@ -64,9 +72,12 @@ class TinyarmsServer(LanguageServer):
 
 def _command_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
     async def run(ls: TinyarmsServer, *args: Any) -> Any:
-        result = handler(*args)
-        if hasattr(result, "__await__"):
-            result = await result
+        try:
+            result = handler(*args)
+            if hasattr(result, "__await__"):
+                result = await result
+        except ValueError as exc:  # a wrong argument shape: "invalid params", one line
+            raise jsonrpc.invalid_params(str(exc)) from exc
         return result
 
     return run

@@ -114,22 +114,19 @@ class LocalModel:
         self._set_state("loading")
         try:
             if self.path is None:
-                self.path = str(await asyncio.to_thread(resolve, self.spec))
+                self.path = os.path.abspath(await asyncio.to_thread(resolve, self.spec))  # the child runs elsewhere
         except ModelNotAvailable as exc:
             self._set_state("failed", str(exc))
             raise LocalModelError(str(exc)) from exc
         if self._proc and self._proc.returncode is None:
             self._proc.kill()  # a child that failed to load
-        env = dict(os.environ)
-        server_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (server_dir, env.get("PYTHONPATH")) if p)
+        command, cwd, env = child_command()
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tinyarms.local_model.worker",
+            *command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
             env=env,
             limit=1 << 24,
         )
@@ -344,6 +341,22 @@ class LocalModel:
                 yield ChatPiece("", None, done=True, usage=(int(usage[0]), int(usage[1])))
             else:
                 yield ChatPiece(str(message["piece"]), message.get("logprob"))
+
+
+def child_command() -> tuple[list[str], str, dict[str, str]]:
+    """How the child starts: (argv, cwd, env), so no file of the user's folder is imported.
+
+    `python -m` puts the current folder first on sys.path, and the server's current folder
+    is often a cloned repository: its `queue.py` would run in the child. `-P` (Python 3.11)
+    leaves the current folder off sys.path and keeps PYTHONPATH. Relative and empty
+    PYTHONPATH entries (both mean "the current folder") are dropped, and the child runs in
+    the folder that holds the tinyarms package.
+    """
+    server_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    entries = [server_dir] + [e for e in env.get("PYTHONPATH", "").split(os.pathsep) if os.path.isabs(e)]
+    env["PYTHONPATH"] = os.pathsep.join(entries)
+    return [sys.executable, "-P", "-m", "tinyarms.local_model.worker"], server_dir, env
 
 
 def _describe(code: int | None) -> str:

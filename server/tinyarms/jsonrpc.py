@@ -29,6 +29,7 @@ import threading
 from typing import Any
 
 import cattrs
+from cattrs.v import format_exception
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol
 
@@ -61,11 +62,18 @@ def _field_errors(exc: BaseException) -> str:
     cause = exc.__cause__ or exc
     if isinstance(cause, (cattrs.ClassValidationError, cattrs.IterableValidationError)):
         try:
-            lines = cattrs.transform_error(cause, path="")
+            lines = cattrs.transform_error(cause, path="", format_exception=_describe_error)
         except Exception:  # pragma: no cover - transform_error copes with any cattrs error
             lines = [str(cause)]
         return "; ".join(line.replace(" @ .", " at ").replace(" @ ", " at ") for line in lines[:5])
     return str(cause) or type(cause).__name__
+
+
+def _describe_error(exc: BaseException, type_: Any) -> str:
+    """cattrs' wording, or the validator's own message where cattrs only says "invalid value"
+    (lsprotocol's range checks: "Position.line should be in range [0:2147483647], but was -1")."""
+    text = format_exception(exc, type_)
+    return str(exc) if text == "invalid value" and str(exc) else text
 
 
 class TinyarmsProtocol(LanguageServerProtocol):

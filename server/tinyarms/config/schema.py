@@ -7,12 +7,19 @@ these classes, so a layer can set a single key without repeating the rest.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 from attrs import define, field
 
 ROLE_NAMES = ("autocomplete", "chat", "edit", "agent")
+
+
+def bounds(*, ge: float | None = None, gt: float | None = None, le: float | None = None) -> dict[str, Any]:
+    """Field metadata: the range a number must fall in (validate.py checks it; every
+    number must also be finite). `ge`/`gt`: at least / more than; `le`: at most."""
+    return {"bounds": {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le)) if v is not None}}
+
 Provider = Literal["llama-cpp", "openai", "anthropic"]
 PROVIDERS: tuple[str, ...] = ("llama-cpp", "openai", "anthropic")
 
@@ -21,8 +28,8 @@ PROVIDERS: tuple[str, ...] = ("llama-cpp", "openai", "anthropic")
 class Price:
     """USD per million tokens; overrides the price table for one tier."""
 
-    input_per_mtok: float = 0.0
-    output_per_mtok: float = 0.0
+    input_per_mtok: float = field(default=0.0, metadata=bounds(ge=0))
+    output_per_mtok: float = field(default=0.0, metadata=bounds(ge=0))
 
 
 @define(kw_only=True)
@@ -35,15 +42,15 @@ class Tier:
     # the environment variable that holds it.
     base_url: str | None = None
     api_key_env: str | None = None
-    timeout_s: float = 60.0
-    max_retries: int = 2
-    max_tokens: int | None = None
-    temperature: float | None = None
+    timeout_s: float = field(default=60.0, metadata=bounds(gt=0, le=3600))
+    max_retries: int = field(default=2, metadata=bounds(ge=0, le=10))
+    max_tokens: int | None = field(default=None, metadata=bounds(ge=1, le=1_000_000))
+    temperature: float | None = field(default=None, metadata=bounds(ge=0, le=2))
     price: Price | None = None
     # llama-cpp only.
     template: str | None = None  # FIM template name; detected from the GGUF when unset
-    n_ctx: int | None = None
-    n_threads: int | None = None
+    n_ctx: int | None = field(default=None, metadata=bounds(ge=64, le=1_048_576))
+    n_threads: int | None = field(default=None, metadata=bounds(ge=1, le=16))
 
     @property
     def is_remote(self) -> bool:
@@ -54,8 +61,10 @@ class Tier:
 class Cascade:
     """When an answer is good enough to stop, or should go up the `escalate_to` chain."""
 
-    max_steps: int = 2  # quality escalations per request (tier failures always fall back)
-    min_mean_logprob: float | None = None  # escalate when the mean token log-prob is below this
+    # quality escalations per request (tier failures always fall back)
+    max_steps: int = field(default=2, metadata=bounds(ge=0, le=10))
+    # escalate when the mean token log-prob is below this
+    min_mean_logprob: float | None = field(default=None, metadata=bounds(le=0))
     self_check: bool = False  # ask the same tier a short yes/no "does this answer it?"
 
 
@@ -66,14 +75,14 @@ class Role:
     tier: str
     escalate_to: list[str] = field(factory=list)
     enabled: bool = True
-    max_tokens: int | None = None
-    temperature: float | None = None
+    max_tokens: int | None = field(default=None, metadata=bounds(ge=1, le=1_000_000))
+    temperature: float | None = field(default=None, metadata=bounds(ge=0, le=2))
     cascade: Cascade = field(factory=lambda: Cascade())
 
 
 @define(kw_only=True)
 class AutocompleteRole(Role):
-    max_latency_ms: int = 100
+    max_latency_ms: int = field(default=100, metadata=bounds(ge=1, le=60_000))
     multiline: bool = True
 
 
@@ -99,7 +108,8 @@ class Route:
 
     role: str = "chat"  # chat / edit / agent
     tier: str | None = None  # overrides the role's tier for this route
-    threshold: float = 0.5  # the classifier's probability needed to take this route
+    # the classifier's probability needed to take this route
+    threshold: float = field(default=0.5, metadata=bounds(ge=0, le=1))
     utterances: list[str] = field(factory=list)
     more_utterances: list[str] = field(factory=list)  # added to `utterances` (lists replace across layers)
     enabled: bool = True
@@ -112,11 +122,11 @@ class Router:
     enabled: bool = True
     encoder: str = "all-MiniLM-L6-v2"  # the packaged model, or a local sentence-transformers folder
     backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
-    threads: int = 1
+    threads: int = field(default=1, metadata=bounds(ge=1, le=16))
     fallback_role: str = "chat"
     low_confidence: Literal["fallback", "llm"] = "fallback"
     llm_tier: str = "local"  # a llama-cpp tier that classifies the hard rest when low_confidence = "llm"
-    cache_size: int = 512  # recent decisions kept (LRU)
+    cache_size: int = field(default=512, metadata=bounds(ge=0, le=1_000_000))  # recent decisions kept (LRU)
     out_of_scope: list[str] = field(factory=list)  # example requests that are no route
     more_out_of_scope: list[str] = field(factory=list)
 
@@ -125,28 +135,32 @@ class Router:
 class Reliability:
     """Deadlines, retries and cooldowns for every call that goes through tiers.py."""
 
-    deadline_s: float = 120.0  # one request, every tier and retry included
-    connect_timeout_s: float = 5.0
-    backoff_base_s: float = 0.5  # retry n waits up to base * 2**n (full jitter), or Retry-After
-    backoff_max_s: float = 8.0
-    cooldown_failures: int = 3  # consecutive failed attempts before a tier is skipped
-    cooldown_s: float = 30.0
+    # one request, every tier and retry included
+    deadline_s: float = field(default=120.0, metadata=bounds(gt=0, le=3600))
+    connect_timeout_s: float = field(default=5.0, metadata=bounds(gt=0, le=600))
+    # retry n waits up to base * 2**n (full jitter), or Retry-After
+    backoff_base_s: float = field(default=0.5, metadata=bounds(ge=0, le=60))
+    backoff_max_s: float = field(default=8.0, metadata=bounds(ge=0, le=600))
+    # consecutive failed attempts before a tier is skipped
+    cooldown_failures: int = field(default=3, metadata=bounds(ge=1, le=1000))
+    cooldown_s: float = field(default=30.0, metadata=bounds(ge=0, le=86_400))
 
 
 @define(kw_only=True)
 class Limit:
     """USD limits; 0 means no limit."""
 
-    daily_usd: float = 0.0
-    monthly_usd: float = 0.0
+    daily_usd: float = field(default=0.0, metadata=bounds(ge=0))
+    monthly_usd: float = field(default=0.0, metadata=bounds(ge=0))
 
 
 @define(kw_only=True)
 class Budgets:
-    daily_usd: float = 0.0  # overall, every role; 0 means no limit
-    monthly_usd: float = 0.0
+    daily_usd: float = field(default=0.0, metadata=bounds(ge=0))  # overall, every role; 0 means no limit
+    monthly_usd: float = field(default=0.0, metadata=bounds(ge=0))
     roles: dict[str, Limit] = field(factory=dict)
-    warn_at: float = 0.8  # fraction of a limit that logs a warning and marks the trace
+    # fraction of a limit that logs a warning and marks the trace
+    warn_at: float = field(default=0.8, metadata=bounds(ge=0, le=1))
     on_exceeded: Literal["local", "refuse"] = "local"  # fall back to a local tier, or refuse
 
 
@@ -156,9 +170,9 @@ class Cache:
 
     enabled: bool = True
     deterministic_only: bool = True  # only when the temperature is 0
-    ttl_s: float = 86400.0
+    ttl_s: float = field(default=86400.0, metadata=bounds(ge=0))
     semantic: bool = False  # needs an embedder (the router's)
-    semantic_threshold: float = 0.95
+    semantic_threshold: float = field(default=0.95, metadata=bounds(ge=0, le=1))
 
 
 @define(kw_only=True)

@@ -284,7 +284,9 @@ class AutocompleteFeature(Feature):
     def toggle(self, *args: Any) -> dict[str, Any]:
         options = args[0] if args and isinstance(args[0], dict) else {}
         enabled = options.get("enabled")
-        self.enabled = (not self.enabled) if enabled is None else bool(enabled)
+        if enabled is not None and not isinstance(enabled, bool):  # "no" is a non-empty string
+            raise ValueError(f"tinyarms.toggleAutocomplete: 'enabled' must be true or false, got {enabled!r}")
+        self.enabled = (not self.enabled) if enabled is None else enabled
         if not self.enabled and self.engine:
             self.engine.clear()
         log.info("autocomplete %s", "on" if self.enabled else "off")

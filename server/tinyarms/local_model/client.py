@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
 STABLE_AFTER_S = 60.0  # a child that lived this long resets the backoff
+# The watchdog pings a ready child this often; one that does not answer in 3 intervals is
+# hung (SIGSTOP, a deadlock in native code) and is killed, then restarts like a crash. The
+# child answers pings on its reader thread, even mid-generation (0.05 ms), so 15 s of
+# silence is never a slow answer. TINYARMS_WATCHDOG_S changes the interval (tests).
+WATCHDOG_S = 5.0
 
 
 class LocalModelError(Exception):
@@ -80,6 +85,7 @@ class LocalModel:
         self._started_at = 0.0
         self._stopping = False
         self.crashes = 0
+        self._hung: str | None = None  # why the watchdog killed the child, until it restarts
         self.listeners: list[Callable[[LocalModel], None]] = []  # told about every state change
 
     def _set_state(self, state: str, error: str | None = None) -> None:
@@ -144,6 +150,7 @@ class LocalModel:
         self._set_state("ready")
         assert self._ready is not None
         self._ready.set()
+        self._spawn_task(self._watch(proc))
         log.info("model %s (%s) ready in %.2fs", self.spec, self.purpose, time.perf_counter() - started)
 
     def _spawn_task(self, coro: Any) -> None:
@@ -200,7 +207,8 @@ class LocalModel:
         if self._stopping:
             return
         self.crashes += 1
-        self._set_state("restarting", f"crashed: {_describe(code)}")
+        why, self._hung = self._hung or f"crashed: {_describe(code)}", None
+        self._set_state("restarting", why)
         if time.monotonic() - self._started_at > STABLE_AFTER_S:
             self._backoff = 0.5
         delay, self._backoff = self._backoff, min(self._backoff * 2, MAX_BACKOFF_S)
@@ -228,6 +236,24 @@ class LocalModel:
             log.error("model %s: restart failed: %s", self.spec, exc)
             if not self._stopping and self.state != "failed":
                 self._spawn_task(self._restart(self._backoff))
+
+    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+        """Kill `proc` when it stops answering pings; `_read_replies` then restarts it."""
+        interval = float(os.environ.get("TINYARMS_WATCHDOG_S") or WATCHDOG_S)
+        while proc is self._proc and proc.returncode is None and not self._stopping:
+            await asyncio.sleep(interval)
+            if proc is not self._proc or not self.ready:
+                continue
+            try:
+                await asyncio.wait_for(self._call("ping"), timeout=3 * interval)
+            except asyncio.TimeoutError:
+                self._hung = f"hung: no answer to a ping in {3 * interval:g} s; killed"
+                log.error("model %s (%s): child pid %d %s", self.spec, self.purpose, proc.pid, self._hung)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                return
+            except LocalModelError:
+                return  # it exited: _read_replies handles that
 
     async def _read_logs(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stderr is not None
@@ -294,6 +320,11 @@ class LocalModel:
     async def tokenize(self, text: str, *, special: bool = False) -> list[int]:
         reply = await self._call("tokenize", text=text, special=special)
         return list(reply["tokens"])
+
+    async def score(self, prompt: str, candidates: list[str]) -> list[float]:
+        """The logit of each candidate's first token after `prompt` (one forward pass)."""
+        reply = await self._call("score", prompt=prompt, candidates=candidates)
+        return [float(x) for x in reply["logits"]]
 
     async def crash(self) -> None:
         """Test only (TINYARMS_ALLOW_CRASH=1): make the child segfault."""

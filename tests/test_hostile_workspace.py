@@ -42,7 +42,11 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         (workspace / name).write_text(f"open({str(marker)!r}, 'a').write({name!r} + '\\n')\n")
     (workspace / "a.py").write_text(SOURCE)
     (workspace / ".git").mkdir()
-    return {"workspace": workspace, "marker": marker, "env": isolated_env(root / "home")}
+    env = isolated_env(root / "home")
+    user_file = Path(env["XDG_CONFIG_HOME"]) / "tinyarms" / "config.toml"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text('extends = "local-only"\n\n[roles.chat]\nmax_tokens = 12\n')  # short local answers
+    return {"workspace": workspace, "marker": marker, "env": env}
 
 
 def marker_text(hostile: dict[str, Any]) -> str:
@@ -121,24 +125,16 @@ def nvim_command(hostile: dict[str, Any]) -> list[str]:
 
 def vscode_launch(hostile: dict[str, Any], function: str, *args: Any) -> dict[str, Any]:
     """Call a function of vscode-client/src/launch.ts with Node; returns its Launch."""
-    esbuild = CLIENT / "node_modules" / "esbuild" / "bin" / "esbuild"
-    if not esbuild.exists():
+    if not (CLIENT / "node_modules" / "esbuild").exists():
         pytest.fail("vscode-client/node_modules is missing: run `npm ci` in vscode-client (scripts/test.sh does)")
     bundle = hostile["workspace"].parent / "launch.cjs"
     if not bundle.exists():
+        build = (
+            "require('esbuild').buildSync({entryPoints: [process.argv[1]], outfile: process.argv[2], bundle: true,"
+            " platform: 'node', format: 'cjs', logLevel: 'warning'})"
+        )
         subprocess.run(
-            [
-                "node",
-                str(esbuild),
-                str(CLIENT / "src" / "launch.ts"),
-                "--bundle",
-                "--platform=node",
-                "--format=cjs",
-                f"--outfile={bundle}",
-                "--log-level=warning",
-            ],
-            check=True,
-            timeout=120,
+            ["node", "-e", build, str(CLIENT / "src" / "launch.ts"), str(bundle)], cwd=CLIENT, check=True, timeout=120
         )
     call = f"const l = require({json.dumps(str(bundle))}); const a = JSON.parse(process.argv[1]);"
     call += f" a.splice(2, 0, process.env); process.stdout.write(JSON.stringify(l.{function}(...a)));"

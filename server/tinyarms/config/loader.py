@@ -134,6 +134,8 @@ def _file_chain(
         if not target.is_file():
             problems.append(Problem(f"extends: no such file {target}", source=source, key="extends"))
             break
+        if target in inputs.exclude:
+            break  # a broken file of the chain, left out (see load_best)
         if len(layers) >= MAX_EXTENDS:
             problems.append(Problem(f"extends: more than {MAX_EXTENDS} files in a chain", source=source, key="extends"))
             break

@@ -86,6 +86,7 @@ class LocalModel:
         self._stopping = False
         self.crashes = 0
         self._hung: str | None = None  # why the watchdog killed the child, until it restarts
+        self.last_failure: str | None = None  # the latest crash or hang, for status
         self.listeners: list[Callable[[LocalModel], None]] = []  # told about every state change
 
     def _set_state(self, state: str, error: str | None = None) -> None:
@@ -208,6 +209,7 @@ class LocalModel:
             return
         self.crashes += 1
         why, self._hung = self._hung or f"crashed: {_describe(code)}", None
+        self.last_failure = why
         self._set_state("restarting", why)
         if time.monotonic() - self._started_at > STABLE_AFTER_S:
             self._backoff = 0.5

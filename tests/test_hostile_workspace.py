@@ -45,7 +45,11 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     env = isolated_env(root / "home")
     user_file = Path(env["XDG_CONFIG_HOME"]) / "tinyarms" / "config.toml"
     user_file.parent.mkdir(parents=True)
-    user_file.write_text('extends = "local-only"\n\n[roles.chat]\nmax_tokens = 12\n')  # short local answers
+    # Local answers, kept short, with room for a busy machine.
+    user_file.write_text(
+        'extends = "local-only"\n[roles.chat]\nmax_tokens = 12\n'
+        "[tiers.local]\ntimeout_s = 600.0\n[reliability]\ndeadline_s = 600.0\n"
+    )
     return {"workspace": workspace, "marker": marker, "env": env}
 
 
@@ -190,6 +194,11 @@ async def editor_server(request: pytest.FixtureRequest, hostile: dict[str, Any])
         command, env, cwd = [launch["command"], *launch["args"]], launch["options"]["env"], launch["options"]["cwd"]
     assert "-P" in command
     client = make_test_lsp_client()
+
+    @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register_capability(params: types.RegistrationParams) -> None:
+        return None  # the VS Code preset watches files: accept, as VS Code does
+
     await client.start_io(command[0], *command[1:], env=env, cwd=cwd)
     uri = workspace.as_uri()
     await client.initialize_session(

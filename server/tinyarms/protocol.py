@@ -14,7 +14,13 @@ workspace/executeCommand (arguments are one JSON object unless noted):
   as ``tinyarms/stream`` notifications carrying the same ``stream_id``.
 - ``tinyarms.status`` ``()``: tiers, models, the last completion and the last decision.
 - ``tinyarms.toggleAutocomplete`` ``({"enabled"?})``: turn inline completion off or on for
-  this session; returns ``{"enabled"}``.
+  this session (``enabled`` is true or false; anything else is an "invalid params" error;
+  absent toggles); returns ``{"enabled"}``.
+
+Errors: a request whose params do not fit their LSP type, or a command argument of the wrong
+shape, gets JSON-RPC error -32602 with a one-line message naming the field; any other failure
+-32603 with one line (the traceback goes to the server log, never to the client). A message
+with an unreadable body or header, or longer than 64 MiB, gets an error with id null.
 
 Server to client notifications:
 

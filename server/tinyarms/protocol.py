@@ -3,14 +3,20 @@
 The editors (vscode-client/, the Neovim config in tinyarms/nvim/) use these names, so
 they are a public interface: add to them, do not rename them.
 
-workspace/executeCommand (arguments are one JSON object unless noted):
+workspace/executeCommand (arguments are one JSON object unless noted; the attrs classes
+below are the argument shapes, and an argument of the wrong shape is a JSON-RPC
+InvalidParams error naming the field, e.g. ``tinyarms.ask: invalid value for type,
+expected str @ $.text``):
 
 - ``tinyarms.showConfig`` ``()``: the effective config with the source of every value,
   the problems, trust and ``using_last_good``.
-- ``tinyarms.route`` ``({"text"})``: the router's decision (``Decision.to_dict()``), no model call.
+- ``tinyarms.route`` ``({"text"})``: the decision ``tinyarms.ask`` would take
+  (``Decision.to_dict()``), no model call; a router that cannot load gives the
+  ``fallback`` decision that says why.
 - ``tinyarms.ask`` ``({"text", "role"?, "tier"?, "uri"?, "range"?, "stream_id"?})``: route
   (unless ``role`` is given or the text starts with a slash command), run the role's tier
-  chain and return ``{"text", "decision", "trace"}``. While it runs, the answer streams
+  chain and return ``{"text", "decision", "trace"}``; a router that cannot load answers
+  through ``router.fallback_role`` (decision stage ``fallback``, with the reason). While it runs, the answer streams
   as ``tinyarms/stream`` notifications carrying the same ``stream_id``.
 - ``tinyarms.status`` ``()``: tiers, models, the last completion and the last decision.
 - ``tinyarms.toggleAutocomplete`` ``({"enabled"?})``: turn inline completion off or on for
@@ -34,11 +40,76 @@ Server to client notifications:
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
+import cattrs
+from attrs import define
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+
 SHOW_CONFIG = "tinyarms.showConfig"
 ROUTE = "tinyarms.route"
 ASK = "tinyarms.ask"
 STATUS = "tinyarms.status"
 TOGGLE_AUTOCOMPLETE = "tinyarms.toggleAutocomplete"
+CRASH_MODEL = "tinyarms.test.crashModel"  # tests only: offered with TINYARMS_ALLOW_CRASH=1; -> {"crashed", "error"?}
 
 STATUS_NOTIFICATION = "tinyarms/status"
 STREAM_NOTIFICATION = "tinyarms/stream"
+
+
+# -- command arguments -----------------------------------------------------------------------
+
+
+@define(kw_only=True)
+class RouteArgs:
+    text: str
+
+
+@define(kw_only=True)
+class AskArgs:
+    text: str
+    role: str | None = None  # chat | edit | agent: skip routing
+    tier: str | None = None  # start on this tier
+    uri: str | None = None  # with range: the selected code is sent along
+    range: types.Range | None = None
+    stream_id: str | None = None  # tinyarms/stream notifications carry it
+
+
+@define(kw_only=True)
+class ToggleArgs:
+    enabled: bool | None = None  # None: flip
+
+
+Shape = TypeVar("Shape")
+
+
+def _exact(kind: type) -> Any:
+    """JSON types as they are: no str(5) -> "5", no bool("no") -> True."""
+
+    def structure(value: Any, _: Any) -> Any:
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise ValueError(f"expected {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    return structure
+
+
+_converter = cattrs.Converter()
+for _kind in (str, bool, int):
+    _converter.register_structure_hook(_kind, _exact(_kind))
+
+
+def arguments(command: str, args: tuple[Any, ...], shape: type[Shape]) -> Shape:
+    """executeCommand arguments (one JSON object; some clients nest it in a list) as `shape`."""
+    value: Any = args[0] if args else {}
+    while isinstance(value, list) and value:
+        value = value[0]
+    if value == []:
+        value = {}
+    if not isinstance(value, dict):
+        raise JsonRpcInvalidParams(f"{command}: expected one JSON object as the argument, got {type(value).__name__}")
+    try:
+        return _converter.structure(value, shape)
+    except cattrs.BaseValidationError as exc:
+        raise JsonRpcInvalidParams(f"{command}: " + "; ".join(cattrs.transform_error(exc))) from None

@@ -93,7 +93,7 @@ export function runCli(python: string, args: string[], env: NodeJS.ProcessEnv, c
 /** Where the installed tinyarms writes its decision trace (JSONL), if this version has one. */
 export function tracePath(python: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const launch = codeLaunch(python, "from tinyarms.trace import trace_path; print(trace_path())", env);
+    const launch = codeLaunch(python, "from tinyarms.tiers.trace import trace_path; print(trace_path())", env);
     execFile(
       launch.command,
       launch.args,

@@ -55,8 +55,9 @@ export class Server implements vscode.Disposable {
     // -v: the server's info log (config loaded, model ready) belongs in the log channel,
     // which filters by its own level; a verbose trace adds the server's debug log.
     const verbose = vscode.workspace.getConfiguration("tinyarms").get<string>("trace.server") === "verbose";
-    const serverOptions: ServerOptions = serverLaunch(interpreter.command, verbose, this.env(), this.cwd());
-    this.log.info(`tinyarms ${probe.version} found; starting ${interpreter.command} ${serverOptions.args.join(" ")}`);
+    const launch = serverLaunch(interpreter.command, verbose, this.env(), this.cwd());
+    this.log.info(`tinyarms ${probe.version} found; starting ${launch.command} ${launch.args.join(" ")}`);
+    const serverOptions: ServerOptions = launch;
     const clientOptions: LanguageClientOptions = {
       // Every real file: completions are language-agnostic. Our own virtual documents
       // (scheme "tinyarms") are left out on purpose.

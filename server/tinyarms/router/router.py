@@ -120,6 +120,8 @@ class Router:
 
     def embed(self, text: str) -> list[float]:
         """The encoder's unit vector for `text`: the semantic cache's embedder (one MiniLM call, ~5-10 ms)."""
+        if self.encoder is None:
+            raise RuntimeError("the router is off (router.enabled = false): no encoder is loaded")
         return [float(v) for v in self.encoder.encode([normalise(text) or " "])[0]]
 
     def probabilities(self, texts: list[str]) -> tuple[list[str], np.ndarray]:

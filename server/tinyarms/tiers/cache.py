@@ -90,31 +90,29 @@ class ResponseCache:
             _WARNED.add(self.path)
             log.warning("the response cache %s cannot be used (%s); answering without it", self.path, exc)
 
-    def get(self, key: str) -> Hit | None:
+    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        """The rows of a query; none when the store is unusable."""
         try:
             with self._db() as conn:
-                row = conn.execute(
-                    "SELECT answer, tier, model FROM responses WHERE key = ? AND created >= ?",
-                    (key, time.time() - self.ttl_s),
-                ).fetchone()
+                return conn.execute(sql, args).fetchall()
         except db.UNUSABLE as exc:
             self._unusable(exc)
-            return None
-        return Hit(row[0], row[1], row[2], "hit") if row else None
+            return []
+
+    def get(self, key: str) -> Hit | None:
+        rows = self._rows(
+            "SELECT answer, tier, model FROM responses WHERE key = ? AND created >= ?", (key, time.time() - self.ttl_s)
+        )
+        return Hit(rows[0][0], rows[0][1], rows[0][2], "hit") if rows else None
 
     def nearest(self, scope_key: str, vector: Sequence[float], threshold: float) -> Hit | None:
         query = _unit(vector)
         best: tuple[float, Any] | None = None
-        try:
-            with self._db() as conn:
-                rows = conn.execute(
-                    "SELECT answer, tier, model, embedding FROM responses "
-                    "WHERE scope = ? AND created >= ? AND embedding IS NOT NULL",
-                    (scope_key, time.time() - self.ttl_s),
-                ).fetchall()
-        except db.UNUSABLE as exc:
-            self._unusable(exc)
-            return None
+        rows = self._rows(
+            "SELECT answer, tier, model, embedding FROM responses "
+            "WHERE scope = ? AND created >= ? AND embedding IS NOT NULL",
+            (scope_key, time.time() - self.ttl_s),
+        )
         for answer, tier, model, blob in rows:
             stored = array("f")
             stored.frombytes(blob)

@@ -194,7 +194,12 @@ def test_every_malformed_request_is_answered_then_completion_works(client: tuple
 def test_non_object_initialization_options_and_quiet_exit(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    raw = RawClient(isolated_env(tmp_path / "home"))
+    env = isolated_env(tmp_path / "home")
+    # Nothing loading in the background: `exit` waits for a router still loading in a thread.
+    user_file = Path(env["XDG_CONFIG_HOME"]) / "tinyarms" / "config.toml"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text("[roles.autocomplete]\nenabled = false\n[router]\nenabled = false\n")
+    raw = RawClient(env)
     try:
         reply = raw.initialize(workspace, options="abc")
         assert "result" in reply, reply

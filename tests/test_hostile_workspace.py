@@ -12,6 +12,7 @@ sys.path, so the check can fail.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -235,7 +236,7 @@ async def test_editor_launch_runs_nothing_from_the_folder(
         state = (status.get("model") or {}).get("autocomplete", {}).get("state")
         if state in ("ready", "failed"):
             break
-        await __import__("asyncio").sleep(0.2)
+        await asyncio.sleep(0.2)
     assert state == "ready", status
     completion = await client.text_document_completion_async(
         types.CompletionParams(text_document=types.TextDocumentIdentifier(uri), position=types.Position(5, 11))

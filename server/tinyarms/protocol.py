@@ -19,7 +19,9 @@ expected str @ $.text``):
   the threshold and whether it went straight to the strong tier; ``trace.id`` names it for
   ``tinyarms.feedback``); a router that cannot load answers
   through ``router.fallback_role`` (decision stage ``fallback``, with the reason). While it runs, the answer streams
-  as ``tinyarms/stream`` notifications carrying the same ``stream_id``.
+  as ``tinyarms/stream`` notifications carrying the same ``stream_id``. ``uri`` must be a
+  document open in the editor or a file inside a workspace folder (symlinks resolved);
+  anything else is an "invalid params" error and nothing is read.
 - ``tinyarms.feedback`` ``({"trace_id"?, "rating"?, "route"?, "outcome"?})``: what the user
   said about a request's answer, into the decision trace. ``trace_id``: the ``id`` of the
   ``trace`` a request returned (omitted: this session's last request); ``rating``: ``"up"`` |
@@ -31,7 +33,13 @@ expected str @ $.text``):
   ``tinyarms router fit --from-log`` learns from these.
 - ``tinyarms.status`` ``()``: tiers, models, the last completion and the last decision.
 - ``tinyarms.toggleAutocomplete`` ``({"enabled"?})``: turn inline completion off or on for
-  this session; returns ``{"enabled"}``.
+  this session (``enabled`` is true or false; anything else is an "invalid params" error;
+  absent toggles); returns ``{"enabled"}``.
+
+Errors: a request whose params do not fit their LSP type, or a command argument of the wrong
+shape, gets JSON-RPC error -32602 with a one-line message naming the field; any other failure
+-32603 with one line (the traceback goes to the server log, never to the client). A message
+with an unreadable body or header, or longer than 64 MiB, gets an error with id null.
 
 Server to client notifications:
 

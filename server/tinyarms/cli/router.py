@@ -176,6 +176,9 @@ def _fit_from_log(args: argparse.Namespace) -> int:
               "name some with --heldout FILE (label<TAB>text), or --force", file=sys.stderr)  # fmt: skip
         return 1
     router = _load_router(args)
+    if router.encoder is None:
+        print("tinyarms router fit --from-log: the router is off (router.enabled = false)", file=sys.stderr)
+        return 1
     fixed = list(corrections.read(since_s=since))
     records = list(trace.read(since_s=since))
     result = learn.learn(

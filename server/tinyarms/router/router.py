@@ -101,8 +101,9 @@ def normalise(text: str) -> str:
 
 
 class Router:
-    def __init__(self, config: Config, encoder: Encoder, *, multilingual: Encoder | None = None) -> None:
-        """`encoder` embeds English requests; `multilingual` (when given) every other language."""
+    def __init__(self, config: Config, encoder: Encoder | None, *, multilingual: Encoder | None = None) -> None:
+        """`encoder` embeds English requests (None: a disabled router, no embedding stage);
+        `multilingual` (when given) every other language."""
         self.config = config
         self.encoder = encoder
         self.multilingual = multilingual
@@ -111,7 +112,7 @@ class Router:
         texts, labels = training_rows(config)
         self.classifier: Classifier | None = None
         self.multilingual_classifier: Classifier | None = None
-        if self.specs and texts:
+        if self.specs and texts and encoder is not None:
             self.classifier = train(cached_encode(encoder, texts), labels, texts)
             if multilingual is not None:
                 self.multilingual_classifier = train(cached_encode(multilingual, texts), labels, texts)
@@ -158,12 +159,14 @@ class Router:
 
     def embed(self, text: str) -> list[float]:
         """The encoder's unit vector for `text`: the semantic cache's embedder (one MiniLM call, ~5-10 ms)."""
+        if self.encoder is None:
+            raise RuntimeError("the router is off (router.enabled = false): no encoder is loaded")
         return [float(v) for v in self.encoder.encode([normalise(text) or " "])[0]]
 
     def probabilities(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
         """The embedding stage's label probabilities for each text (for fit and eval): English
         requests by the English encoder's classifier, the rest by the multilingual one's."""
-        if self.classifier is None:
+        if self.classifier is None or self.encoder is None:
             return [NONE], np.ones((len(texts), 1), dtype=np.float32)
         clean = [normalise(t) or " " for t in texts]
         probs = np.zeros((len(clean), len(self.classifier.labels)), dtype=np.float32)
@@ -244,6 +247,8 @@ class Router:
 def load_router(config: Config) -> Router:
     """Load the encoder once and build the router from the config's routes."""
     settings = config.router
+    if not settings.enabled:  # every request takes the fallback: no encoder, no ONNX export
+        return Router(config, None)
     encoder = load_encoder(settings.encoder, settings.backend, settings.threads)
     multilingual = None
     if settings.multilingual_encoder:

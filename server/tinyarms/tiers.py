@@ -32,7 +32,7 @@ from attrs import define, field
 
 from tinyarms import cache as response_cache
 from tinyarms import costs, trace
-from tinyarms.backends import ChatRequest, Delta, TierError, Usage, stream_chat
+from tinyarms.backends import ChatRequest, Delta, TierError, ToolCall, ToolSpec, Usage, stream_chat
 from tinyarms.config.schema import ROLE_NAMES
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class Answer:
     usage: Usage
     cost_usd: float
     trace: dict[str, Any]  # the decision-trace record written for this request
+    tool_calls: list[ToolCall] = field(factory=list)  # when the request offered tools
 
 
 class AllTiersFailed(Exception):
@@ -150,6 +151,7 @@ class _Attempt:
     logprob_sum: float = 0.0
     logprob_tokens: int = 0
     ttft_ms: float | None = None
+    tool_calls: list[ToolCall] = field(factory=list)
 
     @property
     def mean_logprob(self) -> float | None:
@@ -246,6 +248,8 @@ async def _attempt(run: _Run, name: str, tier: Tier, request: ChatRequest, timeo
                     result.logprob_sum += event.logprob
                     result.logprob_tokens += event.tokens or 1
                 run.show(event.text)
+            elif isinstance(event, ToolCall):
+                result.tool_calls.append(event)
             else:
                 result.usage = event
 
@@ -276,7 +280,7 @@ async def _self_check(run: _Run, name: str, tier: Tier, question: str, answer: s
         async for event in stream_chat(tier, name, request, client=_client() if tier.is_remote else None):
             if isinstance(event, Delta):
                 text += event.text
-            else:
+            elif isinstance(event, Usage):
                 usage = event
 
     try:
@@ -299,7 +303,7 @@ def _backoff(config: Config, retry: int, error: TierError) -> float:
 async def run_role(
     config: Config,
     role: str,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     *,
     tier: str | None = None,
     decision: Decision | None = None,
@@ -307,9 +311,11 @@ async def run_role(
     on_restart: Callable[[str], None] | None = None,
     context: str = "",
     embed: Callable[[str], Sequence[float]] | None = None,
+    tools: Sequence[ToolSpec] = (),
 ) -> Answer:
     """Answer `messages` with `role`'s tier chain. Raises AllTiersFailed (or BudgetExceeded)
-    with a message naming each tier and why when nothing answered."""
+    with a message naming each tier and why when nothing answered. With `tools`, an answer
+    may be tool calls instead of text (the agent's steps); those are never cached."""
     run = _Run(config, role, on_delta, on_restart)
     record: dict[str, Any] = {
         "ts": round(time.time(), 3),
@@ -321,7 +327,7 @@ async def run_role(
         "requested_tier": tier,
     }
     try:
-        answer = await _run(run, record, messages, tier, decision, context, embed)
+        answer = await _run(run, record, messages, tier, decision, context, embed, list(tools))
     except asyncio.CancelledError:
         _finish(run, record, error="cancelled")
         raise
@@ -352,11 +358,12 @@ def _finish(run: _Run, record: dict[str, Any], *, error: str | None = None, **ex
 async def _run(
     run: _Run,
     record: dict[str, Any],
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     tier_name: str | None,
     decision: Decision | None,
     context: str,
     embed: Callable[[str], Sequence[float]] | None,
+    tools: list[ToolSpec],
 ) -> Answer:
     config = run.config
     if run.role not in ROLE_NAMES:
@@ -382,6 +389,7 @@ async def _run(
     max_tokens = role_config.max_tokens if role_config.max_tokens is not None else first.max_tokens
     use_cache = (
         config.cache.enabled
+        and not tools
         and run.role != "autocomplete"
         and (temperature == 0 or not config.cache.deterministic_only)
     )
@@ -432,6 +440,7 @@ async def _run(
             logprobs=cascade.min_mean_logprob is not None and not is_last and tier.provider == "openai",
             connect_timeout_s=config.reliability.connect_timeout_s,
             read_timeout_s=tier.timeout_s,
+            tools=tools,
         )
         attempt: _Attempt | None = None
         error: TierError | None = None
@@ -473,7 +482,7 @@ async def _run(
         run.charge(name, tier, attempt.usage, step)
         if attempt.mean_logprob is not None:
             step["mean_logprob"] = round(attempt.mean_logprob, 4)
-        if not attempt.text.strip():
+        if not attempt.text.strip() and not attempt.tool_calls:
             _failed(name, tier, config)
             step.setdefault("errors", []).append("empty")
             step.update(outcome="error", kind="empty", reason=f"tier '{name}' answered with no text")
@@ -484,7 +493,7 @@ async def _run(
 
         # Cascade: is this answer good enough to stop?
         why: str | None = None
-        if not is_last and escalations < cascade.max_steps:
+        if not is_last and escalations < cascade.max_steps and not attempt.tool_calls:
             low = cascade.min_mean_logprob
             if low is not None and attempt.mean_logprob is not None and attempt.mean_logprob < low:
                 why = f"mean token log-prob {attempt.mean_logprob:.2f} is below {low:g}"
@@ -500,7 +509,11 @@ async def _run(
             run.restart(f"escalating: {why}")
             continue
         step["outcome"] = "ok"
-        return _answered(run, record, name, tier.model, attempt.text, store, key, scope_key, vector, embed, messages)
+        if attempt.tool_calls:
+            step["tool_calls"] = [call.name for call in attempt.tool_calls]
+        answer = _answered(run, record, name, tier.model, attempt.text, store, key, scope_key, vector, embed, messages)
+        answer.tool_calls = attempt.tool_calls
+        return answer
 
     if best is not None:
         name, model, attempt = best
@@ -516,7 +529,7 @@ async def _run(
     raise AllTiersFailed(f"tinyarms: every tier of role '{run.role}' failed:\n{listed}")
 
 
-def _embed(embed: Callable[[str], Sequence[float]], messages: list[dict[str, str]]) -> Sequence[float] | None:
+def _embed(embed: Callable[[str], Sequence[float]], messages: list[dict[str, Any]]) -> Sequence[float] | None:
     """The request's vector for the semantic cache; a failing embedder only costs the cache."""
     try:
         return embed(response_cache.request_text(messages))
@@ -536,7 +549,7 @@ def _answered(
     scope_key: str,
     vector: Sequence[float] | None,
     embed: Callable[[str], Sequence[float]] | None,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
 ) -> Answer:
     if store is not None:
         if vector is None and run.config.cache.semantic and embed is not None:

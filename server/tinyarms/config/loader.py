@@ -28,6 +28,7 @@ from tinyarms.config.layers import (
     workspace_config_file,
 )
 from tinyarms.config.locate import KeyPath
+from tinyarms.config.schema import Agent as AgentSettings
 from tinyarms.config.schema import Config
 from tinyarms.config.validate import converter, validate
 
@@ -35,6 +36,11 @@ DEFAULT_PRESET = "default"
 # Keys a workspace file may set only in a trusted folder: they decide where code is
 # sent and which secret is read. A cloned repository must not be able to change them.
 ENDPOINT_KEYS = ("base_url", "api_key_env", "provider")
+# Agent keys that start processes: only the user's own files (or a trusted folder) set them.
+AGENT_PROCESS_KEYS = ("allow_commands", "commands", "mcp_servers")
+# Agent limits an untrusted workspace may lower but never raise (it may not spend more).
+AGENT_LIMIT_KEYS = ("max_steps", "max_seconds", "max_tokens", "max_cost_usd", "max_malformed",
+                    "command_timeout_s", "output_cap_bytes")  # fmt: skip
 
 
 @define
@@ -161,6 +167,16 @@ def _apply_trust(layer: Layer, lower: dict[str, Any], user_file: Path) -> list[P
         chain = role.get("escalate_to") if isinstance(role, dict) else None
         if isinstance(chain, list) and set(chain) & dropped_tiers:
             drop(("roles", role_name, "escalate_to"), "it names an ignored tier")
+    agent = layer.data.get("agent")
+    if isinstance(agent, dict):
+        for key in AGENT_PROCESS_KEYS:
+            if key in agent:
+                drop(("agent", key), "the agent would start processes it names")
+        below: dict[str, Any] = lower["agent"] if isinstance(lower.get("agent"), dict) else {}
+        for key in AGENT_LIMIT_KEYS:
+            value, floor = agent.get(key), below.get(key, getattr(AgentSettings(), key))
+            if isinstance(value, int | float) and isinstance(floor, int | float) and value > floor:
+                drop(("agent", key), f"it may lower the agent's limits, not raise them (to {value} from {floor})")
     return problems
 
 

@@ -162,6 +162,35 @@ class Cache:
 
 
 @define(kw_only=True)
+class McpServer:
+    """`[agent.mcp_servers.NAME]`: an MCP server the agent starts over stdio and whose tools it may call.
+    `env` names environment variables passed through to it (their values never appear in config)."""
+
+    command: str
+    args: list[str] = field(factory=list)
+    env: list[str] = field(factory=list)
+    enabled: bool = True
+
+
+@define(kw_only=True)
+class Agent:
+    """`[agent]`: what one agent run may do and spend. At a limit the run stops and reports."""
+
+    max_steps: int = 16  # model turns per run
+    max_seconds: float = 300.0  # wall time per run
+    max_tokens: int = 200_000  # prompt + completion tokens per run
+    max_cost_usd: float = 0.50  # spend per run; 0 means no limit
+    max_malformed: int = 3  # malformed tool calls sent back to the model before the run stops
+    # run_command: off unless allowed, and then only these programs (argv[0]). A workspace
+    # file can set neither unless the folder is trusted.
+    allow_commands: bool = False
+    commands: list[str] = field(factory=list)
+    command_timeout_s: float = 30.0
+    output_cap_bytes: int = 16_000  # what one tool result may hand the model
+    mcp_servers: dict[str, McpServer] = field(factory=dict)
+
+
+@define(kw_only=True)
 class Config:
     """The effective config: every layer merged, validated and typed."""
 
@@ -174,6 +203,7 @@ class Config:
     cache: Cache = field(factory=Cache)
     router: Router = field(factory=Router)
     routes: dict[str, Route] = field(factory=dict)
+    agent: Agent = field(factory=Agent)
 
     def tier_for(self, role: str) -> Tier:
         return self.tiers[self.roles.get(role).tier]

@@ -16,6 +16,7 @@ from typing import Protocol
 from tinyarms.agent.workspace import ToolError
 
 MAX_FILE_BYTES = 2_000_000  # larger files are not read into a model's context
+BOM = b"\xef\xbb\xbf"  # kept out of the text the model sees, and kept on the file when written
 
 
 class Files(Protocol):
@@ -42,7 +43,7 @@ def decode(path: Path, data: bytes) -> str:
     if b"\x00" in data[:8192]:
         raise ToolError(f"{path.name} is a binary file")
     try:
-        return data.decode("utf-8")
+        return data.removeprefix(BOM).decode("utf-8")
     except UnicodeDecodeError:
         raise ToolError(f"{path.name} is not UTF-8 text") from None
 
@@ -60,7 +61,12 @@ def read_disk(path: Path) -> str:
 
 def write_disk(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(text.encode("utf-8"))
+    try:
+        with path.open("rb") as existing:
+            bom = existing.read(len(BOM)) == BOM
+    except FileNotFoundError:
+        bom = False
+    path.write_bytes((BOM if bom else b"") + text.encode("utf-8"))
 
 
 def snapshot_disk(path: Path) -> bytes | None:

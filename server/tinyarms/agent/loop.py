@@ -191,25 +191,30 @@ class Run:
     async def execute(self) -> Report:
         started = time.monotonic()
         self._deadline = started + self.settings.max_seconds
-        answer: str | None = ""
-        try:
-            async with mcp_tools(self.mcp_servers, self.ctx.workspace.primary) as extra:
-                for tool in extra:
-                    self.tools.setdefault(tool.name, tool)
-                while True:
-                    self._check_limits()
-                    answer = await self._step()
-                    if answer is not None:
-                        raise _Stop("done", "the model finished")
-        except _Stop as stop:
-            kind, message = stop.kind, str(stop)
-        except tiers.BudgetExceeded as exc:
-            kind, message = "cost", str(exc).splitlines()[0]
-        except tiers.AllTiersFailed as exc:
-            kind, message = "error", str(exc).replace("\n", " ")
+        # The loop's outcome is caught inside the MCP servers' context: an exception through
+        # their anyio task groups would come out wrapped in an ExceptionGroup.
+        async with mcp_tools(self.mcp_servers, self.ctx.workspace.primary) as extra:
+            for tool in extra:
+                self.tools.setdefault(tool.name, tool)
+            kind, message, answer = await self._loop()
         self.report = self._report(kind, message, answer or self._last_text(), time.monotonic() - started)
         log.info("agent run %s stopped (%s) after %d steps: %s", self.id, kind, len(self.steps), message)
         return self.report
+
+    async def _loop(self) -> tuple[str, str, str]:
+        """Steps until one ends the run: (stop kind, why, the model's answer)."""
+        try:
+            while True:
+                self._check_limits()
+                answer = await self._step()
+                if answer is not None:
+                    return "done", "the model finished", answer
+        except _Stop as stop:
+            return stop.kind, str(stop), ""
+        except tiers.BudgetExceeded as exc:
+            return "cost", str(exc).splitlines()[0], ""
+        except tiers.AllTiersFailed as exc:
+            return "error", str(exc).replace("\n", " "), ""
 
     def _check_limits(self) -> None:
         s = self.settings

@@ -289,10 +289,9 @@ async def edit_file(ctx: ToolContext, args: dict[str, Any]) -> str:
             replacement += newline  # the line after the range stays on its own line
         new = "".join(lines[: first - 1]) + replacement + "".join(lines[last:])
     rel = ctx.workspace.relative(path)
-    if old is not None:
-        refused = check.refusal(str(path), old, new)
-        if refused:
-            raise ToolError(f"edit refused: {refused}")
+    refused = check.refusal(str(path), old or "", new)  # a new file must parse too
+    if refused:
+        raise ToolError(f"edit refused: {refused}")
     shown = diff.unified(rel, old or "", new)
     granted = await ctx.ask(
         PermissionRequest(

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faultserver import FaultServer
 
+from faultserver import FaultServer
 from tinyarms import agent, tiers
 from tinyarms.config import ConfigInputs, load_config
 
@@ -111,7 +111,8 @@ async def test_a_scripted_run_reads_edits_and_undo_restores_every_byte(
         call("edit_file", path="notes/CHANGES.md", content="add() adds now\n"),
         {"text": "Fixed add() and noted it in notes/CHANGES.md."},
     ])  # fmt: skip
-    report = await make_run(config, ws).execute()
+    run = make_run(config, ws)
+    report = await run.execute()
 
     assert report.stop == "done", report.stopped
     assert report.answer == "Fixed add() and noted it in notes/CHANGES.md."
@@ -138,8 +139,9 @@ async def test_a_scripted_run_reads_edits_and_undo_restores_every_byte(
     assert "-    return a - b" in files["src/app.py"].diff and "+    return a + b" in files["src/app.py"].diff
     assert report.tokens > 0
 
-    restored, deleted = await make_run(config, ws).ctx.checkpoint.undo(agent.DiskFiles())  # a fresh run: nothing
-    assert (restored, deleted) == ([], [])
+    restored, deleted = await run.ctx.checkpoint.undo(agent.DiskFiles())
+    assert (restored, deleted) == ([ws / "src" / "app.py"], [ws / "notes" / "CHANGES.md"])
+    assert (ws / "src" / "app.py").read_bytes() == original and not (ws / "notes").exists()
 
 
 async def test_undo_restores_bytes_and_deletes_created_files(tmp_path: Path, http: FaultServer, ws: Path) -> None:

@@ -16,6 +16,22 @@ workspace/executeCommand (arguments are one JSON object unless noted):
 - ``tinyarms.toggleAutocomplete`` ``({"enabled"?})``: turn inline completion off or on for
   this session; returns ``{"enabled"}``.
 
+- ``tinyarms.agent`` ``({"goal", "uri"?, "range"?, "workDoneToken"?, "run"?})``: run the agent
+  (features/agent.py) in the workspace folders; ``run`` is an optional client-chosen id. Each
+  step is a ``$/progress`` report under ``workDoneToken`` (or a server-created token): the
+  begin message is ``"run ID: GOAL"``, reports ``"step N on TIER: tool, tool (error)"``, the
+  end is why it stopped. Writes go through ``workspace/applyEdit``. Returns
+  ``{"run", "report": {"goal", "steps": [{"index", "tier", "model", "route", "stage", "text",
+  "tool_calls": [{"id", "name", "arguments", "ok", "result"}], "tokens", "cost_usd",
+  "latency_ms"}], "files": [{"path", "diff", "created"}], "tokens", "cost_usd", "stopped",
+  "stop", "answer"}}``. ``steps`` is a list (its length is the step count); ``stopped`` is one
+  sentence; ``stop`` is one of done, steps, time, tokens, cost, malformed, cancelled, error.
+- ``tinyarms.agent.cancel`` ``({"run"})``: stop that run within a second -> ``{"cancelled"}``
+  (false when it had already ended).
+- ``tinyarms.agent.undo`` ``({"run"})``: put back every file the run changed, byte for byte,
+  and delete the files it created -> ``{"restored": [path], "deleted": [path]}`` (paths
+  relative to the workspace; a second undo restores nothing).
+
 Server to client notifications:
 
 - ``tinyarms/status``: ``{"kind": "completion", "tier", "model", "elapsed_ms"}`` after a
@@ -33,6 +49,9 @@ ROUTE = "tinyarms.route"
 ASK = "tinyarms.ask"
 STATUS = "tinyarms.status"
 TOGGLE_AUTOCOMPLETE = "tinyarms.toggleAutocomplete"
+AGENT = "tinyarms.agent"
+AGENT_CANCEL = "tinyarms.agent.cancel"
+AGENT_UNDO = "tinyarms.agent.undo"
 
 STATUS_NOTIFICATION = "tinyarms/status"
 STREAM_NOTIFICATION = "tinyarms/stream"

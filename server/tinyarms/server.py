@@ -15,6 +15,7 @@ from pygls.lsp.server import LanguageServer
 
 from tinyarms import __version__, protocol
 from tinyarms.config import Config
+from tinyarms.features.agent import AgentFeature
 from tinyarms.features.autocomplete import TRIGGER_CHARACTERS, AutocompleteFeature
 from tinyarms.features.base import Feature
 from tinyarms.features.commands import CommandsFeature
@@ -73,7 +74,8 @@ def _command_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # Every feature besides config, in the order their hooks run.
-FEATURES: tuple[type[Feature], ...] = (AutocompleteFeature, CommandsFeature)
+# The agent (features/agent.py): tinyarms.agent, tinyarms.agent.cancel, tinyarms.agent.undo.
+FEATURES: tuple[type[Feature], ...] = (AutocompleteFeature, CommandsFeature, AgentFeature)
 
 
 def register_features(server: TinyarmsServer) -> None:

@@ -42,6 +42,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_acp(args: argparse.Namespace) -> int:
+    from tinyarms.acp import main as acp_main
+
+    return acp_main()
+
+
 # -- config --------------------------------------------------------------------------------
 
 
@@ -634,6 +640,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
     serve.add_argument("--stdio", action="store_true", help="use stdio (the default; for clients that pass it)")
     serve.set_defaults(func=cmd_serve)
+
+    acp = sub.add_parser("acp", help="run the agent over the Agent Client Protocol on stdio (Zed, JetBrains, ...)")
+    acp.set_defaults(func=cmd_acp)
 
     config = sub.add_parser("config", help="show or check the layered config")
     config_sub = config.add_subparsers(dest="config_command", required=True)

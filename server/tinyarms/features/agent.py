@@ -68,7 +68,7 @@ def _strict_str(value: Any, _: Any) -> str:
 
 def _token(value: Any, _: Any) -> str | int | None:
     if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
-        return value  # type: ignore[no-any-return]
+        return value
     raise TypeError(f"expected a string or an integer, got {type(value).__name__}")
 
 

@@ -43,6 +43,7 @@ SYSTEM = (
     "workspace root. When the goal is done, or cannot be done, reply with a short summary of what "
     "you did and no tool call."
 )
+LAST_STEP = "This is your last step: no more tools. Reply with a short summary of what you did and what is left."
 RESULT_PREVIEW = 600  # characters of a tool result kept in the report
 
 
@@ -237,10 +238,13 @@ class Run:
         index = len(self.steps) + 1
         self.events.step_started(index)
         started = time.monotonic()
-        specs = [ToolSpec(t.name, t.description, t.parameters) for t in self.tools.values()]
+        # The last step allowed offers no tools, so the run ends with the model's summary.
+        last = index >= self.settings.max_steps and index > 1
+        specs = [] if last else [ToolSpec(t.name, t.description, t.parameters) for t in self.tools.values()]
+        messages = [*self.messages, {"role": "user", "content": LAST_STEP}] if last else self.messages
         answer: tiers.Answer = await self._guard(
             tiers.run_role(
-                self.config, "agent", self.messages, tier=self.decision.tier, decision=self.decision,
+                self.config, "agent", messages, tier=self.decision.tier, decision=self.decision,
                 on_delta=self.events.text, on_restart=self.events.restart, tools=specs,
             ),  # fmt: skip
             f"step {index} (the model)",
@@ -253,6 +257,9 @@ class Run:
             tokens=tokens, cost_usd=round(answer.cost_usd, 8),
         )  # fmt: skip
         self.steps.append(step)
+        if last and answer.tool_calls:
+            self.events.step_finished(step)
+            raise _Stop("steps", f"the step limit ({self.settings.max_steps}, agent.max_steps) was reached")
         turn: dict[str, Any] = {"role": "assistant", "content": answer.text}
         if answer.tool_calls:
             turn["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in answer.tool_calls]

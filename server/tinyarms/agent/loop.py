@@ -194,10 +194,15 @@ class Run:
         self._deadline = started + self.settings.max_seconds
         # The loop's outcome is caught inside the MCP servers' context: an exception through
         # their anyio task groups would come out wrapped in an ExceptionGroup.
-        async with mcp_tools(self.mcp_servers, self.ctx.workspace.primary) as extra:
-            for tool in extra:
-                self.tools.setdefault(tool.name, tool)
-            kind, message, answer = await self._loop()
+        try:
+            async with mcp_tools(self.mcp_servers, self.ctx.workspace.primary) as extra:
+                for tool in extra:
+                    self.tools.setdefault(tool.name, tool)
+                kind, message, answer = await self._loop()
+        except asyncio.CancelledError:  # the caller itself was cancelled (an LSP $/cancelRequest)
+            self.ctx.stop.set()
+            self.report = self._report("cancelled", "the request was cancelled", "", time.monotonic() - started)
+            raise
         self.report = self._report(kind, message, answer or self._last_text(), time.monotonic() - started)
         log.info("agent run %s stopped (%s) after %d steps: %s", self.id, kind, len(self.steps), message)
         return self.report

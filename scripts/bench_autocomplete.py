@@ -277,7 +277,7 @@ def direct_baseline(spec: str, records: list[dict[str, Any]], count: int) -> dic
 
     from tinyarms.autocomplete.prompt import build
     from tinyarms.autocomplete.templates import PREFIX_ONLY
-    from tinyarms.models import resolve
+    from tinyarms.models.sources import resolve
 
     generating = [r for r in records if r["source"] == "model" and "prompt" in r]
     stride = max(1, len(generating) // max(count, 1))

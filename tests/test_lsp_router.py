@@ -51,8 +51,8 @@ async def test_route_ask_and_status(lsp_factory: Callable[..., Any]) -> None:
     try:
         await execute(lsp, "tinyarms.route", {"nope": 1})
         raise AssertionError("expected an error for a missing text")
-    except Exception as exc:
-        assert "needs" in str(exc)
+    except Exception as exc:  # a JSON-RPC InvalidParams error that names the field
+        assert "required field missing @ $.text" in str(exc)
     assert (await execute(lsp, "tinyarms.route", {"text": "x" * 100_000}))["role"]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import run_tinyarms as tinyarms
-from tinyarms import models
+from tinyarms.models import sources
 
 SPEC = "hf:tiny-org/tiny-model/tiny.Q4_0.gguf"
 SIZE = 3 * 1024 * 1024 + 12345  # a bit over 3 chunks of the 1 MiB pull chunk size
@@ -167,7 +167,7 @@ def pull_env(env: dict[str, str], tmp_path: Path, hub: Hub, monkeypatch: pytest.
         HF_ENDPOINT=hub.url,
         HF_HUB_DOWNLOAD_TIMEOUT="20",
     )
-    # The same cache for models.resolve() in this process.
+    # The same cache for sources.resolve() in this process.
     monkeypatch.setenv("XDG_CACHE_HOME", result["XDG_CACHE_HOME"])
     return result
 
@@ -181,8 +181,8 @@ def test_pull_downloads_checks_and_resolve_finds_it(pull_env: dict[str, str], hu
     result = tinyarms({**pull_env, "TQDM_POSITION": "-1"}, "models", "pull", SPEC)
     assert result.returncode == 0, result.stderr
     data = hub.files["tiny-org/tiny-model/tiny.Q4_0.gguf"]
-    path = models.resolve(SPEC)
-    assert path == models.hf_cache_path(SPEC)
+    path = sources.resolve(SPEC)
+    assert path == sources.hf_cache_path(SPEC)
     assert path.read_bytes() == data
     assert f"sha256:{hashlib.sha256(data).hexdigest()} ok" in result.stdout
     assert "100%" in result.stderr  # huggingface_hub's progress bar
@@ -203,7 +203,7 @@ def test_small_git_file_is_checked_against_its_blob_sha1(pull_env: dict[str, str
     assert result.returncode == 0, result.stderr
     data = hub.files["tiny-org/tiny-model/config.json"]
     assert f"git-sha1:{git_blob_sha1(data)} ok" in result.stdout
-    assert models.resolve("hf:tiny-org/tiny-model/config.json").read_bytes() == data
+    assert sources.resolve("hf:tiny-org/tiny-model/config.json").read_bytes() == data
 
 
 def test_cut_connection_resumes_with_a_range_request(pull_env: dict[str, str], hub: Hub) -> None:
@@ -214,7 +214,7 @@ def test_cut_connection_resumes_with_a_range_request(pull_env: dict[str, str], h
     assert len(gets) == 2
     assert gets[0][2] is None
     assert gets[1][2] == f"bytes={2 * 1024 * 1024}-"  # continued where the written data ends
-    assert models.resolve(SPEC).read_bytes() == hub.files["tiny-org/tiny-model/tiny.Q4_0.gguf"]
+    assert sources.resolve(SPEC).read_bytes() == hub.files["tiny-org/tiny-model/tiny.Q4_0.gguf"]
 
 
 def test_killed_pull_is_continued_by_the_next_run(pull_env: dict[str, str], hub: Hub) -> None:
@@ -225,7 +225,7 @@ def test_killed_pull_is_continued_by_the_next_run(pull_env: dict[str, str], hub:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    target = models.hf_cache_path(SPEC)
+    target = sources.hf_cache_path(SPEC)
     deadline = time.monotonic() + 60
     partial: list[Path] = []
     while time.monotonic() < deadline:
@@ -237,8 +237,8 @@ def test_killed_pull_is_continued_by_the_next_run(pull_env: dict[str, str], hub:
     process.wait(timeout=10)
     hub.release.set()
     assert partial and partial[0].stat().st_size == 2 * 1024 * 1024, "the first pull left no partial file"
-    with pytest.raises(models.ModelNotAvailable, match="models pull"):
-        models.resolve(SPEC)  # a partial file is never used
+    with pytest.raises(sources.ModelNotAvailable, match="models pull"):
+        sources.resolve(SPEC)  # a partial file is never used
 
     listing = tinyarms(pull_env, "models", "list", "--json")
     assert listing.returncode == 0, listing.stderr
@@ -249,7 +249,7 @@ def test_killed_pull_is_continued_by_the_next_run(pull_env: dict[str, str], hub:
     assert result.returncode == 0, result.stderr
     assert "resumed at 2.0 MB" in result.stdout
     assert body_gets(hub)[-1][2] == f"bytes={2 * 1024 * 1024}-"
-    assert models.resolve(SPEC).read_bytes() == hub.files["tiny-org/tiny-model/tiny.Q4_0.gguf"]
+    assert sources.resolve(SPEC).read_bytes() == hub.files["tiny-org/tiny-model/tiny.Q4_0.gguf"]
 
 
 def test_corrupted_download_fails_its_check_and_leaves_nothing(pull_env: dict[str, str], hub: Hub) -> None:
@@ -258,11 +258,11 @@ def test_corrupted_download_fails_its_check_and_leaves_nothing(pull_env: dict[st
     assert result.returncode == 1
     assert "failed its check (sha256 mismatch" in result.stderr
     assert "the bad file was removed" in result.stderr
-    target = models.hf_cache_path(SPEC)
+    target = sources.hf_cache_path(SPEC)
     assert not target.exists()
     assert not list(target.parent.glob("*.incomplete"))
-    with pytest.raises(models.ModelNotAvailable):
-        models.resolve(SPEC)
+    with pytest.raises(sources.ModelNotAvailable):
+        sources.resolve(SPEC)
 
 
 def test_clear_errors_for_a_missing_file_offline_mode_and_a_bad_spec(pull_env: dict[str, str]) -> None:

@@ -288,14 +288,13 @@ def test_router_can_be_switched_off(encoder: Encoder, tmp_path: Path) -> None:
     assert router.route("/test").route == "test"  # a slash command still names its route
 
 
-def test_ask_falls_back_to_the_configured_role_when_the_router_cannot_load(tmp_path: Path) -> None:
-    from tinyarms import ask
-    from tinyarms.config import ConfigInputs, load_config
+async def test_ask_falls_back_to_the_configured_role_when_the_router_cannot_load(tmp_path: Path) -> None:
+    from tinyarms.requests.routing import Routing
 
     env = {"TINYARMS_ROUTER__ENCODER": str(tmp_path / "no-such-encoder"), "TINYARMS_ROUTER__FALLBACK_ROLE": "edit"}
     config = load_config(ConfigInputs(user_file=tmp_path / "none.toml", env=env)).config
     assert config is not None
-    decision = ask.route(config, "explain this function")
+    decision = await Routing().decide(config, "explain this function")
     assert decision.stage == "fallback" and decision.route is None
     assert decision.role == "edit" and decision.tier == config.roles.edit.tier
-    assert "router failed" in decision.reason
+    assert "router failed" in decision.reason and "no-such-encoder" in decision.reason

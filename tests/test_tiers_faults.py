@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from faultserver import FaultServer
-from tinyarms import costs, tiers, trace
+from tinyarms import tiers
 from tinyarms.backends import Usage
 from tinyarms.config import Config, Tier
 from tinyarms.config.validate import validate
 from tinyarms.local_model.manager import all_models
+from tinyarms.tiers import costs, trace
 
 QUESTION = [{"role": "user", "content": "What does this function return?"}]
 
@@ -344,7 +345,7 @@ async def test_cache_file_holds_no_request_text(server: FaultServer) -> None:
     config = make_config(server, [("a", {"model": "ok", "temperature": 0.0})])
     marker = "zebra-quokka-question"
     await tiers.run_role(config, "chat", [{"role": "user", "content": marker}])
-    from tinyarms.cache import cache_path
+    from tinyarms.tiers.cache import cache_path
 
     assert cache_path().is_file()
     assert marker.encode() not in b"".join(p.read_bytes() for p in cache_path().parent.glob("responses.sqlite*"))

@@ -21,9 +21,10 @@ import pytest
 
 from conftest import SERVER_DIR
 from faultserver import FaultServer
-from tinyarms import costs, tiers, trace
+from tinyarms import tiers
 from tinyarms.config import Config
 from tinyarms.config.validate import validate
+from tinyarms.tiers import costs, trace
 
 pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python's server extras are not installed")
 
@@ -45,7 +46,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from tinyarms.models import resolve
+    from tinyarms.models.sources import resolve
 
     model = resolve("embedded:smollm2-135m")
     port = free_port()

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from faultserver import FaultServer
-from tinyarms import costs, tiers, trace
+from tinyarms import tiers
 from tinyarms.backends import Usage
-from tinyarms.cache import ResponseCache
 from tinyarms.config.schema import Budgets, Limit, Price, Tier
 from tinyarms.config.validate import validate
+from tinyarms.tiers import costs, trace
+from tinyarms.tiers.cache import ResponseCache
 
 
 @pytest.fixture(autouse=True)

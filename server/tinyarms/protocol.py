@@ -3,29 +3,35 @@
 The editors (vscode-client/, the Neovim config in tinyarms/nvim/) use these names, so
 they are a public interface: add to them, do not rename them.
 
-workspace/executeCommand (arguments are one JSON object unless noted):
+workspace/executeCommand (arguments are one JSON object unless noted; the attrs classes
+below are the argument shapes, and an argument of the wrong shape is a JSON-RPC
+InvalidParams error naming the field, e.g. ``tinyarms.ask: invalid value for type,
+expected str @ $.text``):
 
 - ``tinyarms.showConfig`` ``()``: the effective config with the source of every value,
   the problems, trust and ``using_last_good``.
-- ``tinyarms.route`` ``({"text"})``: the router's decision (``Decision.to_dict()``), no model call.
+- ``tinyarms.route`` ``({"text"})``: the decision ``tinyarms.ask`` would take
+  (``Decision.to_dict()``), no model call; a router that cannot load gives the
+  ``fallback`` decision that says why.
 - ``tinyarms.ask`` ``({"text", "role"?, "tier"?, "uri"?, "range"?, "stream_id"?})``: route
   (unless ``role`` is given or the text starts with a slash command), run the role's tier
-  chain and return ``{"text", "decision", "trace"}``. While it runs, the answer streams
+  chain and return ``{"text", "decision", "trace"}``; a router that cannot load answers
+  through ``router.fallback_role`` (decision stage ``fallback``, with the reason). While it runs, the answer streams
   as ``tinyarms/stream`` notifications carrying the same ``stream_id``.
 - ``tinyarms.status`` ``()``: tiers, models, the last completion and the last decision.
 - ``tinyarms.toggleAutocomplete`` ``({"enabled"?})``: turn inline completion off or on for
   this session; returns ``{"enabled"}``.
-
 - ``tinyarms.agent`` ``({"goal", "uri"?, "range"?, "workDoneToken"?, "run"?})``: run the agent
   (features/agent.py) in the workspace folders; ``run`` is an optional client-chosen id. Each
   step is a ``$/progress`` report under ``workDoneToken`` (or a server-created token): the
   begin message is ``"run ID: GOAL"``, reports ``"step N on TIER: tool, tool (error)"``, the
-  end is why it stopped. Writes go through ``workspace/applyEdit``. Returns
-  ``{"run", "report": {"goal", "steps": [{"index", "tier", "model", "route", "stage", "text",
-  "tool_calls": [{"id", "name", "arguments", "ok", "result"}], "tokens", "cost_usd",
-  "latency_ms"}], "files": [{"path", "diff", "created"}], "tokens", "cost_usd", "stopped",
-  "stop", "answer"}}``. ``steps`` is a list (its length is the step count); ``stopped`` is one
-  sentence; ``stop`` is one of done, steps, time, tokens, cost, malformed, cancelled, error.
+  end is why it stopped; cancelling the progress cancels the run. Writes go through
+  ``workspace/applyEdit``. Returns ``{"run", "report": {"goal", "steps": [{"index", "tier",
+  "model", "route", "stage", "text", "tool_calls": [{"id", "name", "arguments", "ok",
+  "result"}], "tokens", "cost_usd", "latency_ms"}], "files": [{"path", "diff", "created"}],
+  "tokens", "cost_usd", "stopped", "stop", "answer"}}``. ``steps`` is a list (its length is
+  the step count); ``stopped`` is one sentence; ``stop`` is one of done, steps, time, tokens,
+  cost, malformed, cancelled, error.
 - ``tinyarms.agent.cancel`` ``({"run"})``: stop that run within a second -> ``{"cancelled"}``
   (false when it had already ended).
 - ``tinyarms.agent.undo`` ``({"run"})``: put back every file the run changed, byte for byte,
@@ -44,6 +50,13 @@ Server to client notifications:
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
+import cattrs
+from attrs import define
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+
 SHOW_CONFIG = "tinyarms.showConfig"
 ROUTE = "tinyarms.route"
 ASK = "tinyarms.ask"
@@ -52,6 +65,86 @@ TOGGLE_AUTOCOMPLETE = "tinyarms.toggleAutocomplete"
 AGENT = "tinyarms.agent"
 AGENT_CANCEL = "tinyarms.agent.cancel"
 AGENT_UNDO = "tinyarms.agent.undo"
+CRASH_MODEL = "tinyarms.test.crashModel"  # tests only: offered with TINYARMS_ALLOW_CRASH=1; -> {"crashed", "error"?}
 
 STATUS_NOTIFICATION = "tinyarms/status"
 STREAM_NOTIFICATION = "tinyarms/stream"
+
+
+# -- command arguments -----------------------------------------------------------------------
+
+
+@define(kw_only=True)
+class RouteArgs:
+    text: str
+
+
+@define(kw_only=True)
+class AskArgs:
+    text: str
+    role: str | None = None  # chat | edit | agent: skip routing
+    tier: str | None = None  # start on this tier
+    uri: str | None = None  # with range: the selected code is sent along
+    range: types.Range | None = None
+    stream_id: str | None = None  # tinyarms/stream notifications carry it
+
+
+@define(kw_only=True)
+class ToggleArgs:
+    enabled: bool | None = None  # None: flip
+
+
+@define(kw_only=True)
+class AgentArgs:
+    goal: str
+    uri: str | None = None  # with range: the selected code goes along with the goal
+    range: types.Range | None = None
+    workDoneToken: str | int | None = None  # noqa: N815 (the LSP field name)
+    run: str | None = None  # a client-chosen run id
+
+
+@define(kw_only=True)
+class RunArgs:
+    run: str
+
+
+Shape = TypeVar("Shape")
+
+
+def _exact(kind: type) -> Any:
+    """JSON types as they are: no str(5) -> "5", no bool("no") -> True."""
+
+    def structure(value: Any, _: Any) -> Any:
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise ValueError(f"expected {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    return structure
+
+
+def _token(value: Any, _: Any) -> str | int | None:
+    """A progress token: a string or an integer (never a boolean)."""
+    if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
+        return value
+    raise ValueError(f"expected a string or an integer, got {type(value).__name__}")
+
+
+_converter = cattrs.Converter()
+for _kind in (str, bool, int):
+    _converter.register_structure_hook(_kind, _exact(_kind))
+_converter.register_structure_hook_func(lambda tp: tp == (str | int | None), _token)
+
+
+def arguments(command: str, args: tuple[Any, ...], shape: type[Shape]) -> Shape:
+    """executeCommand arguments (one JSON object; some clients nest it in a list) as `shape`."""
+    value: Any = args[0] if args else {}
+    while isinstance(value, list) and value:
+        value = value[0]
+    if value == []:
+        value = {}
+    if not isinstance(value, dict):
+        raise JsonRpcInvalidParams(f"{command}: expected one JSON object as the argument, got {type(value).__name__}")
+    try:
+        return _converter.structure(value, shape)
+    except cattrs.BaseValidationError as exc:
+        raise JsonRpcInvalidParams(f"{command}: " + "; ".join(cattrs.transform_error(exc))) from None

@@ -1,13 +1,16 @@
-"""The tinyarms language server: the one place that wires LSP methods to features.
+"""The tinyarms language server: the one place that wires every LSP method and command.
 
-Read top to bottom: the server class, the feature list, then every LSP method
-tinyarms answers. Features hold the logic; handlers here only dispatch.
+Read top to bottom: the server class holds each feature as a named attribute; then
+`create_server` wires the lifecycle, documents, configuration, and one block per
+feature with its LSP methods and its commands (names in protocol.py, argument shapes
+typed there: a wrong shape is a JSON-RPC InvalidParams error naming the field).
+Features hold the logic and never import this module; handlers here only dispatch.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
 from typing import Any
 
 from lsprotocol import types
@@ -16,10 +19,10 @@ from pygls.lsp.server import LanguageServer
 from tinyarms import __version__, protocol
 from tinyarms.config import Config
 from tinyarms.features.agent import AgentFeature
+from tinyarms.features.ask import AskFeature
 from tinyarms.features.autocomplete import TRIGGER_CHARACTERS, AutocompleteFeature
-from tinyarms.features.base import Feature
-from tinyarms.features.commands import CommandsFeature
-from tinyarms.features.config import ConfigFeature, deep_merge
+from tinyarms.features.base import Feature, Settings, Status
+from tinyarms.features.config import ConfigFeature
 from tinyarms.logs import ClientLogHandler
 
 log = logging.getLogger(__name__)
@@ -28,20 +31,17 @@ log = logging.getLogger(__name__)
 class TinyarmsServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("tinyarms", __version__)
-        self.features: list[Feature] = []
-        # The last completion and the last routed decision, by kind (see protocol.py).
-        self.last_status: dict[str, dict[str, Any]] = {}
-        self.config_feature = ConfigFeature(self)
-        self.add_feature(self.config_feature)
+        self.settings = Settings()
+        self.status = Status(self)
+        self.config_feature = ConfigFeature(self, self.settings, self.status, on_change=self.config_changed)
+        self.autocomplete = AutocompleteFeature(self, self.settings, self.status)
+        self.ask = AskFeature(self, self.settings, self.status)
+        self.agent = AgentFeature(self, self.settings, self.status)
 
     @property
-    def config(self) -> Config | None:
-        return self.config_feature.config
-
-    def add_feature(self, feature: Feature) -> None:
-        self.features.append(feature)
-        for name, handler in feature.commands().items():
-            self.command(name)(_command_handler(handler))
+    def features(self) -> list[Feature]:
+        """Every feature, in the order their hooks run (config first: the others read it)."""
+        return [self.config_feature, self.autocomplete, self.ask, self.agent]
 
     def each_feature(self, hook: str, *args: Any) -> None:
         """Call a hook on every feature; one failing feature never stops the others."""
@@ -51,41 +51,18 @@ class TinyarmsServer(LanguageServer):
             except Exception:
                 log.exception("feature %s failed in %s", type(feature).__name__, hook)
 
-    def notify_config_changed(self, config: Config) -> None:
-        self.each_feature("config_changed", config)
-
-    def notify_status(self, kind: str, payload: dict[str, Any]) -> None:
-        """Remember the latest `kind` event (completion, decision) and tell the editor's status bar."""
-        self.last_status[kind] = payload
-        try:
-            self.protocol.notify(protocol.STATUS_NOTIFICATION, {"kind": kind, **payload})
-        except Exception:  # the transport may be closing; status is best effort
-            log.debug("status notification not sent", exc_info=True)
-
-
-def _command_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
-    async def run(ls: TinyarmsServer, *args: Any) -> Any:
-        result = handler(*args)
-        if hasattr(result, "__await__"):
-            result = await result
-        return result
-
-    return run
-
-
-# Every feature besides config, in the order their hooks run.
-# The agent (features/agent.py): tinyarms.agent, tinyarms.agent.cancel, tinyarms.agent.undo.
-FEATURES: tuple[type[Feature], ...] = (AutocompleteFeature, CommandsFeature, AgentFeature)
-
-
-def register_features(server: TinyarmsServer) -> None:
-    for feature_class in FEATURES:
-        server.add_feature(feature_class(server))
+    def config_changed(self, config: Config) -> None:
+        for feature in self.features[1:]:  # the config feature is the one that changed it
+            try:
+                feature.config_changed(config)
+            except Exception:
+                log.exception("feature %s failed in config_changed", type(feature).__name__)
 
 
 def create_server() -> TinyarmsServer:
     server = TinyarmsServer()
-    register_features(server)
+
+    # -- lifecycle ----------------------------------------------------------------------
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: TinyarmsServer, params: types.InitializeParams) -> None:
@@ -105,18 +82,7 @@ def create_server() -> TinyarmsServer:
     def shutdown(ls: TinyarmsServer, *args: Any) -> None:
         ls.each_feature("shutdown")
 
-    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    async def did_change_configuration(ls: TinyarmsServer, params: types.DidChangeConfigurationParams) -> None:
-        settings = params.settings.get("tinyarms") if isinstance(params.settings, dict) else None
-        if isinstance(settings, dict):
-            ls.config_feature.inputs.editor_settings = deep_merge(ls.config_feature.init_settings, settings)
-        else:
-            await ls.config_feature.pull_editor_settings()
-        ls.config_feature.reload("editor settings changed")
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-    def did_change_watched_files(ls: TinyarmsServer, params: types.DidChangeWatchedFilesParams) -> None:
-        ls.config_feature.files_changed(params)
+    # -- documents (every feature sees them) ---------------------------------------------
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: TinyarmsServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -144,15 +110,66 @@ def create_server() -> TinyarmsServer:
                 log.exception("feature %s failed in code_actions", type(feature).__name__)
         return actions or None
 
-    # -- autocomplete (features/autocomplete.py) --
-    autocomplete = next(f for f in server.features if isinstance(f, AutocompleteFeature))
+    # -- config (features/config.py) -----------------------------------------------------
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(ls: TinyarmsServer, params: types.DidChangeConfigurationParams) -> None:
+        await ls.config_feature.settings_changed(params)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(ls: TinyarmsServer, params: types.DidChangeWatchedFilesParams) -> None:
+        ls.config_feature.files_changed(params)
+
+    @server.command(protocol.SHOW_CONFIG)
+    async def show_config(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.config_feature.show_config()
+
+    @server.command(protocol.STATUS)
+    async def status(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.config_feature.show_status()
+
+    # -- autocomplete (features/autocomplete.py) -----------------------------------------
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: TinyarmsServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
-        return await autocomplete.inline_completion(params)
+        return await ls.autocomplete.inline_completion(params)
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=TRIGGER_CHARACTERS))
     async def completion(ls: TinyarmsServer, params: types.CompletionParams) -> types.CompletionList:
-        return await autocomplete.completion(params)
+        return await ls.autocomplete.completion(params)
+
+    @server.command(protocol.TOGGLE_AUTOCOMPLETE)
+    def toggle_autocomplete(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return ls.autocomplete.toggle(protocol.arguments(protocol.TOGGLE_AUTOCOMPLETE, args, protocol.ToggleArgs))
+
+    if os.environ.get("TINYARMS_ALLOW_CRASH") == "1":
+
+        @server.command(protocol.CRASH_MODEL)
+        async def crash_model(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+            return await ls.autocomplete.crash_model()
+
+    # -- routed requests (features/ask.py over requests/) --------------------------------
+
+    @server.command(protocol.ROUTE)
+    async def route(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.ask.route(protocol.arguments(protocol.ROUTE, args, protocol.RouteArgs))
+
+    @server.command(protocol.ASK)
+    async def ask(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.ask.ask(protocol.arguments(protocol.ASK, args, protocol.AskArgs))
+
+    # -- the agent (features/agent.py over agent/) ---------------------------------------
+
+    @server.command(protocol.AGENT)
+    async def agent(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.agent.run(protocol.arguments(protocol.AGENT, args, protocol.AgentArgs))
+
+    @server.command(protocol.AGENT_CANCEL)
+    def agent_cancel(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return ls.agent.cancel(protocol.arguments(protocol.AGENT_CANCEL, args, protocol.RunArgs))
+
+    @server.command(protocol.AGENT_UNDO)
+    async def agent_undo(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.agent.undo(protocol.arguments(protocol.AGENT_UNDO, args, protocol.RunArgs))
 
     return server

@@ -22,71 +22,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
-from attrs import define
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import to_fs_path
 
 from tinyarms import agent, protocol
 from tinyarms.agent.files import read_disk, restore_disk, snapshot_disk, write_disk
 from tinyarms.agent.workspace import ToolError
-from tinyarms.features.base import Feature
+from tinyarms.features.base import Feature, Settings, Status
 from tinyarms.router.decision import Decision
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
-    from tinyarms.server import TinyarmsServer
-
 log = logging.getLogger(__name__)
 
 KEPT_RUNS = 32
-
-
-@define(kw_only=True)
-class AgentArgs:
-    goal: str
-    uri: str | None = None
-    range: dict[str, Any] | None = None
-    workDoneToken: str | int | None = None  # noqa: N815 (the LSP field name)
-    run: str | None = None
-
-
-@define(kw_only=True)
-class RunArgs:
-    run: str
-
-
-_converter = cattrs.Converter(forbid_extra_keys=False)
-
-
-def _strict_str(value: Any, _: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _token(value: Any, _: Any) -> str | int | None:
-    if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
-        return value
-    raise TypeError(f"expected a string or an integer, got {type(value).__name__}")
-
-
-_converter.register_structure_hook(str, _strict_str)
-_converter.register_structure_hook_func(lambda tp: tp == (str | int | None), _token)
-
-
-def structure(value: Any, cls: type[Any], command: str) -> Any:
-    """The command's argument object, or a ValueError naming the field that is wrong."""
-    while isinstance(value, list) and len(value) == 1:
-        value = value[0]
-    if not isinstance(value, dict):
-        raise ValueError(f"{command} expects one JSON object as its argument")
-    try:
-        return _converter.structure(value, cls)
-    except cattrs.BaseValidationError as exc:
-        problems = "; ".join(cattrs.transform_error(exc, path=command))
-        raise ValueError(f"bad arguments: {problems}") from None
 
 
 class EditorFiles:
@@ -195,13 +146,10 @@ class ProgressEvents(agent.Events):
 
 
 class AgentFeature(Feature):
-    def __init__(self, server: TinyarmsServer) -> None:
-        super().__init__(server)
+    def __init__(self, server: LanguageServer, settings: Settings, status: Status) -> None:
+        super().__init__(server, settings, status)
         self.runs: OrderedDict[str, agent.Run] = OrderedDict()
         self.files = EditorFiles(server)
-
-    def commands(self) -> dict[str, Any]:
-        return {protocol.AGENT: self.run, protocol.AGENT_CANCEL: self.cancel, protocol.AGENT_UNDO: self.undo}
 
     def shutdown(self) -> None:
         for run in self.runs.values():
@@ -215,12 +163,12 @@ class AgentFeature(Feature):
             raise ValueError("tinyarms.agent needs a workspace folder (open a folder in the editor)")
         return roots
 
-    def _context(self, args: AgentArgs, workspace: agent.Workspace) -> str:
+    def _context(self, args: protocol.AgentArgs, workspace: agent.Workspace) -> str:
         if not (args.uri and args.range):
             return ""
         try:
             document = self.server.workspace.get_text_document(args.uri)
-            start, end = (types.Position(p["line"], p["character"]) for p in (args.range["start"], args.range["end"]))
+            start, end = args.range.start, args.range.end
             text = document.source[document.offset_at_position(start) : document.offset_at_position(end)]
             path = Path(to_fs_path(args.uri) or "")
             name = workspace.relative(path) if workspace.root_of(path) else path.name
@@ -241,14 +189,10 @@ class AgentFeature(Feature):
             return False
         return bool(answer and answer.title == "Allow")
 
-    async def run(self, *raw: Any) -> dict[str, Any]:
-        args: AgentArgs = structure(list(raw), AgentArgs, protocol.AGENT)
+    async def run(self, args: protocol.AgentArgs) -> dict[str, Any]:
         if not args.goal.strip():
-            raise ValueError("tinyarms.agent needs a goal")
-        await self.server.config_feature.loaded.wait()
-        config = self.server.config
-        if config is None:
-            raise RuntimeError("tinyarms: the config has errors; fix them to run the agent (see the diagnostics)")
+            raise JsonRpcInvalidParams("tinyarms.agent: the goal is empty")
+        config = await self.settings.require()
         if args.run and args.run in self.runs:
             raise ValueError(f"run id {args.run!r} is already taken")
         workspace = agent.Workspace(self._roots())
@@ -271,7 +215,7 @@ class AgentFeature(Feature):
         report = await run.execute()
         if token is not None:
             self.server.work_done_progress.end(token, types.WorkDoneProgressEnd(message=report.stopped))
-        self.server.notify_status(
+        self.status.notify(
             "decision",
             {"route": decision.route, "role": "agent", "tier": report.steps[-1].tier if report.steps else decision.tier,
              "elapsed_ms": None, "cost_usd": report.cost_usd},
@@ -299,18 +243,18 @@ class AgentFeature(Feature):
                 break  # still going
             del self.runs[oldest]
 
-    def _find(self, command: str, raw: tuple[Any, ...]) -> agent.Run:
-        args: RunArgs = structure(list(raw), RunArgs, command)
+    def _find(self, args: protocol.RunArgs) -> agent.Run:
         run = self.runs.get(args.run)
         if run is None:
-            raise ValueError(f"no agent run {args.run!r} in this session (known: {', '.join(self.runs) or 'none'})")
+            known = ", ".join(self.runs) or "none"
+            raise JsonRpcInvalidParams(f"no agent run {args.run!r} in this session (known: {known})")
         return run
 
-    async def cancel(self, *raw: Any) -> dict[str, Any]:
-        return {"cancelled": self._find(protocol.AGENT_CANCEL, raw).cancel()}
+    def cancel(self, args: protocol.RunArgs) -> dict[str, Any]:
+        return {"cancelled": self._find(args).cancel()}
 
-    async def undo(self, *raw: Any) -> dict[str, Any]:
-        run = self._find(protocol.AGENT_UNDO, raw)
+    async def undo(self, args: protocol.RunArgs) -> dict[str, Any]:
+        run = self._find(args)
         if run.report is None:
             raise ValueError(f"agent run {run.id} is still going; cancel it first")
         restored, deleted = await run.ctx.checkpoint.undo(run.ctx.files)

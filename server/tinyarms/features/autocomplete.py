@@ -11,32 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from tinyarms import protocol
-from tinyarms.autocomplete.engine import Completion, CompletionEngine, CompletionRequest, detect_template
+from tinyarms.autocomplete.engine import Completion, CompletionEngine, CompletionRequest
+from tinyarms.autocomplete.start import NotLocal, local_tier, start_engine
 from tinyarms.autocomplete.templates import UnknownTemplate
-from tinyarms.features.base import Feature
-from tinyarms.local_model import LocalModel, LocalModelError, get_model
+from tinyarms.features.base import Feature, Settings, Status
+from tinyarms.local_model import LocalModel, LocalModelError
 
 if TYPE_CHECKING:
+    from pygls.lsp.server import LanguageServer
+
     from tinyarms.config import Config
-    from tinyarms.server import TinyarmsServer
+    from tinyarms.protocol import ToggleArgs
 
 log = logging.getLogger(__name__)
 
-TOGGLE = protocol.TOGGLE_AUTOCOMPLETE
-CRASH_COMMAND = "tinyarms.test.crashModel"  # registered only with TINYARMS_ALLOW_CRASH=1
 TRIGGER_CHARACTERS = [".", "(", "[", "{", ",", " ", "=", ":"]
 
 
 class AutocompleteFeature(Feature):
-    def __init__(self, server: TinyarmsServer) -> None:
-        super().__init__(server)
+    def __init__(self, server: LanguageServer, settings: Settings, status: Status) -> None:
+        super().__init__(server, settings, status)
         self.enabled = True
         self.engine: CompletionEngine | None = None
         self.model: LocalModel | None = None
@@ -48,20 +47,21 @@ class AutocompleteFeature(Feature):
     # -- model lifecycle ----------------------------------------------------------------
 
     async def initialized(self) -> None:
-        if self.server.config is not None:
-            self.config_changed(self.server.config)
+        if self.settings.config is not None:
+            self.config_changed(self.settings.config)
 
     def config_changed(self, config: Config) -> None:
         role = config.roles.autocomplete
-        tier = config.tiers.get(role.tier)
         if not role.enabled:
             self._publish_state("off", "roles.autocomplete.enabled is false")
             log.info("autocomplete: off (roles.autocomplete.enabled = false)")
             self._unload()
             return
-        if tier is None or tier.provider != "llama-cpp":
-            self._publish_state("off", f"tier '{role.tier}' is not a llama-cpp tier")
-            log.warning("autocomplete: tier '%s' is not a local llama-cpp tier; autocomplete is off", role.tier)
+        try:
+            tier = local_tier(config)
+        except NotLocal as exc:
+            self._publish_state("off", str(exc))
+            log.warning("autocomplete: %s; autocomplete is off", exc)
             self._unload()
             return
         settings = (tier.model, tier.n_ctx, tier.n_threads, tier.template)
@@ -88,32 +88,22 @@ class AutocompleteFeature(Feature):
         self.model = None
 
     async def _load(self, config: Config) -> None:
-        role = config.roles.autocomplete
-        tier = config.tiers[role.tier]
-        model = get_model(tier.model, purpose="autocomplete", n_ctx=tier.n_ctx, n_threads=tier.n_threads)
-        model.listeners.append(self._model_changed)
+        tier = local_tier(config)
         token = await self._progress_begin(f"tinyarms: loading {tier.model}")
         try:
-            await model.start()
-            template = await detect_template(model, tier.template)
+            engine = await start_engine(config, on_model_change=self._model_changed)
         except (LocalModelError, UnknownTemplate) as exc:
             log.error("autocomplete: %s could not be loaded: %s", tier.model, exc)
             self._publish_state("failed", str(exc))
             self._progress_end(token, f"failed: {exc}")
             return
         old = self.model
-        self.model = model
-        self.engine = CompletionEngine(
-            model,
-            template,
-            model_name=tier.model,
-            max_latency_ms=role.max_latency_ms,
-            multiline=role.multiline,
-        )
+        model = self.model = engine.model
+        self.engine = engine
         self.engine.on_change = lambda: self._publish_state(model.state, model.error)
         if old is not None and old is not model:
             await old.shutdown()
-        log.info("autocomplete: %s ready (template %s)", tier.model, template.name)
+        log.info("autocomplete: %s ready (template %s)", tier.model, engine.template.name)
         self._publish_state("ready")
         self._progress_end(token, "ready")
 
@@ -124,7 +114,7 @@ class AutocompleteFeature(Feature):
 
     def _publish_state(self, state: str, error: str | None = None, model: LocalModel | None = None) -> None:
         model = model or self.model
-        self.server.last_status["model"] = {
+        self.status.last["model"] = {
             "autocomplete": {
                 "state": state,
                 "tier": self.tier_name,
@@ -205,7 +195,7 @@ class AutocompleteFeature(Feature):
         if self.model:
             self._publish_state(self.model.state, self.model.error)
         if result.text:
-            self.server.notify_status(
+            self.status.notify(
                 "completion",
                 {
                     "tier": self.tier_name,
@@ -275,16 +265,9 @@ class AutocompleteFeature(Feature):
 
     # -- commands ---------------------------------------------------------------------
 
-    def commands(self) -> dict[str, Any]:
-        commands: dict[str, Any] = {TOGGLE: self.toggle}
-        if os.environ.get("TINYARMS_ALLOW_CRASH") == "1":
-            commands[CRASH_COMMAND] = self.crash_model
-        return commands
-
-    def toggle(self, *args: Any) -> dict[str, Any]:
-        options = args[0] if args and isinstance(args[0], dict) else {}
-        enabled = options.get("enabled")
-        self.enabled = (not self.enabled) if enabled is None else bool(enabled)
+    def toggle(self, args: ToggleArgs) -> dict[str, Any]:
+        """`tinyarms.toggleAutocomplete`: off or on for this session (no `enabled`: flip)."""
+        self.enabled = (not self.enabled) if args.enabled is None else args.enabled
         if not self.enabled and self.engine:
             self.engine.clear()
         log.info("autocomplete %s", "on" if self.enabled else "off")
@@ -292,7 +275,7 @@ class AutocompleteFeature(Feature):
             self._publish_state(self.model.state, self.model.error)
         return {"enabled": self.enabled}
 
-    async def crash_model(self, *args: Any) -> dict[str, Any]:
+    async def crash_model(self) -> dict[str, Any]:
         """Test only: make the model child segfault, as a native crash would."""
         if self.model is None:
             return {"crashed": False}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,19 +17,17 @@ import attrs
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
-from tinyarms import protocol
 from tinyarms.config import ROLE_NAMES, Config, ConfigInputs, LoadResult, Problem, is_config_file, load_best
 from tinyarms.config.explain import explained, roles_summary, to_toml
 from tinyarms.config.layers import user_config_file
-from tinyarms.features.base import Feature
+from tinyarms.features.base import Feature, Settings, Status
 
 if TYPE_CHECKING:
-    from tinyarms.server import TinyarmsServer
+    from pygls.lsp.server import LanguageServer
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
-SHOW_CONFIG = protocol.SHOW_CONFIG
 
 
 def problem_to_diagnostic(problem: Problem) -> types.Diagnostic:
@@ -43,8 +42,11 @@ def problem_to_diagnostic(problem: Problem) -> types.Diagnostic:
 
 
 class ConfigFeature(Feature):
-    def __init__(self, server: TinyarmsServer) -> None:
-        super().__init__(server)
+    def __init__(
+        self, server: LanguageServer, settings: Settings, status: Status, on_change: Callable[[Config], None]
+    ) -> None:
+        super().__init__(server, settings, status)
+        self.on_change = on_change  # server.py: tell every other feature
         self.inputs = ConfigInputs()
         self.init_settings: dict[str, Any] = {}  # initializationOptions, below workspace/configuration
         self.result: LoadResult | None = None  # the result in effect (last good)
@@ -53,12 +55,6 @@ class ConfigFeature(Feature):
         self.buffers: dict[Path, str] = {}  # config files open in the editor, as typed
         self._mtimes: dict[Path, float | None] = {}
         self._poller: asyncio.Task[None] | None = None
-        # Set once the first load is done; requests that need the config wait on it.
-        self.loaded = asyncio.Event()
-
-    @property
-    def config(self) -> Config | None:
-        return self.result.config if self.result else None
 
     # -- inputs from the client ------------------------------------------------------
 
@@ -100,6 +96,15 @@ class ConfigFeature(Feature):
         merged = deep_merge(self.init_settings, settings)
         self.inputs = attrs.evolve(self.inputs, editor_settings=merged or None)
 
+    async def settings_changed(self, params: types.DidChangeConfigurationParams) -> None:
+        """workspace/didChangeConfiguration: the pushed `tinyarms` section, or pull it."""
+        settings = params.settings.get("tinyarms") if isinstance(params.settings, dict) else None
+        if isinstance(settings, dict):
+            self.inputs.editor_settings = deep_merge(self.init_settings, settings)
+        else:
+            await self.pull_editor_settings()
+        self.reload("editor settings changed")
+
     # -- lifecycle -------------------------------------------------------------------
 
     async def initialized(self) -> None:
@@ -107,7 +112,7 @@ class ConfigFeature(Feature):
             await self.pull_editor_settings()
             self.reload("start")
         finally:
-            self.loaded.set()
+            self.settings.loaded.set()
         await self.watch_files()
 
     def shutdown(self) -> None:
@@ -133,7 +138,8 @@ class ConfigFeature(Feature):
             else:
                 log.info("config loaded (%s): %s", reason, ", ".join(roles_summary(usable)))
             assert usable.config is not None
-            self.server.notify_config_changed(usable.config)
+            self.settings.config = usable.config
+            self.on_change(usable.config)
             self._remember_mtimes()
             return usable
         kept = "keeping the last good config" if self.result else "no valid config yet"
@@ -240,13 +246,9 @@ class ConfigFeature(Feature):
 
     # -- commands --------------------------------------------------------------------
 
-    def commands(self) -> dict[str, Any]:
-        return {SHOW_CONFIG: self.show_config, protocol.STATUS: self.status}
-
-    async def status(self, *args: Any) -> dict[str, Any]:
-        """Roles, tiers and models in effect, and the last completion and decision."""
-        await asyncio.wait_for(self.loaded.wait(), timeout=30)
-        config = self.config
+    async def show_status(self) -> dict[str, Any]:
+        """`tinyarms.status`: roles, tiers and models in effect, and the last completion and decision."""
+        config = await self.settings.wait_loaded(timeout=30)
         tiers = {
             name: {"provider": tier.provider, "model": tier.model}
             for name, tier in (config.tiers if config else {}).items()
@@ -256,14 +258,14 @@ class ConfigFeature(Feature):
             "roles": roles,
             "tiers": tiers,
             "summary": roles_summary(self.result) if self.result and self.result.config else [],
-            "last_completion": self.server.last_status.get("completion"),
-            "last_decision": self.server.last_status.get("decision"),
-            **{k: v for k, v in self.server.last_status.items() if k not in ("completion", "decision")},
+            "last_completion": self.status.last.get("completion"),
+            "last_decision": self.status.last.get("decision"),
+            **{k: v for k, v in self.status.last.items() if k not in ("completion", "decision")},
         }
 
-    async def show_config(self, *args: Any) -> dict[str, Any]:
-        """The effective config with the source of every value, and any problems."""
-        await asyncio.wait_for(self.loaded.wait(), timeout=30)
+    async def show_config(self) -> dict[str, Any]:
+        """`tinyarms.showConfig`: the effective config with the source of every value, and any problems."""
+        await self.settings.wait_loaded(timeout=30)
         result = self.result
         latest = self.latest
         return {

@@ -109,7 +109,7 @@ class LocalModel:
             await self._spawn()
 
     async def _spawn(self) -> None:
-        from tinyarms.models import ModelNotAvailable, resolve
+        from tinyarms.models.sources import ModelNotAvailable, resolve
 
         self._set_state("loading")
         try:

@@ -66,7 +66,7 @@ class LlamaCppClassifier:
 
 
 def load_llm(config: Config) -> LlmClassifier:
-    from tinyarms.models import resolve
+    from tinyarms.models.sources import resolve
 
     tier = config.tiers.get(config.router.llm_tier)
     if tier is None or tier.provider != "llama-cpp":

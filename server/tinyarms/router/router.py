@@ -118,6 +118,10 @@ class Router:
                 self._cache.popitem(last=False)
         return decision
 
+    def embed(self, text: str) -> list[float]:
+        """The encoder's unit vector for `text`: the semantic cache's embedder (one MiniLM call, ~5-10 ms)."""
+        return [float(v) for v in self.encoder.encode([normalise(text) or " "])[0]]
+
     def probabilities(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
         """The embedding stage's label probabilities for each text (for fit and eval)."""
         if self.classifier is None:

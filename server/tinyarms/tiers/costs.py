@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 import platformdirs
 from attrs import define
 
-from tinyarms import db
+from tinyarms.tiers import db
 
 if TYPE_CHECKING:
     from tinyarms.backends import Usage

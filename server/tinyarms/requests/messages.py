@@ -1,6 +1,6 @@
 """What a role's model is asked: the role's instruction, the selected code, the request.
 
-One place for the LSP (`features/answers.py`) and the CLI (`tinyarms ask`), so an editor
+One place for every front door (the LSP `tinyarms.ask`, `tinyarms ask`), so an editor
 and a terminal ask the same question the same way.
 """
 

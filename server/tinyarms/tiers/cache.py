@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import sqlite3
 import time
@@ -22,7 +23,9 @@ from typing import Any
 import platformdirs
 from attrs import define
 
-from tinyarms import db
+from tinyarms.tiers import db
+
+log = logging.getLogger(__name__)
 
 Embed = Callable[[str], Sequence[float]]
 
@@ -132,3 +135,49 @@ def _unit(vector: Sequence[float]) -> list[float]:
     values = [float(v) for v in vector]
     norm = math.sqrt(sum(v * v for v in values)) or 1.0
     return [v / norm for v in values]
+
+
+class Lookup:
+    """The cache's view of one request: its keys, its vector (computed at most once), and
+    the store it is looked up in and kept in."""
+
+    def __init__(
+        self,
+        store: ResponseCache,
+        scope_key: str,
+        messages: list[dict[str, str]],
+        *,
+        embed: Embed | None,
+        threshold: float,
+    ) -> None:
+        self.store = store
+        self.scope_key = scope_key
+        self.key = exact_key(scope_key, messages)
+        self.question = request_text(messages)
+        self.embed = embed  # None: the semantic layer is off (or nobody gave an embedder)
+        self.threshold = threshold
+        self._vector: Sequence[float] | None = None
+        self._embedded = False
+
+    def vector(self) -> Sequence[float] | None:
+        """The request's vector for the semantic layer; a failing embedder only costs the cache."""
+        if self.embed is not None and not self._embedded:
+            self._embedded = True
+            try:
+                self._vector = self.embed(self.question)
+            except Exception as exc:
+                log.warning("the semantic cache's embedder failed (%s); skipping it", exc)
+        return self._vector
+
+    def find(self) -> Hit | None:
+        hit = self.store.get(self.key)
+        if hit is None and self.embed is not None:
+            vector = self.vector()
+            hit = self.store.nearest(self.scope_key, vector, self.threshold) if vector else None
+        return hit
+
+    def keep(self, tier: str, model: str, text: str) -> None:
+        try:
+            self.store.put(self.key, self.scope_key, tier, model, text, self.vector())
+        except Exception as exc:
+            log.warning("could not store the answer in the cache: %s", exc)

@@ -1,0 +1,152 @@
+"""Routed requests over LSP: `tinyarms.route`, `tinyarms.ask` and the code actions that
+start them. A thin adapter over `requests/` (decide, messages, the tier chain): this
+module reads the selection (the client's UTF-16 columns), streams the answer as
+`tinyarms/stream` notifications and puts the decision on the status bar.
+
+The router loads in the background after `initialized` (see requests/routing.py), so
+`initialize` never waits for it; a router that cannot load answers through the fallback
+role, exactly as `tinyarms ask` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+
+from tinyarms import protocol, tiers
+from tinyarms.features.base import Feature, Settings, Status
+from tinyarms.requests.answer import Request, ask
+from tinyarms.requests.decide import RequestError
+from tinyarms.requests.routing import Routing
+
+if TYPE_CHECKING:
+    from pygls.lsp.server import LanguageServer
+
+    from tinyarms.config import Config
+    from tinyarms.router.decision import Decision
+
+log = logging.getLogger(__name__)
+
+# (title, slash command, code action kind) for a selection.
+CODE_ACTIONS = (
+    ("tinyarms: Explain", "/explain", types.CodeActionKind.Empty),
+    ("tinyarms: Refactor", "/refactor", types.CodeActionKind.RefactorRewrite),
+    ("tinyarms: Fix", "/fix", types.CodeActionKind.QuickFix),
+    ("tinyarms: Write tests", "/test", types.CodeActionKind.Empty),
+    ("tinyarms: Document", "/document", types.CodeActionKind.Empty),
+    ("tinyarms: Review", "/review", types.CodeActionKind.Empty),
+)
+
+
+class AskFeature(Feature):
+    def __init__(self, server: LanguageServer, settings: Settings, status: Status) -> None:
+        super().__init__(server, settings, status)
+        self.routing = Routing()
+
+    async def initialized(self) -> None:
+        if self.settings.config is not None:
+            self.routing.load(self.settings.config)  # in the background: the first request needs it
+
+    def config_changed(self, config: Config) -> None:
+        self.routing.config_changed(config)
+
+    def shutdown(self) -> None:
+        asyncio.ensure_future(tiers.aclose())  # pooled HTTP connections to cloud tiers
+
+    # -- commands ---------------------------------------------------------------------
+
+    async def route(self, args: protocol.RouteArgs) -> dict[str, Any]:
+        """`tinyarms.route`: the decision `tinyarms.ask` would take, without a model call."""
+        start = time.perf_counter()
+        config = await self.settings.require()
+        decision = await self.routing.decide(config, args.text)
+        self._report(decision, start)
+        return decision.to_dict()
+
+    async def ask(self, args: protocol.AskArgs) -> dict[str, Any]:
+        """`tinyarms.ask`: route (unless a role is given), answer, stream."""
+        start = time.perf_counter()
+        config = await self.settings.require()
+        request = Request(text=args.text, role=args.role, tier=args.tier, selection=self._selection(args))
+        try:
+            answered = await ask(
+                config,
+                request,
+                self.routing,
+                on_decision=lambda decision: self._report(decision, start),
+                on_delta=lambda delta: self._stream(args.stream_id, {"delta": delta}),
+                on_restart=lambda reason: self._stream(args.stream_id, {"restart": True, "reason": reason}),
+            )
+        except RequestError as exc:
+            raise JsonRpcInvalidParams(f"{protocol.ASK}: {exc}") from None
+        except tiers.AllTiersFailed as exc:
+            # The message names every tier and why; it never holds a key or the code.
+            raise RuntimeError(str(exc)) from exc
+        decision, answer = answered.decision, answered.answer
+        self.status.notify(
+            "decision",
+            {
+                "route": decision.route,
+                "role": decision.role,
+                "tier": answer.tier,
+                "model": answer.model,
+                "elapsed_ms": answer.trace.get("latency_ms"),
+                "cost_usd": answer.cost_usd,
+            },
+        )
+        return {"text": answer.text, "decision": decision.to_dict(), "trace": answer.trace}
+
+    def _stream(self, stream_id: str | None, payload: dict[str, Any]) -> None:
+        if stream_id is not None:
+            self.server.protocol.notify(protocol.STREAM_NOTIFICATION, {"stream_id": stream_id, **payload})
+
+    def _report(self, decision: Decision, start: float) -> None:
+        elapsed = round((time.perf_counter() - start) * 1000, 3)
+        self.status.notify(
+            "decision",
+            {"route": decision.route, "role": decision.role, "tier": decision.tier, "elapsed_ms": elapsed},
+        )
+
+    def _selection(self, args: protocol.AskArgs) -> str:
+        """The selected code, unless the client already put it in the text."""
+        if not (args.uri and args.range):
+            return ""
+        try:
+            document = self.server.workspace.get_text_document(args.uri)
+            # offset_at_position converts the client's UTF-16 columns and clamps past-the-end positions.
+            start, end = (document.offset_at_position(p) for p in (args.range.start, args.range.end))
+            text = document.source[start:end]
+        except (KeyError, TypeError, OSError) as exc:
+            log.warning("ask: could not read the selection of %s: %s", args.uri, exc)
+            return ""
+        return "" if text.strip() and text.strip() in args.text else text
+
+    # -- code actions -----------------------------------------------------------------
+
+    def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
+        """The request actions, offered on a non-empty selection."""
+        selection = params.range
+        if selection.start == selection.end:
+            return []
+        where = {
+            "uri": params.text_document.uri,
+            "range": {
+                "start": {"line": selection.start.line, "character": selection.start.character},
+                "end": {"line": selection.end.line, "character": selection.end.character},
+            },
+        }
+        only = params.context.only
+        return [
+            types.CodeAction(
+                title=title,
+                kind=kind,
+                command=types.Command(title=title, command=protocol.ASK, arguments=[{"text": slash, **where}]),
+            )  # fmt: skip
+            for title, slash, kind in CODE_ACTIONS
+            if not only or any(str(kind.value).startswith(str(getattr(o, "value", o))) for o in only)
+        ]

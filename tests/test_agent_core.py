@@ -251,6 +251,15 @@ async def test_step_limit_stops_the_run(tmp_path: Path, http: FaultServer, ws: P
     assert len(http.log) == 3
 
 
+async def test_token_limit_stops_the_run(tmp_path: Path, http: FaultServer, ws: Path) -> None:
+    config = make_config(tmp_path, http, agent_toml="max_tokens = 20").config
+    http.script("agent-script", [call("read_file", path="src/app.py")] * 10)
+    report = await make_run(config, ws).execute()
+    assert report.stop == "tokens", report.stopped
+    assert report.tokens >= 20 and "agent.max_tokens" in report.stopped
+    assert len(report.steps) < 10
+
+
 async def test_time_limit_stops_a_slow_model(tmp_path: Path, http: FaultServer, ws: Path) -> None:
     config = make_config(tmp_path, http, agent_toml="max_seconds = 1.5").config
     http.script("agent-script", [call("list_files"), {"text": "late", "delay": 30}])

@@ -99,9 +99,10 @@ async def mcp_tools(specs: list[McpServerSpec], cwd: Path) -> AsyncIterator[list
     tools: list[Tool] = []
     async with contextlib.AsyncExitStack() as stack:
         for spec in specs:
-            params = StdioServerParameters(
-                command=spec.command, args=spec.args, env={**get_default_environment(), **spec.env}, cwd=str(cwd)
-            )
+            # PYTHONSAFEPATH: a Python server started as `python -m NAME` in the workspace does not put
+            # the workspace first on sys.path, so a cloned repository cannot shadow its imports.
+            env = {**get_default_environment(), "PYTHONSAFEPATH": "1", **spec.env}
+            params = StdioServerParameters(command=spec.command, args=spec.args, env=env, cwd=str(cwd))
             try:
                 read, write = await stack.enter_async_context(stdio_client(params, errlog=sys.stderr))
                 session = await stack.enter_async_context(ClientSession(read, write))

@@ -275,12 +275,15 @@ async def edit_file(ctx: ToolContext, args: dict[str, Any]) -> str:
             raise ToolError(f"{ctx.workspace.relative(path)} changed since you read it; read it again")
     if start is None and end is None:
         new = content
-    else:
-        if old is None:
+    elif old is None:
+        if int(start or 1) != 1:
             raise ToolError(f"{ctx.workspace.relative(path)} does not exist; omit the line range to create it")
+        new = content  # a range from line 1 of a file that does not exist yet: the new file
+    else:
         lines = old.splitlines(keepends=True)
         first, last = int(start or 1), int(end if end is not None else start or 1)
-        if first < 1 or first > len(lines) + 1 or last < first - 1 or last > len(lines):
+        last = min(last, len(lines))  # past the end means "to the end"
+        if first < 1 or first > len(lines) + 1 or last < first - 1:
             raise ToolError(f"line range {first}-{last} is outside the file (it has {len(lines)} lines)")
         newline = "\r\n" if old.count("\r\n") * 2 > old.count("\n") else "\n"
         replacement = content

@@ -37,7 +37,9 @@ async def stream_chat(tier: Tier, name: str, request: ChatRequest) -> AsyncItera
         await model.start()
         usage = Usage()
         messages, schema = build_messages(request), None
-        if request.tools:
+        # An agent conversation (tools offered, or tool turns in it, as on a run's last step)
+        # is written as text and answered in grammar-constrained JSON.
+        if request.tools or any(m.get("role") == "tool" or m.get("tool_calls") for m in request.messages):
             messages = local_tools.build_messages(messages, request)
             schema = json.dumps(local_tools.output_schema(request))
         answer = ""

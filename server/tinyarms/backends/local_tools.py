@@ -17,8 +17,10 @@ from typing import Any
 from tinyarms.backends import ChatRequest, Delta, Event, ToolCall
 
 INSTRUCTION = (
-    "You act by replying with one JSON object and nothing else. To use a tool: "
-    '{{"tool": NAME, "arguments": {{...}}}}. When the goal is done: {{"answer": "what you did"}}.\n'
+    "You act by replying with one JSON object and nothing else. Use the tools to do the goal, one "
+    'call per reply: {{"tool": NAME, "arguments": {{...}}}}, for example '
+    '{{"tool": "edit_file", "arguments": {{"path": "notes.md", "content": "# Notes\\n"}}}}. '
+    'Only when the goal is done, reply {{"answer": SUMMARY}} with a one-sentence summary.\n'
     "Tools:\n{tools}"
 )
 

@@ -69,6 +69,9 @@ class Role:
     max_tokens: int | None = None
     temperature: float | None = None
     cascade: Cascade = field(factory=lambda: Cascade())
+    # Tokens of context a chat/edit request may carry: rules, the code, @files and earlier turns
+    # (requests/context.py). A llama-cpp tier's n_ctx caps it further.
+    context_tokens: int = 4000
 
 
 @define(kw_only=True)
@@ -162,6 +165,14 @@ class Cache:
 
 
 @define(kw_only=True)
+class Conversations:
+    """`[conversations]`: chat conversations kept in the state dir (one JSON file each)."""
+
+    keep: int = 100  # conversations kept; the least recently used beyond this are deleted
+    max_turns: int = 100  # turns kept per conversation (the oldest go first); the budget trims what is sent
+
+
+@define(kw_only=True)
 class Config:
     """The effective config: every layer merged, validated and typed."""
 
@@ -172,6 +183,7 @@ class Config:
     reliability: Reliability = field(factory=Reliability)
     budgets: Budgets = field(factory=Budgets)
     cache: Cache = field(factory=Cache)
+    conversations: Conversations = field(factory=Conversations)
     router: Router = field(factory=Router)
     routes: dict[str, Route] = field(factory=dict)
 

@@ -127,7 +127,6 @@ def test_extends_cycle_between_presets(user_file: Path, tmp_path: Path, monkeypa
     write(presets / "a.toml", 'extends = "b"\n')
     write(presets / "b.toml", 'extends = "a"\n')
     monkeypatch.setattr(layers_module, "presets_dir", lambda: presets)
-    monkeypatch.setattr("tinyarms.config.loader.presets_dir", lambda: presets)
     write(user_file, 'extends = "a"\n')
     result = load_config(inputs(user_file))
     assert result.config is None

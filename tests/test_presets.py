@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from tinyarms.config import ConfigInputs, load_config
-from tinyarms.config.layers import preset_names
+from tinyarms.config.layers import presets_dir
+
+SHIPPED = sorted(p.stem for p in presets_dir().glob("*.toml"))
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,11 +23,12 @@ def load_preset(name: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     return load_config(ConfigInputs(user_file=user, env={}))
 
 
-def test_the_four_presets_exist() -> None:
-    assert set(preset_names()) >= {"default", "local-only", "openai", "anthropic"}
+def test_the_shipped_presets_exist() -> None:
+    assert set(SHIPPED) >= {"default", "local-only", "openai", "anthropic"}
+    assert set(SHIPPED) >= {"ollama", "llama-server", "lm-studio", "openrouter", "vllm-team", "privacy"}
 
 
-@pytest.mark.parametrize("name", preset_names())
+@pytest.mark.parametrize("name", SHIPPED)
 def test_every_preset_is_valid(name: str, tmp_path: Path) -> None:
     result = load_preset(name, tmp_path)
     assert result.problems == [], [str(p) for p in result.problems]
@@ -50,6 +53,44 @@ def test_local_only_sends_nothing_off_the_machine(tmp_path: Path) -> None:
     assert all(not tier.is_remote for tier in config.tiers.values())
 
 
+@pytest.mark.parametrize(
+    ("name", "tier", "base_url", "key"),
+    [
+        ("ollama", "ollama", "http://127.0.0.1:11434/v1", None),
+        ("llama-server", "llama-server", "http://127.0.0.1:8080/v1", None),
+        ("lm-studio", "lm-studio", "http://127.0.0.1:1234/v1", None),
+        ("vllm-team", "team", "http://127.0.0.1:8000/v1", "VLLM_API_KEY"),
+        ("openrouter", "cloud-fast", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+    ],
+)
+def test_server_presets_send_requests_where_they_say(
+    name: str, tier: str, base_url: str, key: str | None, tmp_path: Path
+) -> None:
+    config = load_preset(name, tmp_path).config
+    assert config is not None
+    for role in ("chat", "edit", "agent"):
+        chosen = config.tier_for(role)
+        assert chosen.provider == "openai" and chosen.base_url == base_url and chosen.api_key_env == key
+        if name != "openrouter":  # a server of your own: a failure falls back to the local model
+            assert config.roles.get(role).tier == tier and config.roles.get(role).escalate_to == ["local"]
+    # Autocomplete runs in-process under 100 ms in every preset (there is no remote FIM provider).
+    assert config.tier_for("autocomplete").provider == "llama-cpp"
+    assert config.roles.autocomplete.max_latency_ms == 100
+
+
+def test_llama_server_preset_says_why_autocomplete_stays_local() -> None:
+    text = (presets_dir() / "llama-server.toml").read_text()
+    assert "/infill" in text and "no remote-FIM" in text
+
+
+def test_privacy_keeps_everything_local_and_no_text(tmp_path: Path) -> None:
+    config = load_preset("privacy", tmp_path).config
+    assert config is not None
+    assert all(not tier.is_remote for tier in config.tiers.values())
+    assert config.trace.text is False
+    assert config.cache.enabled is False  # the cache stores requests and answers
+
+
 def test_wheel_ships_the_presets(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
@@ -58,6 +99,7 @@ def test_wheel_ships_the_presets(tmp_path: Path) -> None:
     )
     [wheel] = tmp_path.glob("tinyarms-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for preset in preset_names():
+    for preset in SHIPPED:
         assert f"tinyarms/roles/{preset}.toml" in names
     assert "tinyarms/server.py" in names
+    assert "tinyarms/config/tinyarms.schema.json" in names  # for editors: `tinyarms config schema --path`

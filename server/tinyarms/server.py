@@ -26,6 +26,7 @@ from tinyarms.features.chat import ChatFeature
 from tinyarms.features.config import ConfigFeature
 from tinyarms.features.documents import Documents
 from tinyarms.features.edit import EditFeature
+from tinyarms.features.config_editing import ConfigEditingFeature
 from tinyarms.logs import ClientLogHandler
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class TinyarmsServer(LanguageServer):
         self.chat = ChatFeature(self, self.settings, self.status, self.ask.routing, self.documents)
         self.edit = EditFeature(self, self.settings, self.status, self.ask.routing, self.documents)
         self.agent = AgentFeature(self, self.settings, self.status)
+        # No hooks: it reads the open buffer and the config feature's result on each request.
+        self.config_editing = ConfigEditingFeature(self, self.settings, self.status, lambda: self.config_feature.result)
 
     @property
     def features(self) -> list[Feature]:
@@ -126,6 +129,11 @@ def create_server() -> TinyarmsServer:
     def did_change_watched_files(ls: TinyarmsServer, params: types.DidChangeWatchedFilesParams) -> None:
         ls.config_feature.files_changed(params)
 
+    # completion (below, shared with autocomplete) and hover in tinyarms' own TOML files
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    def hover(ls: TinyarmsServer, params: types.HoverParams) -> types.Hover | None:
+        return ls.config_editing.hover(params) if ls.config_editing.handles(params.text_document.uri) else None
+
     @server.command(protocol.SHOW_CONFIG)
     async def show_config(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
         return await ls.config_feature.show_config()
@@ -142,6 +150,8 @@ def create_server() -> TinyarmsServer:
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=TRIGGER_CHARACTERS))
     async def completion(ls: TinyarmsServer, params: types.CompletionParams) -> types.CompletionList:
+        if ls.config_editing.handles(params.text_document.uri):  # tinyarms' own TOML: keys and values
+            return ls.config_editing.completion(params)
         return await ls.autocomplete.completion(params)
 
     @server.command(protocol.TOGGLE_AUTOCOMPLETE)

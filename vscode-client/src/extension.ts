@@ -93,6 +93,24 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       "# tinyarms: decision trace and stats\n\n## Now (tinyarms.status)\n\n```json\n" +
       `${JSON.stringify(current, null, 2)}\n\`\`\`\n\n## Per role and tier (tinyarms stats)\n\n\`\`\`\n${stats.trimEnd()}\n\`\`\`\n`;
     await docs.open(docs.create("stats.md", text));
+    await showChart();
+  };
+
+  // The same trace as a chart (`tinyarms stats --html`: spend, share, latency and rates per tier).
+  const showChart = async () => {
+    const dir = context.globalStorageUri.fsPath;
+    await fs.mkdir(dir, { recursive: true });
+    const page = path.join(dir, "stats.html");
+    try {
+      await runCli(srv.interpreter?.command ?? "python3", ["stats", "--html", page], srv.env(), srv.cwd());
+    } catch (err) {
+      log.info(`no stats chart: ${err instanceof Error ? err.message.split("\n").pop() : err}`);
+      return; // nothing recorded yet (or an older tinyarms): the text above says so
+    }
+    const panel = vscode.window.createWebviewPanel("tinyarms.stats", "tinyarms: stats chart", vscode.ViewColumn.Beside, {
+      enableScripts: false,
+    });
+    panel.webview.html = await fs.readFile(page, "utf8");
   };
 
   const openTrace = async () => {

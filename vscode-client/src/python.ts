@@ -91,7 +91,7 @@ export function tracePath(python: string, env: NodeJS.ProcessEnv): Promise<strin
   return new Promise((resolve) => {
     execFile(
       python,
-      ["-c", "from tinyarms.trace import trace_path; print(trace_path())"],
+      ["-c", "from tinyarms.tiers.trace import trace_path; print(trace_path())"],
       { env, timeout: 30_000 },
       (err, stdout) => resolve(err ? undefined : stdout.trim() || undefined),
     );

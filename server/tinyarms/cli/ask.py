@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tinyarms.cli.common import WORKSPACE, Subparsers, arg, command, flag, load_or_exit
+from tinyarms.cli.common import WORKSPACE, Subparsers, arg, command, flag, load_or_exit, prepare_router
 
 if TYPE_CHECKING:
     from tinyarms.config import Config
@@ -66,6 +66,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from tinyarms.tiers import AllTiersFailed
 
     config = load_or_exit(args).config
+    if args.role is None:
+        prepare_router(config, args)
     streaming = not args.json
     try:
         answered = answer(

@@ -80,3 +80,19 @@ def load_or_exit(args: argparse.Namespace) -> Loaded:
         print("tinyarms: the config has errors (above)", file=sys.stderr)
         raise SystemExit(1)
     return Loaded(result.config, result)
+
+
+def prepare_router(config: Config, args: argparse.Namespace) -> None:
+    """A fresh install's one-time encoder export, before a command routes: one line of ours,
+    not the libraries' chatter (router/prepare.py). Only on the command line: the language
+    server's stdout is its transport, so it never redirects file descriptors."""
+    from tinyarms.router.encoder import EncoderError
+    from tinyarms.router.prepare import prepare
+
+    if not config.router.enabled:
+        return
+    try:
+        prepare(config.router.encoder, config.router.backend, threads=config.router.threads,
+                verbose=getattr(args, "verbose", 0) > 0)  # fmt: skip
+    except EncoderError as exc:
+        print(f"router: {exc}", file=sys.stderr)  # routing falls back to router.fallback_role

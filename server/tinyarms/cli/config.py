@@ -18,6 +18,10 @@ def register(sub: Subparsers) -> None:
     )  # fmt: skip
     command(config, "check", "validate one TOML file", cmd_check, arg("file"))
     command(config, "path", "where the config files are", cmd_path, WORKSPACE)
+    command(
+        config, "schema", "the JSON Schema of tinyarms TOML files (for Taplo-based editors)", cmd_schema,
+        flag("--path", "print where the shipped schema file is instead"),
+    )  # fmt: skip
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -53,10 +57,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_path(args: argparse.Namespace) -> int:
     from tinyarms.config import user_config_file
-    from tinyarms.config.layers import presets_dir, workspace_config_file
+    from tinyarms.config.layers import installed_presets_dir, presets_dir, workspace_config_file
 
     workspace = inputs(args).workspace
     print(f"user file:      {user_config_file()}")
     print(f"workspace file: {workspace_config_file(workspace) if workspace else None}")
     print(f"presets:        {presets_dir()}")
+    print(f"installed:      {installed_presets_dir()}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from tinyarms.config.jsonschema import SCHEMA_FILE, shipped_schema_text
+
+    if args.path:
+        print(SCHEMA_FILE)
+    else:
+        sys.stdout.write(shipped_schema_text())
     return 0

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from tinyarms import __version__
-from tinyarms.cli.common import WORKSPACE, Subparsers, command, load_or_exit
+from tinyarms.cli.common import WORKSPACE, Subparsers, command, load_or_exit, prepare_router
 
 if TYPE_CHECKING:
     from tinyarms.config import Config
@@ -32,6 +32,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"tinyarms {__version__}: roles -> tiers (preset '{loaded.config.extends}')")
     for line in roles_summary(loaded.result):
         print(f"  {line}")
+    prepare_router(loaded.config, args)
     return asyncio.run(_completion(args)) or _answer(loaded.config)
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tinyarms.cli.common import WORKSPACE, Subparsers, arg, command, flag, group, load_or_exit
+from tinyarms.cli.common import WORKSPACE, Subparsers, arg, command, flag, group, load_or_exit, prepare_router
 
 if TYPE_CHECKING:
     from tinyarms.router import Router
@@ -38,7 +38,9 @@ def register(sub: Subparsers) -> None:
 def _load_router(args: argparse.Namespace) -> Router:
     from tinyarms.router import load_router
 
-    return load_router(load_or_exit(args).config)
+    config = load_or_exit(args).config
+    prepare_router(config, args)
+    return load_router(config)
 
 
 def cmd_route(args: argparse.Namespace) -> int:

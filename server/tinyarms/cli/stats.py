@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
 from tinyarms.cli.common import Subparsers, arg, command, flag, group
 
@@ -14,6 +16,8 @@ def register(sub: Subparsers) -> None:
     command(
         sub, "stats", "calls, latency, tokens, cost and errors per role and tier", cmd_stats,
         arg("--since", metavar="DURATION", help="only the last DURATION, e.g. 7d, 12h, 30m"), flag("--json", "JSON"),
+        arg("--plot", metavar="FILE.png", help="draw spend, share, latency and rates per tier as a PNG"),
+        arg("--html", metavar="FILE", help="the same chart and its numbers as one HTML page"),
     )  # fmt: skip
     command(group(sub, "cache", "the response cache"), "clear", "remove every cached answer", cmd_cache_clear)
 
@@ -26,11 +30,34 @@ def cmd_stats(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"tinyarms: {exc}", file=sys.stderr)
         return 2
-    summary = trace.stats(list(trace.read(since_s=since)))
+    records = list(trace.read(since_s=since))
+    if args.plot or args.html:
+        return _charts(records, args.plot, args.html)
+    summary = trace.stats(records)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         sys.stdout.write(trace.format_stats(summary))
+    return 0
+
+
+def _charts(records: list[dict[str, Any]], plot: str | None, page: str | None) -> int:
+    """`--plot` / `--html`: the trace as a chart (tiers/chart.py); nothing written for an empty trace."""
+    from tinyarms.tiers import chart
+
+    if not records:
+        print("tinyarms stats: no requests in the decision trace yet; nothing plotted", file=sys.stderr)
+        return 1
+    try:
+        if plot:
+            chart.write_png(records, Path(plot))
+            print(f"wrote {plot} ({len(records)} requests)")
+        if page:
+            chart.write_html(records, Path(page))
+            print(f"wrote {page} ({len(records)} requests)")
+    except OSError as exc:
+        print(f"tinyarms stats: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

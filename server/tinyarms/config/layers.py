@@ -10,6 +10,8 @@ nothing else; the merged dict is then validated and typed (see `validate.py`).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import sys
@@ -42,11 +44,12 @@ class Source:
     name: str = ""  # preset name or env var name
     path: Path | None = None
     line: int | None = None
+    origin: str = ""  # an installed preset: "installed from URL, sha256 ..."
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else str(self.path)
         if self.kind == "preset":
-            return f"preset {self.name} ({where})"
+            return f"preset {self.name} ({self.origin}; {where})" if self.origin else f"preset {self.name} ({where})"
         if self.kind in ("user", "workspace"):
             return where
         if self.kind == "editor":
@@ -105,8 +108,46 @@ def presets_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "roles"
 
 
+def installed_presets_dir() -> Path:
+    """Presets installed with `tinyarms presets install` (see tinyarms/presets/)."""
+    return platformdirs.user_data_path("tinyarms") / "presets"
+
+
+# A preset is named, never a path: `extends = "NAME"` cannot climb out of the presets folders.
+PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+@define(frozen=True)
+class PresetFile:
+    name: str
+    path: Path
+    installed: bool
+    origin: str = ""  # installed: where it came from
+    sha256: str = ""  # installed: the hash pinned at install
+
+    def describe(self) -> str:
+        return f"installed from {self.origin}, sha256 {self.sha256[:12]}…" if self.installed else ""
+
+
+def find_preset(name: str) -> PresetFile | None:
+    """An installed preset before a shipped one of the same name."""
+    if not PRESET_NAME.match(name) or name.endswith(".toml"):
+        return None
+    installed = installed_presets_dir() / f"{name}.toml"
+    if installed.is_file():
+        meta: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            meta = json.loads(installed.with_suffix(".json").read_text(encoding="utf-8"))
+        return PresetFile(name, installed, True, str(meta.get("origin", "?")), str(meta.get("sha256", "?")))
+    shipped = presets_dir() / f"{name}.toml"
+    return PresetFile(name, shipped, False) if shipped.is_file() else None
+
+
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in presets_dir().glob("*.toml"))
+    """Shipped and installed preset names."""
+    found = {p.stem for p in presets_dir().glob("*.toml")}
+    found |= {p.stem for p in installed_presets_dir().glob("*.toml") if PRESET_NAME.match(p.stem)}
+    return sorted(found)
 
 
 def user_config_file() -> Path:

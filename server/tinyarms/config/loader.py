@@ -19,10 +19,10 @@ from tinyarms.config.layers import (
     dict_layer,
     env_layer,
     environ,
+    find_preset,
     get_in,
     merge_into,
     preset_names,
-    presets_dir,
     read_file_layer,
     user_config_file,
     workspace_config_file,
@@ -89,12 +89,15 @@ def load_preset_chain(name: str, seen: tuple[str, ...] = ()) -> tuple[list[Layer
     if name in seen:
         cycle = " -> ".join(seen + (name,))
         return [], [Problem(f"extends cycle: {cycle}", key="extends")]
-    path = presets_dir() / f"{name}.toml"
-    if not path.is_file():
+    found = find_preset(name)
+    if found is None:
         close = difflib.get_close_matches(name, preset_names(), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return [], [Problem(f"unknown preset '{name}'{hint} (presets: {', '.join(preset_names())})", key="extends")]
-    layer = read_file_layer(path, "preset", name=name)
+    layer = read_file_layer(found.path, "preset", name=name)
+    if found.installed:  # `config show --explain` says where an installed preset came from
+        layer.sources = {key: attrs.evolve(s, origin=found.describe()) for key, s in layer.sources.items()}
+    layer.data.pop("preset", None)  # the preset's own name/version/description, not config
     parent = layer.data.pop("extends", None)
     if not isinstance(parent, str):
         return [layer], list(layer.problems)

@@ -3,6 +3,11 @@
 Each class is one TOML table. Field names are the TOML keys. Layers are merged as
 plain dicts first (see ``layers.py``); only the merged result is structured into
 these classes, so a layer can set a single key without repeating the rest.
+
+Every field's trailing ``# comment`` (or the comment block right above it) and every
+class docstring are its documentation: ``tinyarms config schema`` turns them into the
+JSON Schema's descriptions, and the language server's hover shows them. A test fails
+when a field has none.
 """
 
 from __future__ import annotations
@@ -21,29 +26,28 @@ PROVIDERS: tuple[str, ...] = ("llama-cpp", "openai", "anthropic")
 class Price:
     """USD per million tokens; overrides the price table for one tier."""
 
-    input_per_mtok: float = 0.0
-    output_per_mtok: float = 0.0
+    input_per_mtok: float = 0.0  # USD per million input (prompt) tokens
+    output_per_mtok: float = 0.0  # USD per million output (completion) tokens
 
 
 @define(kw_only=True)
 class Tier:
     """Where a model runs: in-process llama.cpp or an HTTP provider."""
 
-    provider: Provider
-    model: str
-    # HTTP providers. The key itself never appears in config, only the name of
-    # the environment variable that holds it.
-    base_url: str | None = None
+    provider: Provider  # where the model runs: llama-cpp (in-process), openai (any OpenAI-compatible server), anthropic
+    model: str  # model name for HTTP providers; llama-cpp: embedded:NAME, a .gguf path or hf:owner/repo/file.gguf
+    base_url: str | None = None  # the API root of an HTTP provider, e.g. https://api.openai.com/v1
+    # The name of the environment variable that holds the key ("" = no key, clearing a preset's);
+    # the key itself never appears in config.
     api_key_env: str | None = None
-    timeout_s: float = 60.0
-    max_retries: int = 2
-    max_tokens: int | None = None
-    temperature: float | None = None
-    price: Price | None = None
-    # llama-cpp only.
-    template: str | None = None  # FIM template name; detected from the GGUF when unset
-    n_ctx: int | None = None
-    n_threads: int | None = None
+    timeout_s: float = 60.0  # read timeout, and the cap on one attempt, in seconds
+    max_retries: int = 2  # retries on connect errors, 429, 5xx and cut streams
+    max_tokens: int | None = None  # the most tokens an answer may have
+    temperature: float | None = None  # sampling temperature (0 = deterministic; the cache needs 0)
+    price: Price | None = None  # USD per million tokens, overriding the price table
+    template: str | None = None  # llama-cpp: FIM template name; detected from the GGUF when unset
+    n_ctx: int | None = None  # llama-cpp: context size in tokens (2048 when unset)
+    n_threads: int | None = None  # llama-cpp: threads (1 for autocomplete, else 2; at most 2)
 
     @property
     def is_remote(self) -> bool:
@@ -63,12 +67,12 @@ class Cascade:
 class Role:
     """A task role runs on one tier and may escalate along a chain of others."""
 
-    tier: str
-    escalate_to: list[str] = field(factory=list)
-    enabled: bool = True
-    max_tokens: int | None = None
-    temperature: float | None = None
-    cascade: Cascade = field(factory=lambda: Cascade())
+    tier: str  # the tier this role runs on (a name under [tiers])
+    escalate_to: list[str] = field(factory=list)  # tiers tried next, in order, on failure or low confidence
+    enabled: bool = True  # false switches the role off
+    max_tokens: int | None = None  # the most tokens an answer may have (overrides the tier's)
+    temperature: float | None = None  # sampling temperature (overrides the tier's)
+    cascade: Cascade = field(factory=lambda: Cascade())  # when an answer is good enough, or escalates
     # Tokens of context a chat/edit request may carry: rules, the code, @files and earlier turns
     # (requests/context.py). A llama-cpp tier's n_ctx caps it further.
     context_tokens: int = 4000
@@ -76,16 +80,20 @@ class Role:
 
 @define(kw_only=True)
 class AutocompleteRole(Role):
-    max_latency_ms: int = 100
-    multiline: bool = True
+    """The autocomplete role: local FIM completions as you type."""
+
+    max_latency_ms: int = 100  # wall-clock budget per completion, in milliseconds
+    multiline: bool = True  # allow multi-line completions where they make sense
 
 
 @define(kw_only=True)
 class Roles:
-    autocomplete: AutocompleteRole = field(factory=lambda: AutocompleteRole(tier="local"))
-    chat: Role = field(factory=lambda: Role(tier="local"))
-    edit: Role = field(factory=lambda: Role(tier="local"))
-    agent: Role = field(factory=lambda: Role(tier="local"))
+    """Which tier each editor task runs on."""
+
+    autocomplete: AutocompleteRole = field(factory=lambda: AutocompleteRole(tier="local"))  # ghost text as you type
+    chat: Role = field(factory=lambda: Role(tier="local"))  # questions and explanations
+    edit: Role = field(factory=lambda: Role(tier="local"))  # changes to the selected code
+    agent: Role = field(factory=lambda: Role(tier="local"))  # multi-step, multi-file work
 
     def get(self, name: str) -> Role:
         role: Role = getattr(self, name)
@@ -100,28 +108,29 @@ ROUTE_NAMES = ("explain", "generate", "refactor", "fix", "test", "document", "re
 class Route:
     """One route of the semantic router: example requests, and where they go."""
 
-    role: str = "chat"  # chat / edit / agent
+    role: str = "chat"  # the role this route's requests go to: chat, edit or agent
     tier: str | None = None  # overrides the role's tier for this route
     threshold: float = 0.5  # the classifier's probability needed to take this route
-    utterances: list[str] = field(factory=list)
+    utterances: list[str] = field(factory=list)  # example requests for this route
     more_utterances: list[str] = field(factory=list)  # added to `utterances` (lists replace across layers)
-    enabled: bool = True
+    enabled: bool = True  # false switches the route off
 
 
 @define(kw_only=True)
 class Router:
     """`[router]`: how requests are routed. The routes themselves are `[routes.NAME]`."""
 
-    enabled: bool = True
+    enabled: bool = True  # route requests (false: every request goes to router.fallback_role)
     encoder: str = "all-MiniLM-L6-v2"  # the packaged model, or a local sentence-transformers folder
-    backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
-    threads: int = 1
-    fallback_role: str = "chat"
+    backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"  # how the encoder runs
+    threads: int = 1  # encoder threads
+    fallback_role: str = "chat"  # the role for requests no route takes
+    # Under the best route's threshold: the fallback role answers, or a local LLM picks the route.
     low_confidence: Literal["fallback", "llm"] = "fallback"
     llm_tier: str = "local"  # a llama-cpp tier that classifies the hard rest when low_confidence = "llm"
     cache_size: int = 512  # recent decisions kept (LRU)
     out_of_scope: list[str] = field(factory=list)  # example requests that are no route
-    more_out_of_scope: list[str] = field(factory=list)
+    more_out_of_scope: list[str] = field(factory=list)  # added to `out_of_scope` (lists replace across layers)
 
 
 @define(kw_only=True)
@@ -129,26 +138,28 @@ class Reliability:
     """Deadlines, retries and cooldowns for every call that goes through tiers.py."""
 
     deadline_s: float = 120.0  # one request, every tier and retry included
-    connect_timeout_s: float = 5.0
+    connect_timeout_s: float = 5.0  # TCP/TLS connect timeout, in seconds
     backoff_base_s: float = 0.5  # retry n waits up to base * 2**n (full jitter), or Retry-After
-    backoff_max_s: float = 8.0
+    backoff_max_s: float = 8.0  # the longest wait between retries, in seconds
     cooldown_failures: int = 3  # consecutive failed attempts before a tier is skipped
-    cooldown_s: float = 30.0
+    cooldown_s: float = 30.0  # how long a failing tier is skipped, in seconds
 
 
 @define(kw_only=True)
 class Limit:
     """USD limits; 0 means no limit."""
 
-    daily_usd: float = 0.0
-    monthly_usd: float = 0.0
+    daily_usd: float = 0.0  # USD per day (0 = none)
+    monthly_usd: float = 0.0  # USD per calendar month (0 = none)
 
 
 @define(kw_only=True)
 class Budgets:
+    """Spend limits; at 100% paid tiers are skipped (or the request refused)."""
+
     daily_usd: float = 0.0  # overall, every role; 0 means no limit
-    monthly_usd: float = 0.0
-    roles: dict[str, Limit] = field(factory=dict)
+    monthly_usd: float = 0.0  # overall, every role, per calendar month; 0 means no limit
+    roles: dict[str, Limit] = field(factory=dict)  # per-role limits: [budgets.roles.ROLE]
     warn_at: float = 0.8  # fraction of a limit that logs a warning and marks the trace
     on_exceeded: Literal["local", "refuse"] = "local"  # fall back to a local tier, or refuse
 
@@ -157,11 +168,30 @@ class Budgets:
 class Cache:
     """Layer 0: answers reused for identical (or, optionally, near-identical) requests."""
 
-    enabled: bool = True
+    enabled: bool = True  # the response cache
     deterministic_only: bool = True  # only when the temperature is 0
-    ttl_s: float = 86400.0
-    semantic: bool = False  # needs an embedder (the router's)
-    semantic_threshold: float = 0.95
+    ttl_s: float = 86400.0  # how long an answer is reused, in seconds
+    semantic: bool = False  # also reuse the answer of a near-identical request (the router's embeddings)
+    semantic_threshold: float = 0.95  # cosine similarity a near-identical request needs
+
+
+@define(kw_only=True)
+class Trace:
+    """The decision trace: one JSON line per request, read by `tinyarms stats`."""
+
+    enabled: bool = True  # write trace.jsonl at all
+    # Keep free text (reasons and error messages, which may quote a server's answer or the request)
+    # in the trace; false keeps names and numbers only.
+    text: bool = True
+
+
+@define(kw_only=True)
+class PresetInfo:
+    """`[preset]` in a preset file: shown by `tinyarms presets list`; not part of the effective config."""
+
+    description: str = ""  # one line: what the preset is for
+    version: str = ""  # the preset's own version, e.g. "1.2"
+    author: str = ""  # who wrote it (a name or a URL)
 
 
 @define(kw_only=True)
@@ -205,17 +235,22 @@ class Conversations:
 class Config:
     """The effective config: every layer merged, validated and typed."""
 
+    # A preset name (shipped in roles/ or installed with `tinyarms presets install`), or in a
+    # user or workspace file a path to another TOML file, relative to the file that names it.
     extends: str | None = None
+    # Folders (and their subfolders) whose workspace file may change endpoints and keys; user file only.
     trusted_workspaces: list[str] = field(factory=list)
-    tiers: dict[str, Tier] = field(factory=dict)
-    roles: Roles = field(factory=Roles)
-    reliability: Reliability = field(factory=Reliability)
-    budgets: Budgets = field(factory=Budgets)
-    cache: Cache = field(factory=Cache)
-    conversations: Conversations = field(factory=Conversations)
-    router: Router = field(factory=Router)
-    routes: dict[str, Route] = field(factory=dict)
-    agent: Agent = field(factory=Agent)
+    tiers: dict[str, Tier] = field(factory=dict)  # where models run: [tiers.NAME]
+    roles: Roles = field(factory=Roles)  # which tier each editor task runs on: [roles.ROLE]
+    reliability: Reliability = field(factory=Reliability)  # deadlines, retries and cooldowns
+    budgets: Budgets = field(factory=Budgets)  # spend limits in USD
+    cache: Cache = field(factory=Cache)  # the response cache
+    router: Router = field(factory=Router)  # how requests are routed to roles
+    routes: dict[str, Route] = field(factory=dict)  # the router's routes: [routes.NAME]
+    conversations: Conversations = field(factory=Conversations)  # chat conversations kept
+    agent: Agent = field(factory=Agent)  # what one agent run may do and spend: [agent]
+    trace: Trace = field(factory=lambda: Trace())  # the decision trace (trace.jsonl)
+    preset: PresetInfo | None = None  # a preset file's name, version and description (not config)
 
     def tier_for(self, role: str) -> Tier:
         return self.tiers[self.roles.get(role).tier]

@@ -97,7 +97,7 @@ class OnnxEncoder:
         backend = "onnx-int8" if quantized else "onnx"
         self.key = _model_key(path, backend)
         folder = cache_dir() / "onnx" / self.key
-        files = {n: folder / f"len{n}.onnx" for n in LENGTHS}
+        files = _onnx_files(folder)
         if not all(f.is_file() for f in files.values()):
             _export(path, folder, quantized)
         options = ort.SessionOptions()
@@ -124,6 +124,18 @@ class OnnxEncoder:
                 mask[0, : len(ids)] = 1
                 rows.append(self.sessions[n].run(None, {"input_ids": input_ids, "attention_mask": mask})[0][0])
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
+
+
+def _onnx_files(folder: Path) -> dict[int, Path]:
+    return {n: folder / f"len{n}.onnx" for n in LENGTHS}
+
+
+def export_needed(model: str = DEFAULT_MODEL, backend: str = "onnx-int8") -> bool:
+    """True until the one-time ONNX export is in the cache (it takes about a minute, and torch)."""
+    if backend == "torch":
+        return False
+    path = resolve_model(model)
+    return not all(f.is_file() for f in _onnx_files(cache_dir() / "onnx" / _model_key(path, backend)).values())
 
 
 def _export(path: Path, folder: Path, quantized: bool) -> None:

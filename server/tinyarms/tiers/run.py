@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tinyarms.backends import Usage
-from tinyarms.tiers import costs, trace
+from tinyarms.tiers import costs, redact, trace
 from tinyarms.tiers.record import Record, Step
 
 if TYPE_CHECKING:
@@ -89,5 +89,7 @@ class Run:
         record.prompt_tokens = self.usage.prompt_tokens
         record.completion_tokens = self.usage.completion_tokens
         record.cost_usd = round(record.cost_usd, 8)
-        trace.append(record.to_dict())
+        if self.config.trace.enabled:
+            data = record.to_dict()  # `trace.text = false` (the privacy preset): names and numbers only
+            trace.append(data if self.config.trace.text else redact.names_only(data))
         return record

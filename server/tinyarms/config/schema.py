@@ -199,10 +199,10 @@ class McpServer:
     """`[agent.mcp_servers.NAME]`: an MCP server the agent starts over stdio and whose tools it may call.
     `env` names environment variables passed through to it (their values never appear in config)."""
 
-    command: str
-    args: list[str] = field(factory=list)
-    env: list[str] = field(factory=list)
-    enabled: bool = True
+    command: str  # the program that starts the server (stdio)
+    args: list[str] = field(factory=list)  # its arguments
+    env: list[str] = field(factory=list)  # names of environment variables passed through to it
+    enabled: bool = True  # false leaves the server out
 
 
 @define(kw_only=True)
@@ -214,13 +214,13 @@ class Agent:
     max_tokens: int = 200_000  # prompt + completion tokens per run
     max_cost_usd: float = 0.50  # spend per run; 0 means no limit
     max_malformed: int = 3  # malformed tool calls sent back to the model before the run stops
-    # run_command: off unless allowed, and then only these programs (argv[0]). A workspace
-    # file can set neither unless the folder is trusted.
-    allow_commands: bool = False
-    commands: list[str] = field(factory=list)
-    command_timeout_s: float = 30.0
+    # run_command: off unless allowed, and then only commands starting with an entry of
+    # `commands`. A workspace file can set neither unless the folder is trusted.
+    allow_commands: bool = False  # offer run_command to the agent
+    commands: list[str] = field(factory=list)  # the allow-list: "pytest", "git status" (argv prefixes, no shell)
+    command_timeout_s: float = 30.0  # a command's process group is killed after this
     output_cap_bytes: int = 16_000  # what one tool result may hand the model
-    mcp_servers: dict[str, McpServer] = field(factory=dict)
+    mcp_servers: dict[str, McpServer] = field(factory=dict)  # MCP servers whose tools the agent may call
 
 
 @define(kw_only=True)

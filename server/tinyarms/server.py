@@ -24,9 +24,9 @@ from tinyarms.features.autocomplete import TRIGGER_CHARACTERS, AutocompleteFeatu
 from tinyarms.features.base import Feature, Settings, Status
 from tinyarms.features.chat import ChatFeature
 from tinyarms.features.config import ConfigFeature
+from tinyarms.features.config_editing import ConfigEditingFeature
 from tinyarms.features.documents import Documents
 from tinyarms.features.edit import EditFeature
-from tinyarms.features.config_editing import ConfigEditingFeature
 from tinyarms.logs import ClientLogHandler
 
 log = logging.getLogger(__name__)

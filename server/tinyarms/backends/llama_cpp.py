@@ -60,7 +60,7 @@ async def stream_chat(tier: Tier, name: str, request: ChatRequest) -> AsyncItera
                 break
         if schema is not None:
             turn = sum(1 for m in request.messages if m.get("role") == "assistant")
-            for event in local_tools.parse(answer.strip(), turn):
+            for event in local_tools.parse(answer.strip(), turn, tools_offered=bool(request.tools)):
                 yield event
         yield usage
     except LocalModelError as exc:

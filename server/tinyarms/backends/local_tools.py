@@ -12,15 +12,15 @@ are written as plain text the model can read.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tinyarms.backends import ChatRequest, Delta, Event, ToolCall
 
 INSTRUCTION = (
     "You act by replying with one JSON object and nothing else. Use the tools to do the goal, one "
-    'call per reply: {{"tool": NAME, "arguments": {{...}}}}, for example '
-    '{{"tool": "edit_file", "arguments": {{"path": "notes.md", "content": "# Notes\\n"}}}}. '
-    'Only when the goal is done, reply {{"answer": SUMMARY}} with a one-sentence summary.\n'
+    'call per reply: {{"tool": "<tool name>", "arguments": {{<its arguments>}}}}. Only when the goal '
+    'is done, reply {{"answer": "<one sentence on what you did>"}}.\n'
     "Tools:\n{tools}"
 )
 
@@ -71,12 +71,17 @@ def _signature(name: str, parameters: dict[str, Any]) -> str:
     return f"{name}({', '.join(names)})"
 
 
-def parse(text: str, index: int) -> list[Event]:
+def parse(text: str, index: int, *, tools_offered: bool = True) -> list[Event]:
     """The model's JSON as a tool call or the answer. Text that is not the expected JSON (cut
-    off at max_tokens) becomes a call the agent reports back to the model as malformed."""
+    off at max_tokens) becomes a call the agent reports back to the model as malformed, unless
+    no tool was offered: then it can only be an answer cut short, and what it said stands."""
     try:
         data = json.loads(text)
     except ValueError:
+        if not tools_offered:
+            cut = re.match(r'\s*\{\s*"answer"\s*:\s*"(.*)', text, re.S)
+            said = (cut.group(1) if cut else text).rstrip('"} \n')
+            return [Delta(said.replace("\\n", "\n").replace('\\"', '"') or "(done)")]
         return [ToolCall(f"local_{index}", "(unparsed)", text)]
     if isinstance(data, dict) and isinstance(data.get("answer"), str):
         return [Delta(data["answer"])] if data["answer"] else [Delta("(done)")]

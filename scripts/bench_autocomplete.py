@@ -124,7 +124,7 @@ async def typing_replay(spec: str, files: list[Path], spots: int, per_spot: int,
         pass
 
     verbose = ["-vv"] if os.environ.get("BENCH_TRACE") else []
-    await client.start_io(sys.executable, "-m", "tinyarms", "serve", *verbose, env=env)
+    await client.start_io(sys.executable, "-P", "-m", "tinyarms", "serve", *verbose, env=env)
     drain = asyncio.ensure_future(_drain(client._server.stderr, bool(verbose)))  # type: ignore[union-attr]
     caps = types.ClientCapabilities(
         text_document=types.TextDocumentClientCapabilities(

@@ -84,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     tinyarms_init, config_ready, bare_init = [], [], []
     for _ in range(args.runs):  # interleaved, so machine noise hits both alike
-        init_ms, ready_ms = one_run([sys.executable, "-m", "tinyarms", "serve"], show_config=True)
+        init_ms, ready_ms = one_run([sys.executable, "-P", "-m", "tinyarms", "serve"], show_config=True)
         tinyarms_init.append(init_ms)
         config_ready.append(ready_ms or 0.0)
         bare_init.append(one_run([sys.executable, "-c", BARE_SERVER], show_config=False)[0])

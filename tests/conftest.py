@@ -62,7 +62,7 @@ def run_tinyarms(
 ) -> subprocess.CompletedProcess[str]:
     """`tinyarms ARGS` as a user runs it, with no terminal on stdin unless `stdin` is given."""
     return subprocess.run(
-        [sys.executable, "-m", "tinyarms", *args],
+        [sys.executable, "-P", "-m", "tinyarms", *args],
         env=env,
         cwd=cwd,
         input=stdin,
@@ -74,7 +74,8 @@ def run_tinyarms(
 
 
 def server_command(*extra: str) -> list[str]:
-    return [sys.executable, "-m", "tinyarms", "serve", "-v", *extra]
+    # -P: how every client starts it (the current folder is not on sys.path), see README.
+    return [sys.executable, "-P", "-m", "tinyarms", "serve", "-v", *extra]
 
 
 def capabilities(client: str) -> types.ClientCapabilities:

@@ -249,7 +249,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NvimSession]:
 
 def test_attaches_with_root_markers_cmd_and_user_commands(session: NvimSession) -> None:
     assert session.client_field("client.root_dir") == str(session.workspace)
-    assert session.client_field("client.config.cmd") == [sys.executable, "-m", "tinyarms", "serve"]
+    assert session.client_field("client.config.cmd") == [sys.executable, "-P", "-m", "tinyarms", "serve"]
     markers = session.client_field("client.config.root_markers")
     assert ".tinyarms.toml" in markers and ".git" in markers
     commands = session.lua("return vim.tbl_keys(vim.api.nvim_get_commands({}))")
@@ -424,7 +424,7 @@ def test_setup_nvim_write_asks_keeps_the_file_and_is_idempotent(tmp_path: Path) 
     assert accepted.returncode == 0, accepted.stderr
     first = init.read_text()
     assert first.startswith("vim.o.number = true\n\n-- >>> tinyarms")
-    assert f'"{sys.executable}", "-m", "tinyarms", "serve"' in first
+    assert f'"{sys.executable}", "-P", "-m", "tinyarms", "serve"' in first
 
     again = run_tinyarms(env, "setup", "nvim", "--write", "--yes")
     assert again.returncode == 0 and "already set up" in again.stdout
@@ -434,7 +434,7 @@ def test_setup_nvim_write_asks_keeps_the_file_and_is_idempotent(tmp_path: Path) 
     assert moved.returncode == 0, moved.stderr
     updated = init.read_text()
     assert updated.count("-- >>> tinyarms") == 1, updated
-    assert '"/opt/py/bin/python3", "-m", "tinyarms", "serve"' in updated
+    assert '"/opt/py/bin/python3", "-P", "-m", "tinyarms", "serve"' in updated
 
 
 def test_setup_nvim_into_init_vim_works_in_neovim(tmp_path: Path) -> None:
@@ -454,7 +454,7 @@ def test_setup_nvim_into_init_vim_works_in_neovim(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert config == {
-        "cmd": [sys.executable, "-m", "tinyarms", "serve"],
+        "cmd": [sys.executable, "-P", "-m", "tinyarms", "serve"],
         "markers": [".tinyarms.toml", ".git"],
         "enabled": True,
         "number": True,
@@ -479,7 +479,7 @@ def test_lazy_spec_loads_in_neovim(tmp_path: Path) -> None:
         init=tmp_path / "empty-init.lua",
         cwd=tmp_path,
     )
-    assert config == {"name": "tinyarms", "cmd": [sys.executable, "-m", "tinyarms", "serve"], "enabled": True}
+    assert config == {"name": "tinyarms", "cmd": [sys.executable, "-P", "-m", "tinyarms", "serve"], "enabled": True}
 
 
 def test_wheel_ships_the_neovim_config_and_setup_points_into_it(tmp_path: Path) -> None:
@@ -518,7 +518,7 @@ def test_wheel_ships_the_neovim_config_and_setup_points_into_it(tmp_path: Path) 
     )
     assert config["file"] == str(installed / "tinyarms" / "nvim" / "lsp" / "tinyarms.lua")
     assert config["python"] is True
-    assert config["cmd"] == [sys.executable, "-m", "tinyarms", "serve"]
+    assert config["cmd"] == [sys.executable, "-P", "-m", "tinyarms", "serve"]
 
 
 def test_paths_with_quotes_backslashes_and_unicode_reach_lua_intact(tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ expected str @ $.text``):
   (unless ``role`` is given or the text starts with a slash command), run the role's tier
   chain and return ``{"text", "decision", "trace"}``; a router that cannot load answers
   through ``router.fallback_role`` (decision stage ``fallback``, with the reason). While it runs, the answer streams
-  as ``tinyarms/stream`` notifications carrying the same ``stream_id``.
+  as ``tinyarms/stream`` notifications carrying the same ``stream_id``. ``uri`` must be a
+  document open in the editor or a file inside a workspace folder (symlinks resolved);
+  anything else is an "invalid params" error and nothing is read.
 - ``tinyarms.chat`` ``({"text", "conversation"?, "uri"?, "range"?, "workDoneToken"?, "stream_id"?})``:
   one turn of a conversation (a new one when ``conversation`` is absent or unknown; ids are
   1-64 of ``[A-Za-z0-9_-]``). Free text is routed, slash commands name the route; the routed
@@ -50,9 +52,6 @@ expected str @ $.text``):
   editor cannot create the test file or did not apply the edit) -> ``{"applied": false,
   "refused": "<one sentence>", "decision"}``, nothing changed. ``answer``: apply this text
   (a chat answer) instead of asking the model; the same checks apply.
-- ``tinyarms.status`` ``()``: tiers, models, the last completion and the last decision.
-- ``tinyarms.toggleAutocomplete`` ``({"enabled"?})``: turn inline completion off or on for
-  this session; returns ``{"enabled"}``.
 - ``tinyarms.agent`` ``({"goal", "uri"?, "range"?, "workDoneToken"?, "run"?})``: run the agent
   (features/agent.py) in the workspace folders; ``run`` is an optional client-chosen id. Each
   step is a ``$/progress`` report under ``workDoneToken`` (or a server-created token): the
@@ -69,6 +68,15 @@ expected str @ $.text``):
 - ``tinyarms.agent.undo`` ``({"run"})``: put back every file the run changed, byte for byte,
   and delete the files it created -> ``{"restored": [path], "deleted": [path]}`` (paths
   relative to the workspace; a second undo restores nothing).
+- ``tinyarms.status`` ``()``: tiers, models, the last completion and the last decision.
+- ``tinyarms.toggleAutocomplete`` ``({"enabled"?})``: turn inline completion off or on for
+  this session (``enabled`` is true or false; anything else is an "invalid params" error;
+  absent toggles); returns ``{"enabled"}``.
+
+Errors: a request whose params do not fit their LSP type, or a command argument of the wrong
+shape, gets JSON-RPC error -32602 with a one-line message naming the field; any other failure
+-32603 with one line (the traceback goes to the server log, never to the client). A message
+with an unreadable body or header, or longer than 64 MiB, gets an error with id null.
 
 Server to client notifications:
 

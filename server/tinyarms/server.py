@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+import sys
+from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from tinyarms import __version__, protocol
+from tinyarms import __version__, jsonrpc, protocol
 from tinyarms.config import Config
 from tinyarms.features.agent import AgentFeature
 from tinyarms.features.ask import AskFeature
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 class TinyarmsServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("tinyarms", __version__)
+        super().__init__("tinyarms", __version__, protocol_cls=jsonrpc.TinyarmsProtocol)
         self.settings = Settings()
         self.status = Status(self)
         self.config_feature = ConfigFeature(self, self.settings, self.status, on_change=self.config_changed)
@@ -46,6 +47,13 @@ class TinyarmsServer(LanguageServer):
         self.agent = AgentFeature(self, self.settings, self.status)
         # No hooks: it reads the open buffer and the config feature's result on each request.
         self.config_editing = ConfigEditingFeature(self, self.settings, self.status, lambda: self.config_feature.result)
+
+    # Transports: pygls' own, with the read loop of jsonrpc.py (bounded, every request answered).
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        jsonrpc.run_stdio(self, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+
+    def start_tcp(self, host: str, port: int) -> None:
+        jsonrpc.run_tcp(self, host, port)
 
     @property
     def features(self) -> list[Feature]:

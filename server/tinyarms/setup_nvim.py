@@ -29,7 +29,9 @@ def lua_string(text: str) -> str:
 
 
 def server_cmd(python: str) -> str:
-    return "{ " + ", ".join(lua_string(part) for part in (python, "-m", "tinyarms", "serve")) + " }"
+    """`python -P -m tinyarms serve`: Neovim starts the server in the project folder, and
+    without -P (Python 3.11+) `-m` would import a `tinyarms/` or `queue.py` found there."""
+    return "{ " + ", ".join(lua_string(part) for part in (python, "-P", "-m", "tinyarms", "serve")) + " }"
 
 
 def snippet(python: str | None = None) -> str:

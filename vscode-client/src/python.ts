@@ -2,6 +2,8 @@
 import { execFile } from "node:child_process";
 import * as vscode from "vscode";
 
+import { cliLaunch, codeLaunch } from "./launch";
+
 export interface Interpreter {
   command: string;
   source: string; // where the choice came from, for messages: "tinyarms.python", "Python extension", "PATH"
@@ -57,10 +59,11 @@ export interface Probe {
 /** Run `<python> -c "import tinyarms"`; bounded, so a hung interpreter cannot stall activation. */
 export function probeTinyarms(python: string, env: NodeJS.ProcessEnv): Promise<Probe> {
   return new Promise((resolve) => {
+    const launch = codeLaunch(python, "import tinyarms; print(tinyarms.__version__)", env);
     execFile(
-      python,
-      ["-c", "import tinyarms; print(tinyarms.__version__)"],
-      { env, timeout: 30_000 },
+      launch.command,
+      launch.args,
+      { ...launch.options, timeout: 30_000 },
       (err, stdout, stderr) => {
         if (err) {
           const detail = (stderr || err.message).trim().split("\n").slice(-3).join("\n");
@@ -76,7 +79,8 @@ export function probeTinyarms(python: string, env: NodeJS.ProcessEnv): Promise<P
 /** Run a tinyarms CLI subcommand with the server's interpreter and return its stdout. */
 export function runCli(python: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(python, ["-m", "tinyarms", ...args], { env, cwd, timeout: 60_000 }, (err, stdout, stderr) => {
+    const launch = cliLaunch(python, args, env, cwd);
+    execFile(launch.command, launch.args, { ...launch.options, timeout: 60_000 }, (err, stdout, stderr) => {
       if (err) {
         reject(new Error((stderr || err.message).trim()));
       } else {
@@ -89,10 +93,11 @@ export function runCli(python: string, args: string[], env: NodeJS.ProcessEnv, c
 /** Where the installed tinyarms writes its decision trace (JSONL), if this version has one. */
 export function tracePath(python: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   return new Promise((resolve) => {
+    const launch = codeLaunch(python, "from tinyarms.tiers.trace import trace_path; print(trace_path())", env);
     execFile(
-      python,
-      ["-c", "from tinyarms.tiers.trace import trace_path; print(trace_path())"],
-      { env, timeout: 30_000 },
+      launch.command,
+      launch.args,
+      { ...launch.options, timeout: 30_000 },
       (err, stdout) => resolve(err ? undefined : stdout.trim() || undefined),
     );
   });

@@ -5,6 +5,7 @@ import * as vscode from "vscode";
 import { ExecuteCommandRequest, LanguageClient, State } from "vscode-languageclient/node";
 import type { LanguageClientOptions, ServerOptions } from "vscode-languageclient/node";
 
+import { serverLaunch } from "./launch";
 import { findInterpreter, installCommand, Interpreter, probeTinyarms } from "./python";
 import { editorSettingsLayer } from "./settings";
 import { StatusEvent, StatusItem } from "./status";
@@ -51,16 +52,12 @@ export class Server implements vscode.Disposable {
       this.notInstalled(interpreter, probe.detail);
       return false;
     }
-    this.log.info(`tinyarms ${probe.version} found; starting ${interpreter.command} -m tinyarms serve`);
-
     // -v: the server's info log (config loaded, model ready) belongs in the log channel,
     // which filters by its own level; a verbose trace adds the server's debug log.
     const verbose = vscode.workspace.getConfiguration("tinyarms").get<string>("trace.server") === "verbose";
-    const serverOptions: ServerOptions = {
-      command: interpreter.command,
-      args: ["-m", "tinyarms", "serve", verbose ? "-vv" : "-v"],
-      options: { env: this.env(), cwd: this.cwd() },
-    };
+    const launch = serverLaunch(interpreter.command, verbose, this.env(), this.cwd());
+    this.log.info(`tinyarms ${probe.version} found; starting ${launch.command} ${launch.args.join(" ")}`);
+    const serverOptions: ServerOptions = launch;
     const clientOptions: LanguageClientOptions = {
       // Every real file: completions are language-agnostic. Our own virtual documents
       // (scheme "tinyarms") are left out on purpose.

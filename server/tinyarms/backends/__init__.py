@@ -28,7 +28,7 @@ ErrorKind = Literal[
     "http",  # another 4xx (bad key, unknown model): not retried
     "malformed",  # bad JSON, wrong schema, no choices: not retried
     "empty",  # a well-formed answer with no text
-    "missing_key",  # the env var named by api_key_env is unset
+    "missing_key",  # the env var named by api_key_env is unset, or holds what no header can carry
     "unavailable",  # the local model manager or model is missing
     "local",  # the local model failed
 ]

@@ -30,6 +30,14 @@ def api_key(tier: Tier, name: str) -> str | None:
             f"tier '{name}' needs an API key in the environment variable {tier.api_key_env} "
             f"(tiers.{name}.api_key_env), and it is not set",
         )
+    if not (key.isascii() and key.isprintable()):
+        # httpx would raise UnicodeEncodeError building the header, outside the tier's
+        # error handling; say so without showing any of the key.
+        raise TierError(
+            "missing_key",
+            f"tier '{name}': the API key in {tier.api_key_env} holds a character that cannot go in an HTTP "
+            "header (non-ASCII or a control character); check the variable",
+        )
     return key
 
 

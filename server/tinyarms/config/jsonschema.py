@@ -85,6 +85,7 @@ def _doc(cls: type) -> str:
 
 
 _SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean"}
+_JSON_BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum"}
 
 
 def _type_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +118,8 @@ def _table(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
         if default is not attrs.NOTHING and not isinstance(default, attrs.Factory) and default is not None:  # type: ignore[arg-type]
             prop["default"] = default
         prop.update(NAMED_VALUES.get((cls.__name__, f.name), {}))
+        # The range validate.py enforces (schema.bounds), so editors flag it while typing.
+        prop.update({_JSON_BOUNDS[k]: v for k, v in (f.metadata.get("bounds") or {}).items()})
         properties[f.name] = prop
     table: dict[str, Any] = {"type": "object"}
     if doc := _doc(cls):

@@ -163,9 +163,10 @@ def workspace_config_file(workspace: Path) -> Path | None:
     if pyproject.is_file():
         try:
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            return None
-        if "tinyarms" in data.get("tool", {}):
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError, MemoryError):
+            return None  # not ours to diagnose: tinyarms reads it only for [tool.tinyarms]
+        tool = data.get("tool")
+        if isinstance(tool, dict) and "tinyarms" in tool:
             return pyproject
     return None
 
@@ -183,29 +184,63 @@ def _toml_error_line(exc: tomllib.TOMLDecodeError) -> int | None:
     return int(match.group(1)) if match else None
 
 
+# Tables and arrays nested deeper than this are refused: a tinyarms config is 4 levels
+# deep at most, and deeper data (600 nested arrays) overflows Python's recursion in tomllib,
+# copy and cattrs.
+MAX_DEPTH = 24
+
+
 def read_file_layer(path: Path, kind: SourceKind, *, text: str | None = None, name: str = "") -> Layer:
-    """Read one TOML file. A syntax error gives an empty layer with one problem."""
+    """Read one TOML file. Any failure gives an empty layer with one problem at the file."""
+
+    def broken(message: str, line: int | None = None) -> Layer:
+        return Layer(kind, {}, {}, [Problem(message, source=Source(kind, name, path, line))], path)
+
     try:
         if text is None:
             text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        source = Source(kind, name, path, _toml_error_line(exc))
-        return Layer(kind, {}, {}, [Problem(f"TOML syntax error: {message}", source=source)], path)
+        return broken(f"TOML syntax error: {message}", _toml_error_line(exc))
     except (OSError, UnicodeDecodeError) as exc:
-        return Layer(kind, {}, {}, [Problem(f"cannot read: {exc}", source=Source(kind, name, path))], path)
+        return broken(f"cannot read: {exc}")
+    except (RecursionError, MemoryError) as exc:
+        return broken(f"cannot read: too large or too deeply nested ({type(exc).__name__})")
 
     prefix: KeyPath = ()
     if path.name == PYPROJECT and kind == "workspace":
         prefix = ("tool", "tinyarms")
-        data = data.get("tool", {}).get("tinyarms", {})
+        tool = data.get("tool")
+        data = tool.get("tinyarms", {}) if isinstance(tool, dict) else {}
+        if not isinstance(data, dict):
+            return broken("[tool.tinyarms] must be a table")
+    if _depth(data) > MAX_DEPTH:
+        return broken(f"nested more than {MAX_DEPTH} levels deep; a tinyarms config needs at most 4")
     lines = key_lines(text)
     sources = {key: Source(kind, name, path, line_of(lines, prefix + key) or 1) for key in walk_keys(data)}
     return Layer(kind, data, sources, path=path, name=name)
 
 
+def _depth(data: Any) -> int:
+    """How deep tables and lists nest in `data` (iterative: the data may be deep)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        children = node.values() if isinstance(node, Mapping) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (Mapping, list)))
+    return deepest
+
+
 def dict_layer(data: Mapping[str, Any], kind: SourceKind, name: str = "") -> Layer:
+    if _depth(data) > MAX_DEPTH:
+        layer = Layer(kind, {}, {}, name=name)
+        layer.problems.append(Problem(f"editor settings nested more than {MAX_DEPTH} levels deep; ignored"))
+        return layer
     clean = _drop_nulls(data)
     return Layer(kind, clean, {key: Source(kind, name) for key in walk_keys(clean)}, name=name)
 
@@ -315,11 +350,12 @@ def merge_into(data: dict[str, Any], sources: dict[KeyPath, Source], layer: Laye
             if not isinstance(get_in(data, path), dict):
                 set_in(data, path, {})
             continue
+        replaced_table = isinstance(get_in(data, path), Mapping)
         set_in(data, path, value)
         sources[path] = layer.sources.get(path, Source(layer.kind, layer.name))
-        # A replaced table's old children no longer apply.
-        for stale in [p for p in sources if p[: len(path)] == path and len(p) > len(path)]:
-            del sources[stale]
+        if replaced_table:  # its old children no longer apply (rare: scanning each time was quadratic)
+            for stale in [p for p in sources if p[: len(path)] == path and len(p) > len(path)]:
+                del sources[stale]
 
 
 def copy_layer(layer: Layer) -> Layer:

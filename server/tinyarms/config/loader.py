@@ -15,7 +15,6 @@ from tinyarms.config.layers import (
     Layer,
     Problem,
     Source,
-    del_in,
     dict_layer,
     env_layer,
     environ,
@@ -28,19 +27,11 @@ from tinyarms.config.layers import (
     workspace_config_file,
 )
 from tinyarms.config.locate import KeyPath
-from tinyarms.config.schema import Agent as AgentSettings
 from tinyarms.config.schema import Config
+from tinyarms.config.trust import apply_trust
 from tinyarms.config.validate import converter, validate
 
 DEFAULT_PRESET = "default"
-# Keys a workspace file may set only in a trusted folder: they decide where code is
-# sent and which secret is read. A cloned repository must not be able to change them.
-ENDPOINT_KEYS = ("base_url", "api_key_env", "provider")
-# Agent keys that start processes: only the user's own files (or a trusted folder) set them.
-AGENT_PROCESS_KEYS = ("allow_commands", "commands", "mcp_servers")
-# Agent limits an untrusted workspace may lower but never raise (it may not spend more).
-AGENT_LIMIT_KEYS = ("max_steps", "max_seconds", "max_tokens", "max_cost_usd", "max_malformed",
-                    "command_timeout_s", "output_cap_bytes")  # fmt: skip
 
 
 @define
@@ -107,80 +98,52 @@ def load_preset_chain(name: str, seen: tuple[str, ...] = ()) -> tuple[list[Layer
     return chain + [layer], problems + layer.problems
 
 
+MAX_EXTENDS = 32  # files in one `extends` chain; a longer chain is a problem, not a deep recursion
+
+
 def _file_chain(
-    path: Path, kind: Any, inputs: ConfigInputs, seen: tuple[Path, ...] = ()
+    path: Path, kind: Any, inputs: ConfigInputs, *, follow: bool = True
 ) -> tuple[list[Layer], str | None, list[Problem]]:
     """A user or workspace file and the files it `extends` by path, lowest first.
 
-    Returns the layers, the preset name this chain asks for (if any), and problems.
+    Returns the layers, the preset name this chain asks for (if any), and problems. With
+    `follow` false (an untrusted workspace) `extends` is left in the layer, unread, for
+    the trust check to refuse at its line.
     """
-    layer = _read(path, kind, inputs)
-    problems = list(layer.problems)
-    extends = layer.data.pop("extends", None)
-    if extends is None:
-        return [layer], None, problems
-    source = layer.sources.get(("extends",))
-    if not isinstance(extends, str):
-        return [layer], None, problems + [Problem("extends must be a string", source=source, key="extends")]
-    if not _is_path(extends):
-        layer.data["extends"] = extends  # keep it, so `config show` can say where it came from
-        return [layer], extends, problems
-    target = (path.parent / extends).expanduser().resolve()
-    if target in seen or target == path.resolve():
-        return [layer], None, problems + [Problem(f"extends cycle through {target}", source=source, key="extends")]
-    if not target.is_file():
-        return [layer], None, problems + [Problem(f"extends: no such file {target}", source=source, key="extends")]
-    below, preset, more = _file_chain(target, kind, inputs, seen + (path.resolve(),))
-    return below + [layer], preset, problems + more
-
-
-def _apply_trust(layer: Layer, lower: dict[str, Any], user_file: Path) -> list[Problem]:
-    """Drop what an untrusted workspace may not set; say why, at the line that set it."""
+    layers: list[Layer] = []
     problems: list[Problem] = []
-    how = f"add this folder to trusted_workspaces in {user_file} to allow it"
-
-    def drop(path: KeyPath, why: str) -> None:
-        problems.append(
-            Problem(
-                f"ignored '{'.'.join(path)}': the workspace is not trusted and {why}; {how}",
-                severity="warning",
-                source=layer.sources.get(path),
-                key=".".join(path),
-            )
-        )
-        del_in(layer.data, path)
-
-    if "extends" in layer.data:
-        drop(("extends",), "a preset decides where code is sent")
-    dropped_tiers: set[str] = set()
-    for name, tier in list((layer.data.get("tiers") or {}).items()):
-        if not isinstance(tier, dict):
-            continue
-        if name not in (lower.get("tiers") or {}):
-            if tier.get("provider", "llama-cpp") != "llama-cpp" or "base_url" in tier:
-                drop(("tiers", name), "a new remote tier sends code to a new endpoint")
-                dropped_tiers.add(name)
-            continue
-        for key in ENDPOINT_KEYS:
-            if key in tier:
-                drop(("tiers", name, key), f"'{key}' decides where code is sent or which secret is read")
-    for role_name, role in (layer.data.get("roles") or {}).items():
-        if isinstance(role, dict) and role.get("tier") in dropped_tiers:
-            drop(("roles", role_name, "tier"), f"tier '{role.get('tier')}' was ignored")
-        chain = role.get("escalate_to") if isinstance(role, dict) else None
-        if isinstance(chain, list) and set(chain) & dropped_tiers:
-            drop(("roles", role_name, "escalate_to"), "it names an ignored tier")
-    agent = layer.data.get("agent")
-    if isinstance(agent, dict):
-        for key in AGENT_PROCESS_KEYS:
-            if key in agent:
-                drop(("agent", key), "the agent would start processes it names")
-        below: dict[str, Any] = lower["agent"] if isinstance(lower.get("agent"), dict) else {}
-        for key in AGENT_LIMIT_KEYS:
-            value, floor = agent.get(key), below.get(key, getattr(AgentSettings(), key))
-            if isinstance(value, int | float) and isinstance(floor, int | float) and value > floor:
-                drop(("agent", key), f"it may lower the agent's limits, not raise them (to {value} from {floor})")
-    return problems
+    seen: set[Path] = set()
+    preset: str | None = None
+    while True:
+        layer = _read(path, kind, inputs)
+        layers.insert(0, layer)
+        problems += layer.problems
+        seen.add(path.resolve())
+        if not follow or "extends" not in layer.data:
+            break
+        extends = layer.data.pop("extends")
+        source = layer.sources.get(("extends",))
+        if not isinstance(extends, str):
+            problems.append(Problem("extends must be a string", source=source, key="extends"))
+            break
+        if not _is_path(extends):
+            layer.data["extends"] = extends  # keep it, so `config show` can say where it came from
+            preset = extends
+            break
+        target = (path.parent / extends).expanduser().resolve()
+        if target in seen:
+            problems.append(Problem(f"extends cycle through {target}", source=source, key="extends"))
+            break
+        if not target.is_file():
+            problems.append(Problem(f"extends: no such file {target}", source=source, key="extends"))
+            break
+        if target in inputs.exclude:
+            break  # a broken file of the chain, left out (see load_best)
+        if len(layers) >= MAX_EXTENDS:
+            problems.append(Problem(f"extends: more than {MAX_EXTENDS} files in a chain", source=source, key="extends"))
+            break
+        path = target
+    return layers, preset, problems
 
 
 def _workspace_trusted(workspace: Path, user_data: dict[str, Any], inputs: ConfigInputs) -> bool:
@@ -223,7 +186,7 @@ def load_config(inputs: ConfigInputs | None = None) -> LoadResult:
         ws_file = inputs.workspace / ".tinyarms.toml"
     if inputs.workspace and ws_file and ws_file not in inputs.exclude:
         trusted = _workspace_trusted(inputs.workspace, user_data, inputs)
-        workspace_layers, asked, more = _file_chain(ws_file, "workspace", inputs)
+        workspace_layers, asked, more = _file_chain(ws_file, "workspace", inputs, follow=trusted)
         problems += more
         files += [layer.path for layer in workspace_layers if layer.path]
         if asked and trusted:
@@ -259,7 +222,7 @@ def load_config(inputs: ConfigInputs | None = None) -> LoadResult:
         merge_into(data, sources, layer)
     for layer in workspace_layers:
         if not trusted:
-            problems += _apply_trust(layer, data, user_path)
+            problems += apply_trust(layer, data, user_path)
         merge_into(data, sources, layer)
     merge_into(data, sources, editor)
     env = env_layer(inputs.env, top_level, data)

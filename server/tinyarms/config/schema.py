@@ -12,12 +12,20 @@ when a field has none.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 from attrs import define, field
 
 ROLE_NAMES = ("autocomplete", "chat", "edit", "agent")
+
+
+def bounds(*, ge: float | None = None, gt: float | None = None, le: float | None = None) -> dict[str, Any]:
+    """Field metadata: the range a number must fall in (validate.py checks it; every
+    number must also be finite). `ge`/`gt`: at least / more than; `le`: at most."""
+    return {"bounds": {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le)) if v is not None}}
+
+
 Provider = Literal["llama-cpp", "openai", "anthropic"]
 PROVIDERS: tuple[str, ...] = ("llama-cpp", "openai", "anthropic")
 
@@ -26,8 +34,8 @@ PROVIDERS: tuple[str, ...] = ("llama-cpp", "openai", "anthropic")
 class Price:
     """USD per million tokens; overrides the price table for one tier."""
 
-    input_per_mtok: float = 0.0  # USD per million input (prompt) tokens
-    output_per_mtok: float = 0.0  # USD per million output (completion) tokens
+    input_per_mtok: float = field(default=0.0, metadata=bounds(ge=0))  # USD per million input (prompt) tokens
+    output_per_mtok: float = field(default=0.0, metadata=bounds(ge=0))  # USD per million output (completion) tokens
 
 
 @define(kw_only=True)
@@ -40,14 +48,20 @@ class Tier:
     # The name of the environment variable that holds the key ("" = no key, clearing a preset's);
     # the key itself never appears in config.
     api_key_env: str | None = None
-    timeout_s: float = 60.0  # read timeout, and the cap on one attempt, in seconds
-    max_retries: int = 2  # retries on connect errors, 429, 5xx and cut streams
-    max_tokens: int | None = None  # the most tokens an answer may have
-    temperature: float | None = None  # sampling temperature (0 = deterministic; the cache needs 0)
+    # read timeout, and the cap on one attempt, in seconds
+    timeout_s: float = field(default=60.0, metadata=bounds(gt=0, le=3600))
+    # retries on connect errors, 429, 5xx and cut streams
+    max_retries: int = field(default=2, metadata=bounds(ge=0, le=10))
+    # the most tokens an answer may have
+    max_tokens: int | None = field(default=None, metadata=bounds(ge=1, le=1_000_000))
+    # sampling temperature (0 = deterministic; the cache needs 0)
+    temperature: float | None = field(default=None, metadata=bounds(ge=0, le=2))
     price: Price | None = None  # USD per million tokens, overriding the price table
     template: str | None = None  # llama-cpp: FIM template name; detected from the GGUF when unset
-    n_ctx: int | None = None  # llama-cpp: context size in tokens (2048 when unset)
-    n_threads: int | None = None  # llama-cpp: threads (1 for autocomplete, else 2; at most 2)
+    # llama-cpp: context size in tokens (2048 when unset)
+    n_ctx: int | None = field(default=None, metadata=bounds(ge=64, le=1_048_576))
+    # llama-cpp: threads (1 for autocomplete, else 2; at most 2)
+    n_threads: int | None = field(default=None, metadata=bounds(ge=1, le=16))
 
     @property
     def is_remote(self) -> bool:
@@ -58,8 +72,10 @@ class Tier:
 class Cascade:
     """When an answer is good enough to stop, or should go up the `escalate_to` chain."""
 
-    max_steps: int = 2  # quality escalations per request (tier failures always fall back)
-    min_mean_logprob: float | None = None  # escalate when the mean token log-prob is below this
+    # quality escalations per request (tier failures always fall back)
+    max_steps: int = field(default=2, metadata=bounds(ge=0, le=10))
+    # escalate when the mean token log-prob is below this
+    min_mean_logprob: float | None = field(default=None, metadata=bounds(le=0))
     self_check: bool = False  # ask the same tier a short yes/no "does this answer it?"
 
 
@@ -70,8 +86,10 @@ class Role:
     tier: str  # the tier this role runs on (a name under [tiers])
     escalate_to: list[str] = field(factory=list)  # tiers tried next, in order, on failure or low confidence
     enabled: bool = True  # false switches the role off
-    max_tokens: int | None = None  # the most tokens an answer may have (overrides the tier's)
-    temperature: float | None = None  # sampling temperature (overrides the tier's)
+    # the most tokens an answer may have (overrides the tier's)
+    max_tokens: int | None = field(default=None, metadata=bounds(ge=1, le=1_000_000))
+    # sampling temperature (overrides the tier's)
+    temperature: float | None = field(default=None, metadata=bounds(ge=0, le=2))
     cascade: Cascade = field(factory=lambda: Cascade())  # when an answer is good enough, or escalates
     # Tokens of context a chat/edit request may carry: rules, the code, @files and earlier turns
     # (requests/context.py). A llama-cpp tier's n_ctx caps it further.
@@ -82,7 +100,8 @@ class Role:
 class AutocompleteRole(Role):
     """The autocomplete role: local FIM completions as you type."""
 
-    max_latency_ms: int = 100  # wall-clock budget per completion, in milliseconds
+    # wall-clock budget per completion, in milliseconds
+    max_latency_ms: int = field(default=100, metadata=bounds(ge=1, le=60_000))
     multiline: bool = True  # allow multi-line completions where they make sense
 
 
@@ -110,7 +129,8 @@ class Route:
 
     role: str = "chat"  # the role this route's requests go to: chat, edit or agent
     tier: str | None = None  # overrides the role's tier for this route
-    threshold: float = 0.5  # the classifier's probability needed to take this route
+    # the classifier's probability needed to take this route
+    threshold: float = field(default=0.5, metadata=bounds(ge=0, le=1))
     utterances: list[str] = field(factory=list)  # example requests for this route
     more_utterances: list[str] = field(factory=list)  # added to `utterances` (lists replace across layers)
     enabled: bool = True  # false switches the route off
@@ -123,12 +143,12 @@ class Router:
     enabled: bool = True  # route requests (false: every request goes to router.fallback_role)
     encoder: str = "all-MiniLM-L6-v2"  # the packaged model, or a local sentence-transformers folder
     backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"  # how the encoder runs
-    threads: int = 1  # encoder threads
+    threads: int = field(default=1, metadata=bounds(ge=1, le=16))  # encoder threads
     fallback_role: str = "chat"  # the role for requests no route takes
     # Under the best route's threshold: the fallback role answers, or a local LLM picks the route.
     low_confidence: Literal["fallback", "llm"] = "fallback"
     llm_tier: str = "local"  # a llama-cpp tier that classifies the hard rest when low_confidence = "llm"
-    cache_size: int = 512  # recent decisions kept (LRU)
+    cache_size: int = field(default=512, metadata=bounds(ge=0, le=1_000_000))  # recent decisions kept (LRU)
     out_of_scope: list[str] = field(factory=list)  # example requests that are no route
     more_out_of_scope: list[str] = field(factory=list)  # added to `out_of_scope` (lists replace across layers)
 
@@ -137,30 +157,37 @@ class Router:
 class Reliability:
     """Deadlines, retries and cooldowns for every call that goes through tiers.py."""
 
-    deadline_s: float = 120.0  # one request, every tier and retry included
-    connect_timeout_s: float = 5.0  # TCP/TLS connect timeout, in seconds
-    backoff_base_s: float = 0.5  # retry n waits up to base * 2**n (full jitter), or Retry-After
-    backoff_max_s: float = 8.0  # the longest wait between retries, in seconds
-    cooldown_failures: int = 3  # consecutive failed attempts before a tier is skipped
-    cooldown_s: float = 30.0  # how long a failing tier is skipped, in seconds
+    # one request, every tier and retry included
+    deadline_s: float = field(default=120.0, metadata=bounds(gt=0, le=3600))
+    connect_timeout_s: float = field(default=5.0, metadata=bounds(gt=0, le=600))  # TCP/TLS connect timeout, in seconds
+    # retry n waits up to base * 2**n (full jitter), or Retry-After
+    backoff_base_s: float = field(default=0.5, metadata=bounds(ge=0, le=60))
+    # the longest wait between retries, in seconds
+    backoff_max_s: float = field(default=8.0, metadata=bounds(ge=0, le=600))
+    # consecutive failed attempts before a tier is skipped
+    cooldown_failures: int = field(default=3, metadata=bounds(ge=1, le=1000))
+    # how long a failing tier is skipped, in seconds
+    cooldown_s: float = field(default=30.0, metadata=bounds(ge=0, le=86_400))
 
 
 @define(kw_only=True)
 class Limit:
     """USD limits; 0 means no limit."""
 
-    daily_usd: float = 0.0  # USD per day (0 = none)
-    monthly_usd: float = 0.0  # USD per calendar month (0 = none)
+    daily_usd: float = field(default=0.0, metadata=bounds(ge=0))  # USD per day (0 = none)
+    monthly_usd: float = field(default=0.0, metadata=bounds(ge=0))  # USD per calendar month (0 = none)
 
 
 @define(kw_only=True)
 class Budgets:
     """Spend limits; at 100% paid tiers are skipped (or the request refused)."""
 
-    daily_usd: float = 0.0  # overall, every role; 0 means no limit
-    monthly_usd: float = 0.0  # overall, every role, per calendar month; 0 means no limit
+    daily_usd: float = field(default=0.0, metadata=bounds(ge=0))  # overall, every role; 0 means no limit
+    # overall, every role, per calendar month; 0 means no limit
+    monthly_usd: float = field(default=0.0, metadata=bounds(ge=0))
     roles: dict[str, Limit] = field(factory=dict)  # per-role limits: [budgets.roles.ROLE]
-    warn_at: float = 0.8  # fraction of a limit that logs a warning and marks the trace
+    # fraction of a limit that logs a warning and marks the trace
+    warn_at: float = field(default=0.8, metadata=bounds(ge=0, le=1))
     on_exceeded: Literal["local", "refuse"] = "local"  # fall back to a local tier, or refuse
 
 
@@ -170,9 +197,10 @@ class Cache:
 
     enabled: bool = True  # the response cache
     deterministic_only: bool = True  # only when the temperature is 0
-    ttl_s: float = 86400.0  # how long an answer is reused, in seconds
+    ttl_s: float = field(default=86400.0, metadata=bounds(ge=0))  # how long an answer is reused, in seconds
     semantic: bool = False  # also reuse the answer of a near-identical request (the router's embeddings)
-    semantic_threshold: float = 0.95  # cosine similarity a near-identical request needs
+    # cosine similarity a near-identical request needs
+    semantic_threshold: float = field(default=0.95, metadata=bounds(ge=0, le=1))
 
 
 @define(kw_only=True)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams
+from pygls.uris import to_fs_path
 
 from tinyarms import protocol, tiers
 from tinyarms.features.base import Feature, Settings, Status
@@ -25,6 +27,7 @@ from tinyarms.requests.routing import Routing
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
+    from pygls.workspace import Workspace
 
     from tinyarms.config import Config
     from tinyarms.router.decision import Decision
@@ -104,6 +107,11 @@ class AskFeature(Feature):
         """The selected code, unless the client already put it in the text."""
         if not (args.uri and args.range):
             return ""
+        if not readable(self.server.workspace, args.uri):
+            # pygls would read any path from disk: a request must not make tinyarms send ~/.ssh/id_rsa.
+            raise JsonRpcInvalidParams(
+                f"tinyarms.ask: {args.uri} is neither open in the editor nor inside a workspace folder; not read"
+            )
         try:
             document = self.server.workspace.get_text_document(args.uri)
             # offset_at_position converts the client's UTF-16 columns and clamps past-the-end positions.
@@ -113,3 +121,16 @@ class AskFeature(Feature):
             log.warning("ask: could not read the selection of %s: %s", args.uri, exc)
             return ""
         return "" if text.strip() and text.strip() in args.text else text
+
+
+def readable(workspace: Workspace, uri: str) -> bool:
+    """Whether a request may read `uri`: a document open in the editor, or a file inside a
+    workspace folder once symlinks are resolved (a link out of the workspace is outside)."""
+    if uri in workspace.text_documents:
+        return True
+    path = to_fs_path(uri) if uri.startswith("file:") else None
+    if not path:
+        return False
+    target = Path(path).resolve()
+    roots = [to_fs_path(folder.uri) for folder in workspace.folders.values()] + [workspace.root_path]
+    return any(root and target.is_relative_to(Path(root).resolve()) for root in roots)

@@ -122,6 +122,7 @@ class AutocompleteFeature(Feature):
                 "path": model.path if model else None,
                 "template": self.engine.template.name if self.engine else None,
                 "crashes": model.crashes if model else 0,
+                "last_failure": model.last_failure if model else None,  # "crashed: ..." or "hung: ..."
                 "error": error,
                 "enabled": self.enabled,
                 "running": bool(self.engine and self.engine.running),

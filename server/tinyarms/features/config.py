@@ -19,7 +19,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from tinyarms.config import ROLE_NAMES, Config, ConfigInputs, LoadResult, Problem, is_config_file, load_best
 from tinyarms.config.explain import explained, roles_summary, to_toml
-from tinyarms.config.layers import user_config_file
+from tinyarms.config.layers import Source, user_config_file
 from tinyarms.features.base import Feature, Settings, Status
 
 if TYPE_CHECKING:
@@ -55,6 +55,8 @@ class ConfigFeature(Feature):
         self.buffers: dict[Path, str] = {}  # config files open in the editor, as typed
         self._mtimes: dict[Path, float | None] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._refresh: asyncio.Future[None] | None = None  # the reload running, if any
+        self._wanted: tuple[str, str] | None = None  # ("reload" | "diagnostics", reason) to do next
 
     # -- inputs from the client ------------------------------------------------------
 
@@ -66,8 +68,15 @@ class ConfigFeature(Feature):
             root = to_fs_path(params.root_uri)
         elif params.root_path:
             root = params.root_path
-        options = dict(params.initialization_options or {})
-        trusted = bool(options.pop("workspaceTrusted", False))
+        raw = params.initialization_options
+        if raw is not None and not isinstance(raw, dict):
+            log.warning("initializationOptions is %s, not an object; ignored", type(raw).__name__)
+            raw = None
+        options = dict(raw or {})
+        flag = options.pop("workspaceTrusted", False)
+        if not isinstance(flag, bool):  # "false" is a non-empty string, not trust
+            log.warning("initializationOptions.workspaceTrusted is %r, not true or false; not trusted", flag)
+        trusted = flag is True
         self.init_settings = options
         self.inputs = attrs.evolve(
             self.inputs,
@@ -111,6 +120,7 @@ class ConfigFeature(Feature):
         try:
             await self.pull_editor_settings()
             self.reload("start")
+            await self.settled()
         finally:
             self.settings.loaded.set()
         await self.watch_files()
@@ -119,11 +129,56 @@ class ConfigFeature(Feature):
         if self._poller:
             self._poller.cancel()
 
-    def reload(self, reason: str) -> LoadResult | None:
-        """Load every layer again; adopt the result only if it is valid."""
-        first, usable = load_best(self.inputs)
+    def reload(self, reason: str) -> None:
+        """Load every layer again, off the event loop; adopt the result only if it is valid.
+
+        Loading reads and validates files (a 400 KB file takes a second or more): it runs in
+        a thread so typing and completions go on. Reloads asked for while one runs are done
+        once, after it; requests that read the config wait for it (`settings.loaded`).
+        """
+        self._wanted = ("reload", reason)
+        self._start_refresh()
+
+    def _start_refresh(self) -> None:
+        if self._wanted and self._wanted[0] == "reload" and self.result is not None:
+            self.settings.loaded.clear()  # requests that read the config wait for this reload
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.ensure_future(self._refresh_loop())
+
+    async def settled(self) -> None:
+        """Wait until no reload is pending."""
+        while self._refresh is not None and not self._refresh.done():
+            await asyncio.shield(self._refresh)
+
+    async def _refresh_loop(self) -> None:
+        try:
+            while self._wanted is not None:
+                (what, reason), self._wanted = self._wanted, None
+                inputs, buffers = self.inputs, dict(self.buffers)
+                loaded: tuple[LoadResult, LoadResult] | None = None
+                try:
+                    if what == "reload":
+                        loaded = await asyncio.to_thread(load_best, inputs)
+                    if buffers or loaded is None:
+                        diagnosed, _ = await asyncio.to_thread(load_best, attrs.evolve(inputs, texts=buffers))
+                    else:
+                        diagnosed = loaded[0]
+                except Exception as exc:  # a bug or a file no check foresaw: keep serving
+                    log.exception("config (%s) could not be loaded", reason)
+                    diagnosed = _failed(inputs, exc)
+                    loaded = (diagnosed, diagnosed) if what == "reload" else None
+                try:
+                    self.publish(diagnosed)
+                    if loaded is not None:
+                        self._adopt(*loaded, reason)
+                except Exception:
+                    log.exception("config (%s): applying the result failed", reason)
+        finally:
+            if self._wanted is None:
+                self.settings.loaded.set()
+
+    def _adopt(self, first: LoadResult, usable: LoadResult, reason: str) -> None:
         self.latest = first
-        self.publish_diagnostics(first)
         for problem in first.problems:
             if problem.severity == "warning":
                 log.warning("config: %s", problem)
@@ -140,20 +195,19 @@ class ConfigFeature(Feature):
             assert usable.config is not None
             self.settings.config = usable.config
             self.on_change(usable.config)
-            self._remember_mtimes()
-            return usable
-        kept = "keeping the last good config" if self.result else "no valid config yet"
-        log.error("config (%s) has errors, %s: %s", reason, kept, "; ".join(map(str, first.errors)))
+        else:
+            kept = "keeping the last good config" if self.result else "no valid config yet"
+            log.error("config (%s) has errors, %s: %s", reason, kept, "; ".join(map(str, first.errors)))
         self._remember_mtimes()
-        return None
 
     # -- diagnostics -----------------------------------------------------------------
 
-    def publish_diagnostics(self, from_disk: LoadResult | None = None) -> None:
-        """Diagnostics follow what the user sees: open buffers, else the files on disk."""
-        if self.buffers or from_disk is None:
-            from_disk, _ = load_best(attrs.evolve(self.inputs, texts=dict(self.buffers)))
-        self.publish(from_disk)
+    def publish_diagnostics(self) -> None:
+        """Diagnostics follow what the user sees: open buffers, else the files on disk
+        (loaded off the event loop, like a reload; a pending reload publishes them too)."""
+        if self._wanted is None:
+            self._wanted = ("diagnostics", "buffer changed")
+        self._start_refresh()
 
     def publish(self, result: LoadResult) -> None:
         by_file: dict[Path, list[types.Diagnostic]] = {path: [] for path in self._diagnosed}
@@ -240,15 +294,21 @@ class ConfigFeature(Feature):
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(POLL_SECONDS)
-            current = {path: _mtime(path) for path in self.watched_paths()}
-            if current != self._mtimes:
-                self.reload("file changed")
+            try:  # nothing a file does may stop the polling
+                current = {path: _mtime(path) for path in self.watched_paths()}
+                if current != self._mtimes:
+                    self._mtimes = current
+                    self.reload("file changed")
+            except Exception:
+                log.exception("config: polling failed once; polling on")
 
     # -- commands --------------------------------------------------------------------
 
     async def show_status(self) -> dict[str, Any]:
         """`tinyarms.status`: roles, tiers and models in effect, and the last completion and decision."""
-        config = await self.settings.wait_loaded(timeout=30)
+        await self.settings.wait_loaded(timeout=30)
+        await self.settled()
+        config = self.settings.config
         tiers = {
             name: {"provider": tier.provider, "model": tier.model}
             for name, tier in (config.tiers if config else {}).items()
@@ -266,6 +326,7 @@ class ConfigFeature(Feature):
     async def show_config(self) -> dict[str, Any]:
         """`tinyarms.showConfig`: the effective config with the source of every value, and any problems."""
         await self.settings.wait_loaded(timeout=30)
+        await self.settled()
         result = self.result
         latest = self.latest
         return {
@@ -296,6 +357,14 @@ def deep_merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _failed(inputs: ConfigInputs, exc: Exception) -> LoadResult:
+    """The result of a load that raised: one problem at the workspace file (or the user file)."""
+    candidates = [inputs.workspace / ".tinyarms.toml", inputs.workspace / "pyproject.toml"] if inputs.workspace else []
+    path = next((p for p in candidates if p.is_file()), inputs.user_file or user_config_file())
+    message = f"the config could not be loaded ({type(exc).__name__}: {exc}); the last good config stays"
+    return LoadResult(None, {}, {}, [Problem(message, source=Source("workspace", path=path))], [path])
 
 
 def _mtime(path: Path) -> float | None:

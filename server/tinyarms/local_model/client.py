@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
 STABLE_AFTER_S = 60.0  # a child that lived this long resets the backoff
+# The watchdog pings a ready child this often; one that does not answer in 3 intervals is
+# hung (SIGSTOP, a deadlock in native code) and is killed, then restarts like a crash. The
+# child answers pings on its reader thread, even mid-generation (0.05 ms), so 15 s of
+# silence is never a slow answer. TINYARMS_WATCHDOG_S changes the interval (tests).
+WATCHDOG_S = 5.0
 
 
 class LocalModelError(Exception):
@@ -80,6 +85,8 @@ class LocalModel:
         self._started_at = 0.0
         self._stopping = False
         self.crashes = 0
+        self._hung: str | None = None  # why the watchdog killed the child, until it restarts
+        self.last_failure: str | None = None  # the latest crash or hang, for status
         self.listeners: list[Callable[[LocalModel], None]] = []  # told about every state change
 
     def _set_state(self, state: str, error: str | None = None) -> None:
@@ -114,22 +121,19 @@ class LocalModel:
         self._set_state("loading")
         try:
             if self.path is None:
-                self.path = str(await asyncio.to_thread(resolve, self.spec))
+                self.path = os.path.abspath(await asyncio.to_thread(resolve, self.spec))  # the child runs elsewhere
         except ModelNotAvailable as exc:
             self._set_state("failed", str(exc))
             raise LocalModelError(str(exc)) from exc
         if self._proc and self._proc.returncode is None:
             self._proc.kill()  # a child that failed to load
-        env = dict(os.environ)
-        server_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (server_dir, env.get("PYTHONPATH")) if p)
+        command, cwd, env = child_command()
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tinyarms.local_model.worker",
+            *command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
             env=env,
             limit=1 << 24,
         )
@@ -147,6 +151,7 @@ class LocalModel:
         self._set_state("ready")
         assert self._ready is not None
         self._ready.set()
+        self._spawn_task(self._watch(proc))
         log.info("model %s (%s) ready in %.2fs", self.spec, self.purpose, time.perf_counter() - started)
 
     def _spawn_task(self, coro: Any) -> None:
@@ -203,7 +208,9 @@ class LocalModel:
         if self._stopping:
             return
         self.crashes += 1
-        self._set_state("restarting", f"crashed: {_describe(code)}")
+        why, self._hung = self._hung or f"crashed: {_describe(code)}", None
+        self.last_failure = why
+        self._set_state("restarting", why)
         if time.monotonic() - self._started_at > STABLE_AFTER_S:
             self._backoff = 0.5
         delay, self._backoff = self._backoff, min(self._backoff * 2, MAX_BACKOFF_S)
@@ -231,6 +238,24 @@ class LocalModel:
             log.error("model %s: restart failed: %s", self.spec, exc)
             if not self._stopping and self.state != "failed":
                 self._spawn_task(self._restart(self._backoff))
+
+    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+        """Kill `proc` when it stops answering pings; `_read_replies` then restarts it."""
+        interval = float(os.environ.get("TINYARMS_WATCHDOG_S") or WATCHDOG_S)
+        while proc is self._proc and proc.returncode is None and not self._stopping:
+            await asyncio.sleep(interval)
+            if proc is not self._proc or not self.ready:
+                continue
+            try:
+                await asyncio.wait_for(self._call("ping"), timeout=3 * interval)
+            except asyncio.TimeoutError:
+                self._hung = f"hung: no answer to a ping in {3 * interval:g} s; killed"
+                log.error("model %s (%s): child pid %d %s", self.spec, self.purpose, proc.pid, self._hung)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                return
+            except LocalModelError:
+                return  # it exited: _read_replies handles that
 
     async def _read_logs(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stderr is not None
@@ -298,6 +323,11 @@ class LocalModel:
         reply = await self._call("tokenize", text=text, special=special)
         return list(reply["tokens"])
 
+    async def score(self, prompt: str, candidates: list[str]) -> list[float]:
+        """The logit of each candidate's first token after `prompt` (one forward pass)."""
+        reply = await self._call("score", prompt=prompt, candidates=candidates)
+        return [float(x) for x in reply["logits"]]
+
     async def crash(self) -> None:
         """Test only (TINYARMS_ALLOW_CRASH=1): make the child segfault."""
         await self._call("crash")
@@ -347,6 +377,22 @@ class LocalModel:
                 yield ChatPiece("", None, done=True, usage=(int(usage[0]), int(usage[1])))
             else:
                 yield ChatPiece(str(message["piece"]), message.get("logprob"))
+
+
+def child_command() -> tuple[list[str], str, dict[str, str]]:
+    """How the child starts: (argv, cwd, env), so no file of the user's folder is imported.
+
+    `python -m` puts the current folder first on sys.path, and the server's current folder
+    is often a cloned repository: its `queue.py` would run in the child. `-P` (Python 3.11)
+    leaves the current folder off sys.path and keeps PYTHONPATH. Relative and empty
+    PYTHONPATH entries (both mean "the current folder") are dropped, and the child runs in
+    the folder that holds the tinyarms package.
+    """
+    server_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    entries = [server_dir] + [e for e in env.get("PYTHONPATH", "").split(os.pathsep) if os.path.isabs(e)]
+    env["PYTHONPATH"] = os.pathsep.join(entries)
+    return [sys.executable, "-P", "-m", "tinyarms.local_model.worker"], server_dir, env
 
 
 def _describe(code: int | None) -> str:

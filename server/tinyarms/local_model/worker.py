@@ -20,6 +20,8 @@ Requests (`{"id": N, "op": ...}`):
   {"id", "piece", "logprob"} and ends with {"id", "done", "usage"}. With `json_schema` every
   token is sampled through llama.cpp's grammar built from that schema (JSON-schema -> GBNF),
   so the answer is always JSON of that shape (the agent's tool calls on local tiers).
+- `score` {prompt, candidates}: evaluate the prompt once -> {"logits": [the logit of each
+  candidate's first token]} (the router's LLM stage).
 - `cancel` {target}: stop request `target`.
 - `crash`: a real segfault, only with TINYARMS_ALLOW_CRASH=1 (tests of crash isolation).
 """
@@ -159,6 +161,12 @@ class Worker:
     def op_tokenize(self, request: dict[str, Any]) -> dict[str, Any]:
         text = str(request.get("text", "")).encode()
         return {"tokens": self.llm.tokenize(text, add_bos=False, special=bool(request.get("special")))}
+
+    def op_score(self, request: dict[str, Any]) -> dict[str, Any]:
+        firsts = [self.llm.tokenize(str(c).encode(), add_bos=False, special=False)[0] for c in request["candidates"]]
+        self.prepare(int(request["id"]), self.tokens_of([["text", str(request["prompt"])]]))
+        logits = self.logits()
+        return {"logits": [float(logits[token]) for token in firsts]}
 
     def op_crash(self, request: dict[str, Any]) -> None:
         if os.environ.get("TINYARMS_ALLOW_CRASH") != "1":

@@ -113,4 +113,4 @@ class Routing:
         if not (config.cache.enabled and config.cache.semantic):
             return None
         router = await self.ready(config)
-        return router.embed if router is not None else None
+        return router.embed if router is not None and router.encoder is not None else None

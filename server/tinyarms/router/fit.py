@@ -50,7 +50,7 @@ def scored(router: Router, texts: list[str]) -> tuple[list[str], np.ndarray, lis
     train_texts, train_labels = training_rows(router.config)
     labels, probs = router.probabilities(texts)
     index = {t: i for i, t in enumerate(train_texts)}
-    if any(t in index for t in texts) and router.classifier is not None:
+    if any(t in index for t in texts) and router.classifier is not None and router.encoder is not None:
         names, oof = out_of_fold(cached_encode(router.encoder, train_texts), train_labels, train_texts)
         columns = [names.index(label) for label in labels]
         for row, text in enumerate(texts):

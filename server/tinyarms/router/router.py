@@ -76,7 +76,7 @@ def normalise(text: str) -> str:
 
 
 class Router:
-    def __init__(self, config: Config, encoder: Encoder, llm: LlmClassifier | None = None) -> None:
+    def __init__(self, config: Config, encoder: Encoder | None, llm: LlmClassifier | None = None) -> None:
         self.config = config
         self.encoder = encoder
         self.llm = llm
@@ -84,7 +84,7 @@ class Router:
         self.rules = Rules(list(self.specs))
         texts, labels = training_rows(config)
         self.classifier: Classifier | None = None
-        if self.specs and texts:
+        if self.specs and texts and encoder is not None:
             self.classifier = train(cached_encode(encoder, texts), labels, texts)
         self._cache: OrderedDict[str, Decision] = OrderedDict()
         self._lock = threading.Lock()
@@ -120,11 +120,13 @@ class Router:
 
     def embed(self, text: str) -> list[float]:
         """The encoder's unit vector for `text`: the semantic cache's embedder (one MiniLM call, ~5-10 ms)."""
+        if self.encoder is None:
+            raise RuntimeError("the router is off (router.enabled = false): no encoder is loaded")
         return [float(v) for v in self.encoder.encode([normalise(text) or " "])[0]]
 
     def probabilities(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
         """The embedding stage's label probabilities for each text (for fit and eval)."""
-        if self.classifier is None:
+        if self.classifier is None or self.encoder is None:
             return [NONE], np.ones((len(texts), 1), dtype=np.float32)
         clean = [normalise(t) or " " for t in texts]
         vectors = cached_encode(self.encoder, clean) if len(clean) > 20 else self.encoder.encode(clean)
@@ -197,6 +199,8 @@ class Router:
 def load_router(config: Config) -> Router:
     """Load the encoder once and build the router from the config's routes."""
     settings = config.router
+    if not settings.enabled:  # every request takes the fallback: no encoder, no ONNX export
+        return Router(config, None)
     encoder = load_encoder(settings.encoder, settings.backend, settings.threads)
     llm = None
     if settings.low_confidence == "llm":

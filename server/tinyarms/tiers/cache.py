@@ -73,6 +73,9 @@ CREATE INDEX IF NOT EXISTS responses_scope ON responses (scope, created);
 """
 
 
+_WARNED: set[Path] = set()  # caches already reported unusable (once per file and process)
+
+
 class ResponseCache:
     def __init__(self, path: Path | None = None, *, ttl_s: float = 86400.0) -> None:
         self.path = path or cache_path()
@@ -81,23 +84,35 @@ class ResponseCache:
     def _db(self) -> AbstractContextManager[sqlite3.Connection]:
         return db.connect(self.path, _SCHEMA)
 
+    def _unusable(self, exc: BaseException) -> None:
+        """The cache is an optimisation: a broken file or folder costs it, never the answer."""
+        if self.path not in _WARNED:
+            _WARNED.add(self.path)
+            log.warning("the response cache %s cannot be used (%s); answering without it", self.path, exc)
+
+    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        """The rows of a query; none when the store is unusable."""
+        try:
+            with self._db() as conn:
+                return conn.execute(sql, args).fetchall()
+        except db.UNUSABLE as exc:
+            self._unusable(exc)
+            return []
+
     def get(self, key: str) -> Hit | None:
-        with self._db() as conn:
-            row = conn.execute(
-                "SELECT answer, tier, model FROM responses WHERE key = ? AND created >= ?",
-                (key, time.time() - self.ttl_s),
-            ).fetchone()
-        return Hit(row[0], row[1], row[2], "hit") if row else None
+        rows = self._rows(
+            "SELECT answer, tier, model FROM responses WHERE key = ? AND created >= ?", (key, time.time() - self.ttl_s)
+        )
+        return Hit(rows[0][0], rows[0][1], rows[0][2], "hit") if rows else None
 
     def nearest(self, scope_key: str, vector: Sequence[float], threshold: float) -> Hit | None:
         query = _unit(vector)
         best: tuple[float, Any] | None = None
-        with self._db() as conn:
-            rows = conn.execute(
-                "SELECT answer, tier, model, embedding FROM responses "
-                "WHERE scope = ? AND created >= ? AND embedding IS NOT NULL",
-                (scope_key, time.time() - self.ttl_s),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT answer, tier, model, embedding FROM responses "
+            "WHERE scope = ? AND created >= ? AND embedding IS NOT NULL",
+            (scope_key, time.time() - self.ttl_s),
+        )
         for answer, tier, model, blob in rows:
             stored = array("f")
             stored.frombytes(blob)
@@ -113,12 +128,15 @@ class ResponseCache:
 
     def put(self, key: str, scope_key: str, tier: str, model: str, answer: str, vector: Sequence[float] | None) -> None:
         blob = array("f", _unit(vector)).tobytes() if vector is not None else None
-        with self._db() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key, scope_key, time.time(), tier, model, answer, blob),
-            )
-            conn.execute("DELETE FROM responses WHERE created < ?", (time.time() - self.ttl_s,))
+        try:
+            with self._db() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (key, scope_key, time.time(), tier, model, answer, blob),
+                )
+                conn.execute("DELETE FROM responses WHERE created < ?", (time.time() - self.ttl_s,))
+        except db.UNUSABLE as exc:
+            self._unusable(exc)
 
     def clear(self) -> int:
         if not self.path.exists():

@@ -4,6 +4,11 @@ Prices come from the `genai-prices` table (pinned to a release that runs offline
 httpx), a tier's `price` in TOML overrides it, and local tiers cost 0. Spend is kept in a
 small SQLite file in the platformdirs data dir, in WAL mode with short transactions, so
 several servers (several editors) can add to it at once.
+
+A broken ledger never drops a limit: a corrupt file is moved aside (`spend.sqlite.corrupt-…`),
+the rows SQLite can still read from it are carried into a new one, and a warning says so;
+when the data folder cannot hold a ledger at all, spend is counted in memory for this
+process, so budgets still hold for everything it sends.
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, closing
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import platformdirs
 from attrs import define
@@ -107,6 +113,53 @@ def _connect(path: Path | None = None) -> AbstractContextManager[sqlite3.Connect
     return db.connect(path or ledger_path(), _SCHEMA)
 
 
+T = TypeVar("T")
+_memory: dict[Path, sqlite3.Connection] = {}  # ledgers kept in memory (their folder cannot hold a file)
+_COLUMNS = "ts, day, month, role, tier, prompt_tokens, completion_tokens, usd"
+
+
+def _with_ledger(path: Path | None, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work` on the ledger, repairing or replacing it when the file is unusable."""
+    target = path or ledger_path()
+    if target in _memory:
+        return work(_memory[target])
+    try:
+        with _connect(target) as conn:
+            return work(conn)
+    except db.UNUSABLE as exc:
+        if db.corrupt(exc):
+            try:
+                _replace_corrupt(target, exc)
+                with _connect(target) as conn:
+                    return work(conn)
+            except db.UNUSABLE as again:
+                exc = again
+        log.warning("the spend ledger %s cannot be used (%s); counting spend in memory for this process", target, exc)
+        db.forget(target)
+        memory = _memory[target] = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        memory.executescript(_SCHEMA)
+        return work(memory)
+
+
+def _replace_corrupt(path: Path, exc: BaseException) -> None:
+    """Move a corrupt ledger aside and start a new one with every row that can still be read."""
+    rows: list[tuple[object, ...]] = []
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as old:
+            rows = old.execute(f"SELECT {_COLUMNS} FROM spend").fetchall()
+    except sqlite3.Error:
+        pass  # nothing readable: the limits count from now on
+    aside = db.move_aside(path)
+    with _connect(path) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(f"INSERT INTO spend ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+    log.warning(
+        "the spend ledger %s was corrupt (%s): moved to %s; a new one holds the %d records that could be read%s",
+        path, exc, aside, len(rows), "" if rows else " (spend before now is not counted against the budgets)",
+    )  # fmt: skip
+
+
 def _periods(now: float) -> tuple[str, str]:
     # Local calendar days and months: that is what a user means by "per day".
     local = datetime.fromtimestamp(now, timezone.utc).astimezone()
@@ -118,13 +171,16 @@ def record(role: str, tier: str, usage: Usage, usd: float, *, path: Path | None 
         return
     now = time.time()
     day, month = _periods(now)
-    with _connect(path) as conn:
+
+    def insert(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
             "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (now, day, month, role, tier, usage.prompt_tokens, usage.completion_tokens, usd),
         )
         conn.execute("COMMIT")
+
+    _with_ledger(path, insert)
 
 
 @define
@@ -137,7 +193,8 @@ class Spent:
 
 def spent(role: str, *, path: Path | None = None, now: float | None = None) -> Spent:
     day, month = _periods(now or time.time())
-    with _connect(path) as conn:
+
+    def read(conn: sqlite3.Connection) -> Spent:
         conn.execute("BEGIN")
         row = conn.execute(
             "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(CASE WHEN role = ? THEN usd END), 0) FROM spend WHERE day = ?",
@@ -149,7 +206,9 @@ def spent(role: str, *, path: Path | None = None, now: float | None = None) -> S
             (role, month),
         ).fetchone()
         conn.execute("COMMIT")
-    return Spent(day=row[0], month=mrow[0], role_day=row[1], role_month=mrow[1])
+        return Spent(day=row[0], month=mrow[0], role_day=row[1], role_month=mrow[1])
+
+    return _with_ledger(path, read)
 
 
 @define

@@ -160,6 +160,7 @@ async def test_context_stays_under_its_cap_with_200_open_files(session: Session)
 
 
 async def test_feedback_is_recorded_and_shown_by_stats(session: Session, tmp_path: Path) -> None:
+    await session.settings({"context": False})  # short prompts: this is about the records
     events = [("accepted", None), ("partial", 3), ("dismissed", None)]
     ids = []
     for index, (event, accepted_length) in enumerate(events):

@@ -856,16 +856,36 @@ async def many_open_files(spec: str, count: int, target: tuple[Path, list[Path]]
     }
 
 
-async def context_checks(spec: str, quick: bool) -> dict[str, Any]:
-    cross_n, single_n, targets_n, pause_s = (6, 6, 1, 6.0) if quick else (30, 24, 3, 6.0)
+CONTEXT_SECTIONS = ("quality", "replay", "first", "many")
+
+
+async def context_checks(spec: str, quick: bool, sections: tuple[str, ...] = CONTEXT_SECTIONS) -> dict[str, Any]:
+    """5-9; each section's result is also printed to stderr as soon as it is done."""
+    cross_n, single_n, targets_n, spots, pause_s = (4, 3, 1, 1, 6.0) if quick else (12, 8, 1, 1, 6.0)
     targets = package_files()
     stride = max(1, len(targets) // targets_n)
     chosen = targets[stride // 2 :: stride][:targets_n]
     result: dict[str, Any] = {}
-    result.update(await quality_runs(spec, cross_n, single_n))
-    result["typing_replay_package"] = await context_replay(spec, chosen, 1 if quick else 2, 3)
-    result["first_completion_after_open"] = await first_completion(spec, chosen, pause_s)
-    result["open_files_200"] = await many_open_files(spec, 200, chosen[0])
+    started = time.perf_counter()
+
+    def progress(section: str) -> None:
+        print(f"[{time.perf_counter() - started:7.1f}s] {section}", file=sys.stderr, flush=True)
+        if result:
+            print(json.dumps(result), file=sys.stderr, flush=True)
+
+    if "quality" in sections:
+        progress("quality (cross-file, single-file)")
+        result.update(await quality_runs(spec, cross_n, single_n))
+    if "replay" in sections:
+        progress("typing replay with / without context")
+        result["typing_replay_package"] = await context_replay(spec, chosen, spots, 3)
+    if "first" in sections:
+        progress("first completion after didOpen, prefill on / off")
+        result["first_completion_after_open"] = await first_completion(spec, chosen, pause_s)
+    if "many" in sections:
+        progress("200 open files")
+        result["open_files_200"] = await many_open_files(spec, 200, chosen[0])
+    progress("done")
     return result
 
 
@@ -876,6 +896,9 @@ def main() -> None:
     parser.add_argument("--interval-ms", type=float, default=0.0, help="pause between keystrokes (default none)")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--only", choices=["context"], help="only the project-context sections (5-9)")
+    parser.add_argument(
+        "--sections", default=",".join(CONTEXT_SECTIONS), help=f"with --only context: some of {CONTEXT_SECTIONS}"
+    )
     args = parser.parse_args()
     if args.only == "context":
         started = time.perf_counter()
@@ -884,7 +907,7 @@ def main() -> None:
             "quick": args.quick,
             "cpu_count": os.cpu_count(),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-            **asyncio.run(context_checks(args.model, args.quick)),
+            **asyncio.run(context_checks(args.model, args.quick, tuple(args.sections.split(",")))),
         }
         result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         result["total_s"] = round(time.perf_counter() - started, 1)

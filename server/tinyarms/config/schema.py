@@ -96,13 +96,25 @@ class Role:
     context_tokens: int = 4000
 
 
+Multiline = Literal["auto", "always", "never"]
+
+
 @define(kw_only=True)
 class AutocompleteRole(Role):
     """The autocomplete role: local FIM completions as you type."""
 
     # wall-clock budget per completion, in milliseconds
     max_latency_ms: int = field(default=100, metadata=bounds(ge=1, le=60_000))
-    multiline: bool = True  # allow multi-line completions where they make sense
+    multiline: Multiline = "auto"  # auto: a block on an empty line after a block opener; always; never
+    context: bool = True  # chunks of other files and the definitions the current file imports
+    # cap on that context block, in tokens (estimated at 3 characters a token)
+    context_tokens: int = field(default=512, metadata=bounds(ge=0, le=100_000))
+    # ring buffer of chunks from recently opened, edited and saved files
+    context_chunks: int = field(default=16, metadata=bounds(ge=0, le=1000))
+    context_chunk_lines: int = field(default=32, metadata=bounds(ge=1, le=1000))  # lines per chunk
+    prefill: bool = True  # evaluate the prompt ahead (didOpen, context change) at low priority
+    feedback: bool = True  # record shown / accepted / partial / dismissed in the state dir
+    feedback_text: bool = False  # also record the suggestion's text (off: lengths only)
 
 
 @define(kw_only=True)

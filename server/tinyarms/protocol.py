@@ -31,10 +31,65 @@ expected str @ $.text``):
   true, "trace_id", "correction"}``; an unknown route, rating or outcome, or a correction of
   a request this server does not remember, is InvalidParams and writes nothing.
   ``tinyarms router fit --from-log`` learns from these.
+- ``tinyarms.chat`` ``({"text", "conversation"?, "uri"?, "range"?, "workDoneToken"?, "stream_id"?})``:
+  one turn of a conversation (a new one when ``conversation`` is absent or unknown; ids are
+  1-64 of ``[A-Za-z0-9_-]``). Free text is routed, slash commands name the route; the routed
+  role answers with the context (the selection or the file around the cursor, the
+  diagnostics in the range, ``@path`` files inside the workspace, the rules file) and the
+  earlier turns that fit ``roles.ROLE.context_tokens``. Returns ``{"text", "decision",
+  "conversation", "usage": {"prompt_tokens", "completion_tokens", "total_tokens",
+  "estimated"?}, "cost_usd", "context": [{"kind", "path"?, "tokens", "note"?, "turns"?}],
+  "actions": [{"title", "command", "arguments"}], "note"}``. ``decision`` is the routing
+  decision with ``tier``, ``model``, ``elapsed_ms`` and ``cost_usd`` of the tier that
+  answered (``routed_tier`` when a fallback answered). Context kinds: ``history``,
+  ``rules``, ``selection``, ``file``, ``diagnostics``, ``mention``; a ``note`` says why a
+  piece was cut or not sent (``@../x``: "refused: it is outside the workspace folders").
+  ``note`` (top level) says when the oldest turns were left out. ``actions``: "Apply as an
+  edit" (``tinyarms.edit`` with the answer) when the role is edit and a range was given,
+  "Start the agent" (``tinyarms.agent {"goal", "uri"?, "range"?}``) when it is agent.
+  Streams under ``workDoneToken`` as ``$/progress`` (begin: title and message
+  ``tinyarms chat <conversation>``; each report's ``message`` is the next piece of the
+  answer, or ``(restarted: why)``; end: the decision line) and, for a ``stream_id``, as
+  ``tinyarms/stream`` notifications.
+- ``tinyarms.chat.list`` ``({})``: ``{"conversations": [{"id", "title", "turns", "updated"}]}``,
+  the most recently updated first (``updated`` in Unix seconds).
+- ``tinyarms.chat.delete`` ``({"conversation"})``: ``{"deleted": bool}``.
+- ``tinyarms.edit`` ``({"uri", "range", "instruction", "version", "preview"?, "answer"?})``: the
+  edit role rewrites the range's whole lines (``/test`` writes tests into the project's test
+  file instead). ``preview: true`` -> ``{"diff", "edit": WorkspaceEdit, "decision"}``,
+  nothing applied; otherwise ``workspace/applyEdit`` labelled ``tinyarms: <instruction>`` ->
+  ``{"applied": true, "decision", "diff"}``. Refused (the document is not at ``version``,
+  the answer is empty, unchanged, words instead of code, or breaks the file's syntax, the
+  editor cannot create the test file or did not apply the edit) -> ``{"applied": false,
+  "refused": "<one sentence>", "decision"}``, nothing changed. ``answer``: apply this text
+  (a chat answer) instead of asking the model; the same checks apply.
+- ``tinyarms.agent`` ``({"goal", "uri"?, "range"?, "workDoneToken"?, "run"?})``: run the agent
+  (features/agent.py) in the workspace folders; ``run`` is an optional client-chosen id. Each
+  step is a ``$/progress`` report under ``workDoneToken`` (or a server-created token): the
+  begin message is ``"run ID: GOAL"``, reports ``"step N on TIER: tool, tool (error)"``, the
+  end is why it stopped; cancelling the progress cancels the run. Writes go through
+  ``workspace/applyEdit``. Returns ``{"run", "report": {"goal", "steps": [{"index", "tier",
+  "model", "route", "stage", "text", "tool_calls": [{"id", "name", "arguments", "ok",
+  "result"}], "tokens", "cost_usd", "latency_ms"}], "files": [{"path", "diff", "created"}],
+  "tokens", "cost_usd", "stopped", "stop", "answer"}}``. ``steps`` is a list (its length is
+  the step count); ``stopped`` is one sentence; ``stop`` is one of done, steps, time, tokens,
+  cost, malformed, cancelled, error.
+- ``tinyarms.agent.cancel`` ``({"run"})``: stop that run within a second -> ``{"cancelled"}``
+  (false when it had already ended).
+- ``tinyarms.agent.undo`` ``({"run"})``: put back every file the run changed, byte for byte,
+  and delete the files it created -> ``{"restored": [path], "deleted": [path]}`` (paths
+  relative to the workspace; a second undo restores nothing).
 - ``tinyarms.status`` ``()``: tiers, models, the last completion and the last decision.
 - ``tinyarms.toggleAutocomplete`` ``({"enabled"?})``: turn inline completion off or on for
   this session (``enabled`` is true or false; anything else is an "invalid params" error;
   absent toggles); returns ``{"enabled"}``.
+- ``tinyarms.autocomplete.feedback`` ``({"id", "event", "accepted_length"?})``: what the user
+  did with a completion. ``event`` is ``"shown"``, ``"accepted"``, ``"partial"`` (with
+  ``accepted_length``, characters of the suggestion kept) or ``"dismissed"``. Every inline
+  completion item (and every ``textDocument/completion`` item) carries ``command`` = this
+  command with ``{"id", "event": "accepted"}``; the editor sends the other events itself.
+  Returns ``{"recorded": bool, "reason"?}`` (an unknown or expired id is not an error:
+  ``recorded`` is false); a wrong shape is a JSON-RPC InvalidParams error naming the field.
 
 Errors: a request whose params do not fit their LSP type, or a command argument of the wrong
 shape, gets JSON-RPC error -32602 with a one-line message naming the field; any other failure
@@ -53,10 +108,11 @@ Server to client notifications:
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import cattrs
 from attrs import define
+from cattrs.strategies import configure_union_passthrough
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
@@ -65,8 +121,16 @@ ROUTE = "tinyarms.route"
 ASK = "tinyarms.ask"
 STATUS = "tinyarms.status"
 FEEDBACK = "tinyarms.feedback"
+CHAT = "tinyarms.chat"
+CHAT_LIST = "tinyarms.chat.list"
+CHAT_DELETE = "tinyarms.chat.delete"
+EDIT = "tinyarms.edit"
 TOGGLE_AUTOCOMPLETE = "tinyarms.toggleAutocomplete"
+AGENT = "tinyarms.agent"
+AGENT_CANCEL = "tinyarms.agent.cancel"
+AGENT_UNDO = "tinyarms.agent.undo"
 CRASH_MODEL = "tinyarms.test.crashModel"  # tests only: offered with TINYARMS_ALLOW_CRASH=1; -> {"crashed", "error"?}
+AUTOCOMPLETE_FEEDBACK = "tinyarms.autocomplete.feedback"
 
 STATUS_NOTIFICATION = "tinyarms/status"
 STREAM_NOTIFICATION = "tinyarms/stream"
@@ -91,7 +155,7 @@ class AskArgs:
 
 
 @define(kw_only=True)
-class FeedbackArgs:
+class AnswerFeedbackArgs:
     trace_id: str | None = None  # the request's trace id; None: this session's last request
     rating: str | None = None  # up | down
     route: str | None = None  # a route correction: a route name or "none"
@@ -99,8 +163,59 @@ class FeedbackArgs:
 
 
 @define(kw_only=True)
+class ChatArgs:
+    text: str
+    conversation: str | None = None  # continue this conversation (new when absent or unknown)
+    uri: str | None = None  # the document the question is about
+    range: types.Range | None = None  # the selection (an empty range: the cursor)
+    workDoneToken: str | int | None = None  # noqa: N815 - the LSP name; $/progress reports carry it
+    stream_id: str | None = None  # tinyarms/stream notifications carry it
+
+
+@define(kw_only=True)
+class ChatListArgs:
+    pass
+
+
+@define(kw_only=True)
+class ChatDeleteArgs:
+    conversation: str
+
+
+@define(kw_only=True)
+class EditArgs:
+    uri: str
+    range: types.Range
+    instruction: str
+    version: int | None  # the document version the edit is for; a newer document refuses it
+    preview: bool = False  # return the WorkspaceEdit instead of applying it
+    answer: str | None = None  # apply this (a chat answer) instead of asking the model
+
+
+@define(kw_only=True)
 class ToggleArgs:
     enabled: bool | None = None  # None: flip
+
+
+@define(kw_only=True)
+class AgentArgs:
+    goal: str
+    uri: str | None = None  # with range: the selected code goes along with the goal
+    range: types.Range | None = None
+    workDoneToken: str | int | None = None  # noqa: N815 (the LSP field name)
+    run: str | None = None  # a client-chosen run id
+
+
+@define(kw_only=True)
+class RunArgs:
+    run: str
+
+
+@define(kw_only=True)
+class FeedbackArgs:
+    id: str  # the completion's id, from its item's command
+    event: Literal["shown", "accepted", "partial", "dismissed"]
+    accepted_length: int | None = None  # with "partial": characters of the suggestion kept
 
 
 Shape = TypeVar("Shape")
@@ -120,6 +235,8 @@ def _exact(kind: type) -> Any:
 _converter = cattrs.Converter()
 for _kind in (str, bool, int):
     _converter.register_structure_hook(_kind, _exact(_kind))
+# A ProgressToken (LSP: integer | string) is taken as it is.
+configure_union_passthrough(str | int | None, _converter)
 
 
 def arguments(command: str, args: tuple[Any, ...], shape: type[Shape]) -> Shape:

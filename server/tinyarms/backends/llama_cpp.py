@@ -22,7 +22,8 @@ def build_messages(request: ChatRequest) -> list[dict[str, str]]:
     return messages
 
 
-async def stream_chat(tier: Tier, name: str, request: ChatRequest) -> AsyncIterator[Event]:
+async def stream_chat(tier: Tier, name: str, request: ChatRequest, *, client: object = None) -> AsyncIterator[Event]:
+    """The local tier, through the shared model manager; `client` (HTTP) is not used."""
     try:
         from tinyarms.local_model import LocalModelError, get_model
     except ImportError:

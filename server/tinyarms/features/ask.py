@@ -35,15 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# (title, slash command, code action kind) for a selection.
-CODE_ACTIONS = (
-    ("tinyarms: Explain", "/explain", types.CodeActionKind.Empty),
-    ("tinyarms: Refactor", "/refactor", types.CodeActionKind.RefactorRewrite),
-    ("tinyarms: Fix", "/fix", types.CodeActionKind.QuickFix),
-    ("tinyarms: Write tests", "/test", types.CodeActionKind.Empty),
-    ("tinyarms: Document", "/document", types.CodeActionKind.Empty),
-    ("tinyarms: Review", "/review", types.CodeActionKind.Empty),
-)
 
 
 class AskFeature(Feature):
@@ -137,10 +128,16 @@ class AskFeature(Feature):
     # -- code actions -----------------------------------------------------------------
 
     def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
-        """The request actions, offered on a non-empty selection."""
-        selection = params.range
-        if selection.start == selection.end:
+        """On a non-empty selection, one action per route with an `action` title (in config
+        order; roles/base.toml ships Explain, Refactor, Fix, Write tests, Document, Review)."""
+        selection, config = params.range, self.settings.config
+        if selection.start == selection.end or config is None:
             return []
+        offered = [
+            (route.action, f"/{name}", types.CodeActionKind(route.action_kind))
+            for name, route in config.routes.items()
+            if route.action and route.enabled
+        ]
         where = {
             "uri": params.text_document.uri,
             "range": {
@@ -155,7 +152,7 @@ class AskFeature(Feature):
                 kind=kind,
                 command=types.Command(title=title, command=protocol.ASK, arguments=[{"text": slash, **where}]),
             )  # fmt: skip
-            for title, slash, kind in CODE_ACTIONS
+            for title, slash, kind in offered
             if not only or any(str(kind.value).startswith(str(getattr(o, "value", o))) for o in only)
         ]
 

@@ -20,17 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DESCRIPTIONS = {
-    "explain": "explain what code does or how something works",
-    "generate": "write new code",
-    "refactor": "restructure existing code without changing behaviour",
-    "fix": "fix a bug or an error",
-    "test": "write tests",
-    "document": "write docs or comments",
-    "review": "review code and give feedback",
-    "plan": "a large change across many files",
-    "none": "not a programming request",
-}
+NONE_DESCRIPTION = "not a programming request"  # the `none` label; routes describe themselves in TOML
 
 
 class LlmClassifier(Protocol):
@@ -47,9 +37,10 @@ class ChildClassifier:
     the client lives on an event loop of its own, in a daemon thread.
     """
 
-    def __init__(self, spec: str, n_threads: int = 2, timeout_s: float = 30.0) -> None:
+    def __init__(self, spec: str, descriptions: dict[str, str], n_threads: int = 2, timeout_s: float = 30.0) -> None:
         from tinyarms.local_model.client import LocalModel
 
+        self.descriptions = {"none": NONE_DESCRIPTION, **descriptions}
         self.timeout_s = timeout_s
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="router-llm", daemon=True).start()
@@ -61,7 +52,7 @@ class ChildClassifier:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def prompt(self, text: str, labels: list[str]) -> str:
-        lines = "\n".join(f"- {label}: {DESCRIPTIONS.get(label, label)}" for label in labels)
+        lines = "\n".join(f"- {label}: {self.descriptions.get(label) or label}" for label in labels)
         return (
             f"Classify the developer's request into one category.\n{lines}\n\n"
             f"Request: {text[:400]}\nCategory:"
@@ -83,7 +74,10 @@ def _close(model: Any, loop: asyncio.AbstractEventLoop) -> None:
 
 
 def load_llm(config: Config) -> LlmClassifier:
+    from tinyarms.backends.registry import provider
+
     tier = config.tiers.get(config.router.llm_tier)
-    if tier is None or tier.provider != "llama-cpp":
+    if tier is None or not provider(tier.provider).runs_gguf:
         raise ValueError(f"router.llm_tier '{config.router.llm_tier}' must name a llama-cpp tier")
-    return ChildClassifier(tier.model, tier.n_threads or 2)
+    descriptions = {name: route.description for name, route in config.routes.items() if route.description}
+    return ChildClassifier(tier.model, descriptions, tier.n_threads or 2)

@@ -10,47 +10,16 @@ server speaking the OpenAI wire format, with the real router (MiniLM) deciding.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from conftest import run_tinyarms
 from faultserver import FaultServer
+from test_lsp_ask import http, unique_cloud_config
+
+__all__ = ["http"]  # the module-scoped loopback server fixture, shared with test_lsp_ask
 
 FIRST = "what does a list comprehension do"
 REWORDED = "what is a list comprehension doing"
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[FaultServer]:
-    with FaultServer() as server:
-        yield server
-
-
-def unique_model() -> str:
-    """A model name no earlier run used: the shared response cache holds nothing for it yet."""
-    return f"answer-{uuid.uuid4().hex[:10]}"
-
-
-def cloud_user_config(user_config: Path, http: FaultServer, model: str, extra: str = "") -> None:
-    """chat on one OpenAI-compatible tier at `http`, deterministic (so the cache may answer)."""
-    user_config.parent.mkdir(parents=True, exist_ok=True)
-    user_config.write_text(
-        f"""
-[tiers.team]
-provider = "openai"
-base_url = "{http.url}"
-model = "{model}"
-api_key_env = "TEAM_KEY"
-
-[roles.chat]
-tier = "team"
-temperature = 0
-{extra}
-"""
-    )
 
 
 def asked(http: FaultServer, model: str) -> list[list[dict[str, str]]]:
@@ -60,8 +29,7 @@ def asked(http: FaultServer, model: str) -> list[list[dict[str, str]]]:
 def test_a_reworded_question_is_answered_from_the_semantic_cache(
     env: dict[str, str], user_config: Path, http: FaultServer, workspace: Path
 ) -> None:
-    model = unique_model()
-    cloud_user_config(user_config, http, model, "[cache]\nsemantic = true\n")
+    model = unique_cloud_config(user_config, http, "[cache]\nsemantic = true\n")
     env["TEAM_KEY"] = "not-a-real-key"
 
     first = run_tinyarms(env, "ask", FIRST, "--json", "--workspace", str(workspace))
@@ -89,8 +57,7 @@ def test_a_reworded_question_is_answered_from_the_semantic_cache(
 def test_without_the_semantic_layer_the_reworded_question_goes_to_the_model(
     env: dict[str, str], user_config: Path, http: FaultServer, workspace: Path
 ) -> None:
-    model = unique_model()
-    cloud_user_config(user_config, http, model)  # cache.semantic is off by default
+    model = unique_cloud_config(user_config, http)  # cache.semantic is off by default
     env["TEAM_KEY"] = "not-a-real-key"
     for question in (FIRST, REWORDED):
         done = run_tinyarms(env, "ask", question, "--json", "--workspace", str(workspace))
@@ -113,8 +80,7 @@ action_kind = "refactor.rewrite"
 def test_a_route_added_in_the_workspace_reaches_the_model_with_its_instruction(
     env: dict[str, str], user_config: Path, http: FaultServer, workspace: Path
 ) -> None:
-    model = unique_model()
-    cloud_user_config(user_config, http, model)
+    model = unique_cloud_config(user_config, http)
     env["TEAM_KEY"] = "not-a-real-key"
     (workspace / ".tinyarms.toml").write_text(TRANSLATE)  # an untrusted workspace may add routes
 
@@ -134,3 +100,26 @@ def test_a_route_added_in_the_workspace_reaches_the_model_with_its_instruction(
     broken = run_tinyarms(env, "config", "show", "--workspace", str(workspace))
     assert broken.returncode == 1
     assert "unknown action_kind 'rewrite-it'" in broken.stderr and ".tinyarms.toml:8" in broken.stderr
+
+
+def test_slash_commands_are_spelled_out_and_other_text_is_left_alone(tmp_path: Path) -> None:
+    from tinyarms.config import ConfigInputs, load_config
+    from tinyarms.requests.messages import build_messages
+    from tinyarms.router.decision import Decision
+
+    config = load_config(ConfigInputs(user_file=tmp_path / "none.toml", env={})).config
+    assert config is not None
+
+    def user_text(text: str, route: str | None, role: str = "chat", stage: str = "explicit") -> tuple[str, bool]:
+        decision = Decision(route=route, role=role, tier="local", score=1.0, margin=1.0, stage=stage, reason="")  # type: ignore[arg-type]
+        system, user = build_messages(text, decision, "", config.routes)
+        return user["content"], "The task: " in system["content"]
+
+    assert user_text("/fix the loop", "fix", "edit") == ("Find and fix the bug in this code. the loop", False)
+    assert user_text("/gen a parser", "generate", "edit") == ("Write the code described here. a parser", False)
+    assert user_text("/chat hello", None) == ("hello", False)
+    # A path is not a command, even when the caller named the role.
+    assert user_text("/usr/bin/python is missing", None) == ("/usr/bin/python is missing", False)
+    # A routed request keeps its words; the route's instruction becomes the task in the system text.
+    assert user_text("what does this regex match", "explain", stage="embedding") == ("what does this regex match", True)
+    assert user_text("", "review") == ("Review this code: correctness, clarity, risks.", False)

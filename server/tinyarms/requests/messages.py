@@ -10,9 +10,10 @@ only `/NAME` (or nothing), else as the task in the system message.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from tinyarms.router.rules import Rules
 
 if TYPE_CHECKING:
     from tinyarms.config.schema import Route
@@ -26,26 +27,25 @@ SYSTEM = {
     "plan, then the first concrete change.",
 }
 
-SLASH = re.compile(r"^\s*/([A-Za-z][\w-]*)\s*")
-
-
 def build_messages(
     text: str, decision: Decision, selection: str, routes: Mapping[str, Route]
 ) -> list[dict[str, str]]:
     """System instruction for the role (and the route's task), then the code (if any) and the
-    request, with a slash command spelled out as its route's instruction."""
-    route = routes.get(decision.route) if decision.route else None
-    task = route.instruction.strip() if route is not None else ""
-    request = text.strip()
-    match = SLASH.match(text)
-    if match and decision.stage == "explicit":  # the slash named the route (or `/chat`): drop it
-        request = text[match.end() :].strip()
-    if task and not request:
-        request, task = task, ""  # the route's instruction is the request itself
-    elif task and match and decision.stage == "explicit":
-        request, task = f"{task} {request}", ""
+    request, with a slash command (`/NAME`, an alias, `/chat`) spelled out as its route's instruction."""
+    request, task = text.strip(), _instruction(routes, decision.route)
+    slash = Rules([name for name, route in routes.items() if route.enabled], keywords={}).slash(request)
+    if slash is not None:  # the slash named a route (or `/chat`): its instruction replaces it
+        instruction = _instruction(routes, slash.route)
+        request, task = f"{instruction} {slash.rest}".strip(), ""
+    elif task and not request:
+        request, task = task, ""  # an empty request sent to a route asks what the route does
     system = SYSTEM.get(decision.role, SYSTEM["chat"])
     if task:
         system += f"\n\nThe task: {task}"
     user = f"```\n{selection.rstrip()}\n```\n\n{request}" if selection.strip() else request
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def _instruction(routes: Mapping[str, Route], name: str | None) -> str:
+    route = routes.get(name) if name else None
+    return route.instruction.strip() if route is not None else ""

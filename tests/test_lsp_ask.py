@@ -3,6 +3,8 @@ role's tier chain against a real loopback server speaking the OpenAI wire format
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from conftest import run_tinyarms
 from faultserver import FaultServer
 from test_lsp_config import wait_until
 
@@ -133,3 +136,93 @@ async def test_ask_with_every_tier_failing_is_a_clear_error(
         types.ExecuteCommandParams(command="tinyarms.route", arguments=[{"text": "write tests for this"}])
     )
     assert decision["route"] == "test"
+
+
+async def test_ask_answers_through_the_fallback_role_when_the_router_cannot_load(
+    lsp_factory: Callable[..., Any], user_config: Path, env: dict[str, str], http: FaultServer, tmp_path: Path
+) -> None:
+    cloud_config(user_config, http, "ok")
+    env["TEAM_KEY"] = "not-a-real-key"
+    env["TINYARMS_ROUTER__ENCODER"] = str(tmp_path / "no-such-encoder")  # a folder that is not there
+    lsp = await lsp_factory()
+    answer = await ask(lsp, {"text": "explain what this function does", "stream_id": "s3"})
+    decision = answer["decision"]
+    assert (decision["stage"], decision["route"], decision["role"]) == ("fallback", None, "chat")
+    assert "router failed" in decision["reason"] and "no-such-encoder" in decision["reason"]
+    assert answer["text"] == "Answer from ok." and answer["trace"]["stage"] == "fallback"
+    # tinyarms.route says the same, and an explicit role still skips the router.
+    routed = await lsp.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="tinyarms.route", arguments=[{"text": "fix this bug"}])
+    )
+    assert routed["stage"] == "fallback" and routed["reason"] == decision["reason"]
+    explicit = await ask(lsp, {"text": "rename this variable", "role": "edit"})
+    assert explicit["decision"]["stage"] == "explicit" and explicit["decision"]["role"] == "edit"
+
+
+async def test_a_wrong_argument_shape_names_the_field(lsp_factory: Callable[..., Any]) -> None:
+    lsp = await lsp_factory()
+    with pytest.raises(Exception, match=r"expected str @ \$\.text"):
+        await ask(lsp, {"text": 42})
+    with pytest.raises(Exception, match=r"\$\.range\.start"):
+        await ask(lsp, {"text": "/explain", "uri": "file:///x.py", "range": {"start": {"line": "one"}}})
+    with pytest.raises(Exception, match="unknown role 'autocomplete'"):
+        await ask(lsp, {"text": "hello", "role": "autocomplete"})
+
+
+def unique_cloud_config(user_config: Path, http: FaultServer, extra: str = "") -> str:
+    """chat on one deterministic tier whose model name no earlier run used (the response cache is shared)."""
+    model = f"answer-{uuid.uuid4().hex[:10]}"
+    user_config.parent.mkdir(parents=True, exist_ok=True)
+    user_config.write_text(
+        f'[tiers.team]\nprovider = "openai"\nbase_url = "{http.url}"\nmodel = "{model}"\napi_key_env = "TEAM_KEY"\n'
+        f'\n[roles.chat]\ntier = "team"\ntemperature = 0\n{extra}'
+    )
+    return model
+
+
+async def test_a_reworded_question_is_answered_from_the_semantic_cache(
+    lsp_factory: Callable[..., Any], user_config: Path, env: dict[str, str], http: FaultServer
+) -> None:
+    model = unique_cloud_config(user_config, http, "\n[cache]\nsemantic = true\n")
+    env["TEAM_KEY"] = "not-a-real-key"
+    lsp = await lsp_factory()
+    first = await ask(lsp, {"text": "what does a list comprehension do"})
+    second = await ask(lsp, {"text": "what is a list comprehension doing", "stream_id": "s4"})
+    assert first["trace"]["cache"] == "miss" and second["trace"]["cache"] == "semantic-hit"
+    assert second["text"] == first["text"] == f"Answer from {model}." and second["trace"]["similarity"] >= 0.95
+    assert sum(1 for entry in http.log if entry["model"] == model) == 1
+    stats = json.loads(run_tinyarms(env, "stats", "--json").stdout)["roles"]["chat"]
+    assert stats["semantic_hits"] == 1 and stats["cache_hits"] == 1
+
+
+async def test_a_workspace_route_offers_its_action_and_sends_its_instruction(
+    lsp_factory: Callable[..., Any], user_config: Path, env: dict[str, str], http: FaultServer, workspace: Path
+) -> None:
+    model = unique_cloud_config(user_config, http)
+    env["TEAM_KEY"] = "not-a-real-key"
+    (workspace / ".tinyarms.toml").write_text(
+        '[routes.translate]\nrole = "chat"\nutterances = ["port this to rust", "rewrite this in rust"]\n'
+        'instruction = "Translate this code into idiomatic Rust."\naction = "tinyarms: Translate to Rust"\n'
+        'action_kind = "refactor.rewrite"\n'
+    )
+    lsp = await lsp_factory()
+    source = workspace / "add.py"
+    source.write_text("def add(a, b):\n    return a + b\n")
+    lsp.text_document_did_open(
+        types.DidOpenTextDocumentParams(types.TextDocumentItem(source.as_uri(), "python", 1, source.read_text()))
+    )
+    selection = types.Range(types.Position(0, 0), types.Position(2, 0))
+    actions = await lsp.text_document_code_action_async(
+        types.CodeActionParams(
+            types.TextDocumentIdentifier(source.as_uri()), selection, types.CodeActionContext(diagnostics=[])
+        )
+    )
+    titles = [action.title for action in actions or []]
+    assert titles[-1] == "tinyarms: Translate to Rust" and "tinyarms: Explain" in titles
+    argument = {"text": "/translate", "uri": source.as_uri(),
+                "range": {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}}}  # fmt: skip
+    answer = await ask(lsp, argument)
+    assert answer["decision"]["route"] == "translate"
+    [sent] = [entry["messages"] for entry in http.log if entry["model"] == model]
+    code = "```\ndef add(a, b):\n    return a + b\n```"
+    assert sent[-1]["content"] == f"{code}\n\nTranslate this code into idiomatic Rust."

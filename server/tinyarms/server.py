@@ -9,9 +9,12 @@ Features hold the logic and never import this module; handlers here only dispatc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from lsprotocol import types
@@ -31,6 +34,8 @@ from tinyarms.features.edit import EditFeature
 from tinyarms.logs import ClientLogHandler
 
 log = logging.getLogger(__name__)
+
+CODE_ACTION_WAIT_S = 10.0  # the first config load takes about 50 ms; a lightbulb never waits longer than this
 
 
 class TinyarmsServer(LanguageServer):
@@ -76,6 +81,14 @@ class TinyarmsServer(LanguageServer):
                 log.exception("feature %s failed in config_changed", type(feature).__name__)
 
 
+def _to_every_feature(hook: str) -> Callable[[TinyarmsServer, Any], None]:
+    def handler(ls: TinyarmsServer, params: Any) -> None:
+        ls.each_feature(hook, params)
+
+    handler.__name__ = hook
+    return handler
+
+
 def create_server() -> TinyarmsServer:
     server = TinyarmsServer()
 
@@ -99,26 +112,21 @@ def create_server() -> TinyarmsServer:
     def shutdown(ls: TinyarmsServer, *args: Any) -> None:
         ls.each_feature("shutdown")
 
-    # -- documents (every feature sees them) ---------------------------------------------
+    # -- documents: every feature sees them (the Feature hook of the same name) ----------
 
-    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: TinyarmsServer, params: types.DidOpenTextDocumentParams) -> None:
-        ls.each_feature("document_opened", params)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: TinyarmsServer, params: types.DidChangeTextDocumentParams) -> None:
-        ls.each_feature("document_changed", params)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls: TinyarmsServer, params: types.DidSaveTextDocumentParams) -> None:
-        ls.each_feature("document_saved", params)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
-    def did_close(ls: TinyarmsServer, params: types.DidCloseTextDocumentParams) -> None:
-        ls.each_feature("document_closed", params)
+    for method, hook in (
+        (types.TEXT_DOCUMENT_DID_OPEN, "document_opened"),
+        (types.TEXT_DOCUMENT_DID_CHANGE, "document_changed"),
+        (types.TEXT_DOCUMENT_DID_SAVE, "document_saved"),
+        (types.TEXT_DOCUMENT_DID_CLOSE, "document_closed"),
+    ):
+        server.feature(method)(_to_every_feature(hook))
 
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION)
-    def code_action(ls: TinyarmsServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+    async def code_action(ls: TinyarmsServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+        # The actions come from the config's routes: a request that races the first load waits for it.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await ls.settings.wait_loaded(timeout=CODE_ACTION_WAIT_S)
         actions: list[types.CodeAction] = []
         for feature in ls.features:
             try:

@@ -1,7 +1,8 @@
 """The autocomplete engine for a config, started: the one way the LSP feature,
 `tinyarms complete` and `tinyarms demo` get one.
 
-The autocomplete role must run on a local llama-cpp tier (a keystroke cannot wait for a
+The autocomplete role must run on a tier whose provider runs a GGUF in-process
+(`runs_gguf` in backends/registry.py: llama-cpp; a keystroke cannot wait for a
 network round trip: the budget is `max_latency_ms`, 100 ms). Starting loads the model in
 its crash-isolated child (local_model/) and detects its FIM template from the GGUF.
 """
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tinyarms.autocomplete.engine import CompletionEngine, detect_template
+from tinyarms.backends.registry import provider
 from tinyarms.local_model import LocalModel, get_model
 
 if TYPE_CHECKING:
@@ -25,11 +27,11 @@ class NotLocal(Exception):
 
 
 def local_tier(config: Config) -> Tier:
-    """The autocomplete role's tier, if it is a local llama-cpp tier."""
+    """The autocomplete role's tier, if its provider runs a local GGUF."""
     role = config.roles.autocomplete
     tier = config.tiers.get(role.tier)
-    if tier is None or tier.provider != "llama-cpp":
-        raise NotLocal(f"tier '{role.tier}' is not a llama-cpp tier")
+    if tier is None or not provider(tier.provider).runs_gguf:
+        raise NotLocal(f"tier '{role.tier}' is not a local GGUF tier (provider llama-cpp)")
     return tier
 
 

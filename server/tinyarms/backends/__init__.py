@@ -9,10 +9,13 @@ never holds the key, the request text or the response body.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from attrs import define, field
+
+from tinyarms.backends.registry import provider
 
 if TYPE_CHECKING:
     import httpx
@@ -109,18 +112,11 @@ class ChatRequest:
 def stream_chat(
     tier: Tier, name: str, request: ChatRequest, *, client: httpx.AsyncClient | None
 ) -> AsyncIterator[Event]:
-    """The provider module for `tier.provider`, called. Imports stay lazy: a local-only
-    setup never loads httpx code paths, a cloud-only one never loads llama.cpp."""
-    if tier.provider == "openai":
-        from tinyarms.backends import openai
-
-        assert client is not None
-        return openai.stream_chat(tier, name, request, client=client)
-    if tier.provider == "anthropic":
-        from tinyarms.backends import anthropic
-
-        assert client is not None
-        return anthropic.stream_chat(tier, name, request, client=client)
-    from tinyarms.backends import llama_cpp
-
-    return llama_cpp.stream_chat(tier, name, request)
+    """The provider module for `tier.provider` (registry.py), called. Imports stay lazy: a
+    local-only setup never loads httpx code paths, a cloud-only one never loads llama.cpp."""
+    spec = provider(tier.provider)
+    if spec.remote and client is None:
+        raise ValueError(f"provider {spec.name!r} sends requests over HTTP and needs the pooled client")
+    module = importlib.import_module(spec.module)
+    events: AsyncIterator[Event] = module.stream_chat(tier, name, request, client=client)
+    return events

@@ -23,9 +23,11 @@ def build_messages(request: ChatRequest) -> list[dict[str, Any]]:
     return messages
 
 
-async def stream_chat(tier: Tier, name: str, request: ChatRequest) -> AsyncIterator[Event]:
+async def stream_chat(
+    tier: Tier, name: str, request: ChatRequest, *, client: object = None
+) -> AsyncIterator[Event]:
     """Text as it comes; with tools, one grammar-constrained JSON answer (local_tools.py) read
-    as a tool call or the final answer."""
+    as a tool call or the final answer. `client` (HTTP) is not used."""
     try:
         from tinyarms.local_model import LocalModelError, get_model
     except ImportError:

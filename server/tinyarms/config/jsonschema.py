@@ -25,7 +25,8 @@ from typing import Any, Literal, get_args, get_origin
 
 import attrs
 
-from tinyarms.config.schema import ROLE_NAMES, Config
+from tinyarms.backends.registry import PROVIDERS
+from tinyarms.config.schema import ACTION_KINDS, ROLE_NAMES, Config
 from tinyarms.config.validate import _unwrap
 
 SCHEMA_FILE = Path(__file__).with_name("tinyarms.schema.json")
@@ -37,6 +38,8 @@ NAMED_VALUES: dict[tuple[str, str], dict[str, Any]] = {
     ("Route", "role"): {"enum": REQUEST_ROLES},
     ("Budgets", "roles"): {"propertyNames": {"enum": list(ROLE_NAMES)}},
     ("Tier", "api_key_env"): {"pattern": "^([A-Za-z_][A-Za-z0-9_]*)?$"},
+    ("Tier", "provider"): {"enum": list(PROVIDERS)},  # backends/registry.py
+    ("Route", "action_kind"): {"enum": list(ACTION_KINDS)},
 }
 
 

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import attrs
 from attrs import define, field
 
+from tinyarms.backends.registry import provider
+
 ROLE_NAMES = ("autocomplete", "chat", "edit", "agent")
 
 
@@ -26,8 +28,6 @@ def bounds(*, ge: float | None = None, gt: float | None = None, le: float | None
     return {"bounds": {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le)) if v is not None}}
 
 
-Provider = Literal["llama-cpp", "openai", "anthropic"]
-PROVIDERS: tuple[str, ...] = ("llama-cpp", "openai", "anthropic")
 
 
 @define(kw_only=True)
@@ -42,7 +42,9 @@ class Price:
 class Tier:
     """Where a model runs: in-process llama.cpp or an HTTP provider."""
 
-    provider: Provider  # where the model runs: llama-cpp (in-process), openai (any OpenAI-compatible server), anthropic
+    # Where the model runs (a provider in backends/registry.py): llama-cpp (in-process),
+    # openai (any OpenAI-compatible server), anthropic.
+    provider: str
     model: str  # model name for HTTP providers; llama-cpp: embedded:NAME, a .gguf path or hf:owner/repo/file.gguf
     base_url: str | None = None  # the API root of an HTTP provider, e.g. https://api.openai.com/v1
     # The name of the environment variable that holds the key ("" = no key, clearing a preset's);
@@ -65,7 +67,7 @@ class Tier:
 
     @property
     def is_remote(self) -> bool:
-        return self.provider != "llama-cpp"
+        return provider(self.provider).remote
 
 
 @define(kw_only=True)
@@ -141,7 +143,8 @@ class Roles:
 
 
 # -- router (issue 4) -------------------------------------------------------------------
-ROUTE_NAMES = ("explain", "generate", "refactor", "fix", "test", "document", "review", "plan")
+# LSP code action kinds a route's action may have ("": none in particular).
+ACTION_KINDS = ("", "quickfix", "refactor", "refactor.extract", "refactor.inline", "refactor.rewrite", "source")
 
 
 @define(kw_only=True)
@@ -155,6 +158,11 @@ class Route:
     utterances: list[str] = field(factory=list)  # example requests for this route
     more_utterances: list[str] = field(factory=list)  # added to `utterances` (lists replace across layers)
     enabled: bool = True  # false switches the route off
+    # What the route's requests ask the model: the request for a bare `/NAME` (or an empty
+    # request sent to this route), and the task in the system message otherwise.
+    instruction: str = ""
+    action: str = ""  # the title of the code action offered on a selection; "": no action
+    action_kind: str = ""  # one of ACTION_KINDS
 
 
 @define(kw_only=True)
@@ -188,7 +196,7 @@ class Router:
 
 @define(kw_only=True)
 class Reliability:
-    """Deadlines, retries and cooldowns for every call that goes through tiers.py."""
+    """Deadlines, retries and cooldowns for every call that goes through tiers/."""
 
     # one request, every tier and retry included
     deadline_s: float = field(default=120.0, metadata=bounds(gt=0, le=3600))

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import attrs
 
+from tinyarms.backends.registry import LOCAL_DEFAULT, PROVIDERS
 from tinyarms.config.layers import Layer, Problem, del_in, get_in
 from tinyarms.config.locate import KeyPath
 from tinyarms.config.schema import ROLE_NAMES, Agent, Reliability, Roles, Router, Tier
@@ -151,7 +152,8 @@ def _drop_endpoints(data: dict[str, Any], lower: dict[str, Any], drop: Callable[
         if not isinstance(tier, dict):
             continue
         if name not in (lower.get("tiers") or {}):
-            if tier.get("provider", "llama-cpp") != "llama-cpp" or "base_url" in tier:
+            known = PROVIDERS.get(str(tier.get("provider", LOCAL_DEFAULT)))
+            if known is None or known.remote or "base_url" in tier:
                 drop(("tiers", name), "a new remote tier sends code to a new endpoint")
                 dropped.add(name)
             continue
@@ -165,7 +167,10 @@ def _remote(lower: dict[str, Any], name: Any) -> bool:
     """Whether tier `name` sends code off the machine (tiers only the user's layers define
     can be remote: an untrusted workspace's remote tiers are dropped before this)."""
     tier = get_in(lower, ("tiers", name)) if isinstance(name, str) else None
-    return isinstance(tier, dict) and tier.get("provider", "llama-cpp") != "llama-cpp"
+    if not isinstance(tier, dict):
+        return False
+    known = PROVIDERS.get(str(tier.get("provider", LOCAL_DEFAULT)))
+    return known is None or known.remote
 
 
 def _sent_by_user(lower: dict[str, Any], role: str) -> set[str]:

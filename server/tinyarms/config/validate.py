@@ -19,9 +19,10 @@ import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
+from tinyarms.backends.registry import PROVIDERS
 from tinyarms.config.layers import DEFAULT_SOURCE, Problem, Source, del_in
 from tinyarms.config.locate import KeyPath
-from tinyarms.config.schema import PROVIDERS, Config
+from tinyarms.config.schema import ACTION_KINDS, Config
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
@@ -255,3 +256,8 @@ def _check_routes(data: dict[str, Any], tiers: dict[str, Any], problem: Any) -> 
             close = difflib.get_close_matches(tier, list(tiers), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             problem(("routes", name, "tier"), f"route '{name}' refers to unknown tier '{tier}'{hint}")
+        kind = route.get("action_kind")
+        if isinstance(kind, str) and kind not in ACTION_KINDS:
+            expected = ", ".join(repr(k) for k in ACTION_KINDS)
+            message = f"route '{name}' has unknown action_kind '{kind}'; expected {expected}"
+            problem(("routes", name, "action_kind"), message)

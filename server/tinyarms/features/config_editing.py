@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from tinyarms.backends.registry import PROVIDERS
 from tinyarms.config import ROLE_NAMES, is_config_file
 from tinyarms.config.explain import effective
 from tinyarms.config.jsonschema import describe, generated
 from tinyarms.config.layers import PYPROJECT, get_in, preset_names
 from tinyarms.config.locate import KeyPath, key_lines, split_dotted
-from tinyarms.config.schema import PROVIDERS
 from tinyarms.features.base import Feature, Settings, Status
 
 if TYPE_CHECKING:

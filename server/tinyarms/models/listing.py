@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import define, field
 
+from tinyarms.backends.registry import provider
 from tinyarms.models import sources
 from tinyarms.models.pull import PARTIAL
 
@@ -89,7 +90,7 @@ def list_models(config: Config | None) -> list[CachedModel]:
     if config is None:
         return entries
     for tier_name, tier in sorted(config.tiers.items()):
-        if tier.provider != "llama-cpp":
+        if not provider(tier.provider).runs_gguf:
             continue
         entry = by_spec.get(tier.model)
         if entry is None:

@@ -57,7 +57,7 @@ async def ask(
     answer = await tiers.run_role(
         config,
         decision.role,
-        build_messages(request.text, decision, request.selection),
+        build_messages(request.text, decision, request.selection, config.routes),
         tier=request.tier,
         decision=decision,
         on_delta=on_delta,

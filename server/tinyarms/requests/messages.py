@@ -1,14 +1,23 @@
-"""What a role's model is asked: the role's instruction, the selected code, the request.
+"""What a role's model is asked: the role's instruction, the route's task, the selected
+code, the request.
 
 One place for every front door (the LSP `tinyarms.ask`, `tinyarms ask`), so an editor
-and a terminal ask the same question the same way.
+and a terminal ask the same question the same way. A route's task is data:
+`[routes.NAME] instruction` (roles/base.toml ships one per route), so a route a user adds
+in TOML reaches the model with its own instruction: as the request when the user typed
+only `/NAME` (or nothing), else as the task in the system message.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from tinyarms.router.decision import Decision
+from tinyarms.router.rules import Rules
+
+if TYPE_CHECKING:
+    from tinyarms.config.schema import Route
+    from tinyarms.router.decision import Decision
 
 SYSTEM = {
     "chat": "You are tinyarms, a concise coding assistant inside the user's editor. Answer in Markdown.",
@@ -18,29 +27,25 @@ SYSTEM = {
     "plan, then the first concrete change.",
 }
 
-# What a bare slash command asks for, when the user typed nothing after it.
-ROUTE_REQUEST = {
-    "explain": "Explain what this code does.",
-    "generate": "Write the code described here.",
-    "refactor": "Refactor this code to be clearer without changing its behaviour.",
-    "fix": "Find and fix the bug in this code.",
-    "test": "Write unit tests for this code.",
-    "document": "Write documentation (docstrings and comments) for this code.",
-    "review": "Review this code: correctness, clarity, risks.",
-    "plan": "Plan the steps for this change.",
-}
-
-SLASH = re.compile(r"^\s*/([A-Za-z][\w-]*)\s*")
-
-
-def build_messages(text: str, decision: Decision, selection: str) -> list[dict[str, str]]:
-    """System instruction for the role, then the code (if any) and the request, slash command spelled out."""
-    request = text
-    match = SLASH.match(text)
-    if match and match.group(1) in ROUTE_REQUEST:
-        rest = text[match.end() :].strip()
-        request = f"{ROUTE_REQUEST[match.group(1)]} {rest}".strip()
-    elif not text.strip() and decision.route in ROUTE_REQUEST:
-        request = ROUTE_REQUEST[decision.route]
+def build_messages(
+    text: str, decision: Decision, selection: str, routes: Mapping[str, Route]
+) -> list[dict[str, str]]:
+    """System instruction for the role (and the route's task), then the code (if any) and the
+    request, with a slash command (`/NAME`, an alias, `/chat`) spelled out as its route's instruction."""
+    request, task = text.strip(), _instruction(routes, decision.route)
+    slash = Rules([name for name, route in routes.items() if route.enabled], keywords={}).slash(request)
+    if slash is not None:  # the slash named a route (or `/chat`): its instruction replaces it
+        instruction = _instruction(routes, slash.route)
+        request, task = f"{instruction} {slash.rest}".strip(), ""
+    elif task and not request:
+        request, task = task, ""  # an empty request sent to a route asks what the route does
+    system = SYSTEM.get(decision.role, SYSTEM["chat"])
+    if task:
+        system += f"\n\nThe task: {task}"
     user = f"```\n{selection.rstrip()}\n```\n\n{request}" if selection.strip() else request
-    return [{"role": "system", "content": SYSTEM.get(decision.role, SYSTEM["chat"])}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def _instruction(routes: Mapping[str, Route], name: str | None) -> str:
+    route = routes.get(name) if name else None
+    return route.instruction.strip() if route is not None else ""

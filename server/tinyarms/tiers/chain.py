@@ -20,6 +20,7 @@ import attrs
 from attrs import define, field
 
 from tinyarms.backends import ChatRequest, TierError, ToolCall, ToolSpec, Usage
+from tinyarms.backends.registry import provider
 from tinyarms.config.schema import ROLE_NAMES
 from tinyarms.tiers import cache as response_cache
 from tinyarms.tiers import costs
@@ -179,7 +180,9 @@ def _lookup(
     deterministic = temperature == 0 or not config.cache.deterministic_only
     if not (config.cache.enabled and run.role != "autocomplete" and deterministic):
         return None
-    settings = {"temperature": temperature, "max_tokens": max_tokens, "chain": chain}
+    # The system text is part of the scope: the same words under another route's task are another question.
+    system = [m.get("content", "") for m in messages if m.get("role") == "system"]
+    settings = {"temperature": temperature, "max_tokens": max_tokens, "chain": chain, "system": system}
     scope_key = response_cache.scope(run.role, chain[0], first.model, settings, context)
     return response_cache.Lookup(
         response_cache.ResponseCache(ttl_s=config.cache.ttl_s),
@@ -277,7 +280,7 @@ async def _try_tier(
         context=context,
         max_tokens=_setting(role, tier.max_tokens, "max_tokens"),
         temperature=_setting(role, tier.temperature, "temperature"),
-        logprobs=role.cascade.min_mean_logprob is not None and may_escalate and tier.provider == "openai",
+        logprobs=role.cascade.min_mean_logprob is not None and may_escalate and provider(tier.provider).logprobs,
         connect_timeout_s=config.reliability.connect_timeout_s,
         read_timeout_s=tier.timeout_s,
         tools=tools,

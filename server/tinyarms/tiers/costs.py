@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import platformdirs
 from attrs import define
 
+from tinyarms.backends.registry import provider
 from tinyarms.tiers import db
 
 if TYPE_CHECKING:
@@ -43,14 +44,6 @@ class Cost:
     source: PriceSource
 
 
-def _provider_id(tier: Tier) -> str | None:
-    if tier.provider == "anthropic":
-        return "anthropic"
-    # An OpenAI-compatible server elsewhere (vLLM, OpenRouter, ...) serves other vendors' models.
-    base = (tier.base_url or "https://api.openai.com").lower()
-    return "openai" if "api.openai.com" in base else None
-
-
 def _table_cost(tier: Tier, usage: Usage) -> float | None:
     """USD from genai-prices for this exact usage (prices can be tiered by prompt length), or None."""
     try:
@@ -65,7 +58,8 @@ def _table_cost(tier: Tier, usage: Usage) -> float | None:
         output_tokens=usage.completion_tokens,
     )
     try:
-        return float(calc_price(tokens, model_ref=tier.model, provider_id=_provider_id(tier)).total_price)
+        provider_id = provider(tier.provider).prices_at(tier.base_url)
+        return float(calc_price(tokens, model_ref=tier.model, provider_id=provider_id).total_price)
     except (LookupError, ValueError):
         return None
 

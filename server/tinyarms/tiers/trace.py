@@ -106,6 +106,7 @@ def stats(records: list[dict[str, Any]]) -> dict[str, Any]:
             "cost_usd": round(sum(float(r.get("cost_usd") or 0) for r in items), 6),
             "escalation_rate": round(sum(1 for r in items if r.get("escalations")) / len(items), 3),
             "cache_hits": sum(1 for r in items if str(r.get("cache", "")).endswith("hit")),
+            "semantic_hits": sum(1 for r in items if r.get("cache") == "semantic-hit"),  # of cache_hits
         }
 
     by_role: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -150,5 +151,7 @@ def format_stats(data: dict[str, Any]) -> str:
         for tier, kinds in summary["errors"].items():
             listed = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
             lines.append(f"{'':<10} errors on {tier}: {listed}")
-    lines.append(f"{data['requests']} requests; cache hits: {sum(s['cache_hits'] for s in data['roles'].values())}")
+    hits = sum(s["cache_hits"] for s in data["roles"].values())
+    semantic = sum(s.get("semantic_hits", 0) for s in data["roles"].values())
+    lines.append(f"{data['requests']} requests; cache hits: {hits} ({semantic} semantic)")
     return "\n".join(lines) + "\n"

@@ -91,6 +91,7 @@ class Role:
     # sampling temperature (overrides the tier's)
     temperature: float | None = field(default=None, metadata=bounds(ge=0, le=2))
     cascade: Cascade = field(factory=lambda: Cascade())  # when an answer is good enough, or escalates
+    context_tokens: int = 4000  # tokens a chat/edit request may send (rules, code, @files, earlier turns)
 
 
 @define(kw_only=True)
@@ -220,6 +221,14 @@ class PresetInfo:
 
 
 @define(kw_only=True)
+class Conversations:
+    """`[conversations]`: chat conversations kept in the state dir (one JSON file each)."""
+
+    keep: int = 100  # conversations kept; the least recently used beyond this are deleted
+    max_turns: int = 100  # turns kept per conversation (the oldest go first); the budget trims what is sent
+
+
+@define(kw_only=True)
 class Config:
     """The effective config: every layer merged, validated and typed."""
 
@@ -233,6 +242,7 @@ class Config:
     reliability: Reliability = field(factory=Reliability)  # deadlines, retries and cooldowns
     budgets: Budgets = field(factory=Budgets)  # spend limits in USD
     cache: Cache = field(factory=Cache)  # the response cache
+    conversations: Conversations = field(factory=Conversations)  # chat conversations kept in the state dir
     router: Router = field(factory=Router)  # how requests are routed to roles
     routes: dict[str, Route] = field(factory=dict)  # the router's routes: [routes.NAME]
     trace: Trace = field(factory=lambda: Trace())  # the decision trace (trace.jsonl)

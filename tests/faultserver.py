@@ -16,6 +16,13 @@ The model name is `FAULT` or `FAULT/N`: the first N requests for that model get 
   lowconf     a normal answer with logprobs of -4 per token
   selfno      a normal answer; a self-check request gets "no"
 
+Scripted turns (tool calls a small model will not make on demand): `server.script(MODEL, turns)`
+queues answers for requests naming MODEL, served in order in the wire format asked for. A turn
+is `{"text": "..."}` or `{"tool_calls": [{"name", "arguments"}]}` (arguments an object, or a
+string sent as is, malformed JSON included), optionally with `"delay": seconds` before the
+first byte. When the queue runs out the answer is the text "script ended". `tools` in the
+log says which tool names the request offered.
+
 `GET /log` returns what was asked, in order: [{"path", "model", "fault", "auth", "messages"}] where
 `auth` says only whether a credential header came (never its value).
 """
@@ -38,6 +45,7 @@ class FaultServer:
         self.log: list[dict[str, Any]] = []
         self.counts: dict[str, int] = {}
         self.connections = 0  # TCP connections accepted: keep-alive reuse shows here
+        self.scripts: dict[str, list[dict[str, Any]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
@@ -75,7 +83,11 @@ class FaultServer:
     def reset(self) -> None:
         self.log.clear()
         self.counts.clear()
+        self.scripts.clear()
         self.connections = 0
+
+    def script(self, model: str, turns: list[dict[str, Any]]) -> None:
+        self.scripts[model] = list(turns)
 
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -136,7 +148,20 @@ class FaultServer:
         entry = {"path": path, "model": model, "fault": fault, "auth": auth, "messages": request.get("messages") or []}
         if anthropic:
             entry["cache_control"] = sum("cache_control" in block for block in request.get("system") or [])
+        entry["tools"] = [t.get("name") or (t.get("function") or {}).get("name") for t in request.get("tools") or []]
         self.log.append(entry)
+        if model in self.scripts:
+            queue = self.scripts[model]
+            turn = queue.pop(0) if queue else {"text": "script ended"}
+            if turn.get("delay"):
+                try:
+                    await asyncio.wait_for(reader.read(), turn["delay"])  # the client closing ends the wait
+                    return False
+                except asyncio.TimeoutError:
+                    pass
+            events = _scripted_events(turn, anthropic, sum(len(str(m).split()) for m in request.get("messages") or []))
+            await _stream(writer, events)
+            return True
         messages = request.get("messages") or []
         is_check = any("yes or no" in str(m.get("content", "")) for m in messages)
 
@@ -167,18 +192,70 @@ class FaultServer:
             if anthropic
             else _openai_events(model, words, prompt_tokens, fault, logprob if want_logprobs else None)
         )
-        writer.write(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
-            b"cache-control: no-cache\r\n\r\n"
-        )
-        for index, event in enumerate(events):
-            if fault == "cut" and index == 3:
-                writer.transport.abort()  # mid-stream, no terminating chunk
-                return False
-            await _chunk(writer, event.encode())
-            await asyncio.sleep(0)
-        await _chunk(writer, b"")
-        return True
+        return await _stream(writer, events, cut_at=3 if fault == "cut" else None)
+
+
+async def _stream(writer: asyncio.StreamWriter, events: list[str], cut_at: int | None = None) -> bool:
+    writer.write(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
+        b"cache-control: no-cache\r\n\r\n"
+    )
+    for index, event in enumerate(events):
+        if index == cut_at:
+            writer.transport.abort()  # mid-stream, no terminating chunk
+            return False
+        await _chunk(writer, event.encode())
+        await asyncio.sleep(0)
+    await _chunk(writer, b"")
+    return True
+
+
+def _scripted_events(turn: dict[str, Any], anthropic: bool, prompt: int) -> list[str]:
+    """One scripted turn in either wire format; tool-call arguments arrive in two pieces, as real
+    servers stream them."""
+    text = str(turn.get("text") or "")
+    calls = [
+        (f"call_{i}", c["name"], c["arguments"] if isinstance(c["arguments"], str) else json.dumps(c["arguments"]))
+        for i, c in enumerate(turn.get("tool_calls") or [])
+    ]
+    completion = len(text.split()) + sum(len(a) // 4 for _, _, a in calls)
+    if anthropic:
+        events = [_sse({"type": "message_start", "message": {"usage": {"input_tokens": prompt, "output_tokens": 1}}})]
+        index = 0
+        if text:
+            events += [
+                _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                _sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
+                _sse({"type": "content_block_stop", "index": 0}),
+            ]
+            index = 1
+        for offset, (call_id, name, arguments) in enumerate(calls):
+            at = index + offset
+            block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
+            events.append(_sse({"type": "content_block_start", "index": at, "content_block": block}))
+            for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+                delta = {"type": "input_json_delta", "partial_json": piece}
+                events.append(_sse({"type": "content_block_delta", "index": at, "delta": delta}))
+            events.append(_sse({"type": "content_block_stop", "index": at}))
+        stop = "tool_use" if calls else "end_turn"
+        usage = {"output_tokens": completion}
+        events.append(_sse({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": usage}))
+        events.append(_sse({"type": "message_stop"}))
+        return events
+    events = [_sse({"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})]
+    if text:
+        events.append(_sse({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}))
+    for i, (call_id, name, arguments) in enumerate(calls):
+        head = {"index": i, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        events.append(_sse({"choices": [{"index": 0, "delta": {"tool_calls": [head]}, "finish_reason": None}]}))
+        for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+            delta = {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}
+            events.append(_sse({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}))
+    events.append(_sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls" if calls else "stop"}]}))
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    events.append(_sse({"choices": [], "usage": usage}))
+    events.append(_sse("[DONE]"))
+    return events
 
 
 async def _send(

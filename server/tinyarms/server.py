@@ -22,8 +22,11 @@ from tinyarms.config import Config
 from tinyarms.features.ask import AskFeature
 from tinyarms.features.autocomplete import TRIGGER_CHARACTERS, AutocompleteFeature
 from tinyarms.features.base import Feature, Settings, Status
+from tinyarms.features.chat import ChatFeature
 from tinyarms.features.config import ConfigFeature
 from tinyarms.features.config_editing import ConfigEditingFeature
+from tinyarms.features.documents import Documents
+from tinyarms.features.edit import EditFeature
 from tinyarms.logs import ClientLogHandler
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,9 @@ class TinyarmsServer(LanguageServer):
         self.ask = AskFeature(self, self.settings, self.status)
         # No hooks: it reads the open buffer and the config feature's result on each request.
         self.config_editing = ConfigEditingFeature(self, self.settings, self.status, lambda: self.config_feature.result)
+        self.documents = Documents(self, self.settings, self.status)
+        self.chat = ChatFeature(self, self.settings, self.status, self.ask.routing, self.documents)
+        self.edit = EditFeature(self, self.settings, self.status, self.ask.routing, self.documents)
 
     # Transports: pygls' own, with the read loop of jsonrpc.py (bounded, every request answered).
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
@@ -50,7 +56,7 @@ class TinyarmsServer(LanguageServer):
     @property
     def features(self) -> list[Feature]:
         """Every feature, in the order their hooks run (config first: the others read it)."""
-        return [self.config_feature, self.autocomplete, self.ask]
+        return [self.config_feature, self.autocomplete, self.ask, self.documents, self.chat, self.edit]
 
     def each_feature(self, hook: str, *args: Any) -> None:
         """Call a hook on every feature; one failing feature never stops the others."""
@@ -173,5 +179,25 @@ def create_server() -> TinyarmsServer:
     @server.command(protocol.ASK)
     async def ask(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
         return await ls.ask.ask(protocol.arguments(protocol.ASK, args, protocol.AskArgs))
+
+    # -- chat (features/chat.py over requests/context, chat, conversations) --------------
+
+    @server.command(protocol.CHAT)
+    async def chat(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.chat.chat(protocol.arguments(protocol.CHAT, args, protocol.ChatArgs))
+
+    @server.command(protocol.CHAT_LIST)
+    def chat_list(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return ls.chat.list_conversations(protocol.arguments(protocol.CHAT_LIST, args, protocol.ChatListArgs))
+
+    @server.command(protocol.CHAT_DELETE)
+    def chat_delete(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return ls.chat.delete(protocol.arguments(protocol.CHAT_DELETE, args, protocol.ChatDeleteArgs))
+
+    # -- edit (features/edit.py over requests/edit and edits/) ----------------------------
+
+    @server.command(protocol.EDIT)
+    async def edit(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.edit.edit(protocol.arguments(protocol.EDIT, args, protocol.EditArgs))
 
     return server

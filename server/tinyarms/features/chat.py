@@ -20,7 +20,6 @@ each report's `message` is the next piece of the answer, end gives the decision)
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -147,9 +146,7 @@ class ChatFeature(Feature):
         try:
             answer = await tiers.run_role(
                 config, decision.role, turn.messages, tier=decision.tier, decision=decision,
-                on_delta=stream.delta, on_restart=stream.restart,
-                context=hashlib.sha256(turn.content.encode()).hexdigest(),
-                embed=await self.routing.embedder(config),
+                on_delta=stream.delta, on_restart=stream.restart, embed=await self.routing.embedder(config),
             )  # fmt: skip
         except tiers.AllTiersFailed as exc:
             stream.end(f"no answer: {exc}")

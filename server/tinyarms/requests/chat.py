@@ -12,10 +12,11 @@ from __future__ import annotations
 import attrs
 
 from tinyarms.config import Config
-from tinyarms.prompts import SYSTEM, build_messages
 from tinyarms.requests.context import Context, tokens
 from tinyarms.requests.conversations import History, Turn, history
+from tinyarms.requests.messages import SLASH, SYSTEM, build_messages
 from tinyarms.router.decision import Decision
+from tinyarms.router.rules import CHAT_COMMANDS
 
 DEFAULT_N_CTX = 2048  # what the local model runs with when the tier does not say
 ANSWER_RESERVE = 512  # tokens kept for the answer when the role and tier set no max_tokens
@@ -34,8 +35,13 @@ def budget(config: Config, role: str, tier: str | None = None) -> int:
 
 
 def request_text(text: str, decision: Decision) -> str:
-    """The request as the model reads it: a slash command spelled out ("/explain" -> "Explain ...")."""
-    return build_messages(text, decision, selection="")[-1]["content"]
+    """The request as the model reads it: a slash command spelled out ("/explain" -> "Explain ..."),
+    `/chat` and `/ask` (no route) dropped."""
+    request = build_messages(text, decision, selection="")[-1]["content"]
+    match = SLASH.match(request)
+    if match and match.group(1).lower() in CHAT_COMMANDS:
+        request = request[match.end() :]
+    return request
 
 
 @attrs.frozen

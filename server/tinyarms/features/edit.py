@@ -124,8 +124,9 @@ class EditFeature(Feature):
         else:
             try:
                 answer = await tiers.run_role(config, "edit", messages, tier=decision.tier, decision=decision)
-            except tiers.AllTiersFailed as exc:
-                raise RuntimeError(str(exc)) from exc  # names every tier and why; never a key or the code
+            except tiers.AllTiersFailed as exc:  # no tier answered (an empty answer counts): nothing to apply
+                log.info("edit: %s", exc)
+                return {"applied": False, "refused": _no_answer(exc), "decision": shown}
             answer_text = answer.text
             shown = answered_decision(decision, answer)
         shown["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
@@ -210,6 +211,13 @@ class EditFeature(Feature):
 
 
 _CHANGED = "The file changed while the model was answering, so nothing was changed; run the edit again."
+
+
+def _no_answer(exc: tiers.AllTiersFailed) -> str:
+    """AllTiersFailed's message (a line per tier) as one sentence: "tier 'team' answered with no text; ..."."""
+    reasons = [line.strip(" -") for line in str(exc).splitlines()[1:] if line.strip(" -")]
+    why = "; ".join(reasons) if reasons else str(exc).strip().rstrip(".")
+    return f"No model gave a usable answer ({why.rstrip('.')}), so nothing was changed."
 
 
 def _stale(expected: int | None, current: int | None) -> str | None:

@@ -19,6 +19,8 @@ import attrs
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from conftest import isolated_env, start_client
+
 
 def _offset(text: str, position: types.Position) -> int:
     lines = text.split("\n")
@@ -111,6 +113,15 @@ class Session:
     lsp: LanguageClient
     editor: Editor
     workspace: Path
+
+
+async def start_session(client: str, tmp_path_factory: Any, url: str, model: str) -> Session:
+    """A server for `client` in a fresh home and workspace, chat/edit/agent on the tier at `url`."""
+    env = isolated_env(tmp_path_factory.mktemp("home"))
+    write_config(Path(env["XDG_CONFIG_HOME"]) / "tinyarms" / "config.toml", url, model)
+    workspace = tmp_path_factory.mktemp("workspace")
+    lsp = await start_client(client, workspace, env)
+    return Session(lsp=lsp, editor=Editor(lsp), workspace=workspace)
 
 
 def types_uri_path(uri: str) -> str:

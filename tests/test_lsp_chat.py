@@ -16,9 +16,9 @@ import pytest
 import pytest_asyncio
 from lsprotocol import types
 
-from conftest import CLIENTS, isolated_env, start_client
+from conftest import CLIENTS, start_client
 from faultserver import FaultServer
-from lsp_editing import Editor, Session, execute, write_config
+from lsp_editing import Editor, Session, execute, start_session, write_config
 from model_server import llama_server
 from test_lsp_ask import listen
 from test_lsp_config import wait_until
@@ -45,13 +45,9 @@ async def session(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, http: FaultServer
 ) -> AsyncIterator[Session]:
     """One server per client preset for the module, its chat and edit on the fault server ("ok")."""
-    home = tmp_path_factory.mktemp("home")
-    env = isolated_env(home)
-    write_config(Path(env["XDG_CONFIG_HOME"]) / "tinyarms" / "config.toml", http.url, "ok")
-    workspace = tmp_path_factory.mktemp("workspace")
-    lsp = await start_client(str(request.param), workspace, env)
-    yield Session(lsp=lsp, editor=Editor(lsp), workspace=workspace)
-    await lsp.shutdown_session()
+    session = await start_session(str(request.param), tmp_path_factory, http.url, "ok")
+    yield session
+    await session.lsp.shutdown_session()
 
 
 SOURCE = "def area(width, height):\n    return width * height\n"

@@ -18,9 +18,9 @@ import pytest
 import pytest_asyncio
 from lsprotocol import types
 
-from conftest import CLIENTS, isolated_env, start_client
+from conftest import CLIENTS, start_client
 from faultserver import FaultServer
-from lsp_editing import Editor, Session, apply_text_edits, execute, write_config
+from lsp_editing import Editor, Session, apply_text_edits, execute, start_session, write_config
 from model_server import llama_server
 from test_lsp_router import as_code_action
 from tinyarms.edits import languages
@@ -62,14 +62,10 @@ def model_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 async def session(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, http: FaultServer
 ) -> AsyncIterator[Session]:
-    home = tmp_path_factory.mktemp("home")
-    env = isolated_env(home)
-    write_config(Path(env["XDG_CONFIG_HOME"]) / "tinyarms" / "config.toml", http.url, "scripted")
-    workspace = tmp_path_factory.mktemp("workspace")
-    (workspace / "tests").mkdir()
-    lsp = await start_client(str(request.param), workspace, env)
-    yield Session(lsp=lsp, editor=Editor(lsp), workspace=workspace)
-    await lsp.shutdown_session()
+    session = await start_session(str(request.param), tmp_path_factory, http.url, "scripted")
+    (session.workspace / "tests").mkdir()
+    yield session
+    await session.lsp.shutdown_session()
 
 
 async def edit(session: Session, uri: str, instruction: str, http: FaultServer, scripted: str,

@@ -283,7 +283,6 @@ def _in_class(body: str) -> str:
         f"Sure! Here's the updated code:\n\n{METHOD_NEW}\nThis version documents the method.\n",
         f"{METHOD_NEW}\nExplanation: the docstring states that closing twice is safe.\n",
         f"~~~py\n{METHOD_NEW}~~~",
-        f"```python\n{METHOD_NEW}",  # cut off by the token limit: no closing fence
         f"Before:\n```python\n{textwrap.dedent(METHOD)}```\nAfter:\n```python\n{METHOD_NEW}```\n",
         textwrap.indent(METHOD_NEW, "        "),  # over-indented
     ],
@@ -317,6 +316,7 @@ def test_code_that_starts_like_chatter_is_kept():
         (f"```python\n{METHOD}```", "same as the selected code"),
         (f"Here you go:\n{textwrap.dedent(METHOD)}", "same as the selected code"),
         ("```\nI cannot change this code because it is already correct and clear.\n```", "in words"),
+        (f"```python\n{METHOD_NEW[:60]}", "cut off"),  # the token limit hit inside the block
         ("I am sorry, but this code looks fine to me as it is written.", "in words"),
     ],
 )

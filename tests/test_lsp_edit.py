@@ -122,9 +122,10 @@ async def test_preview_returns_the_diff_and_the_edit_and_applies_nothing(session
         ("```\nI would rather not change this function, it looks fine to me.\n```", "words instead of code"),
         ("```python\ndef area(width, height):\n    total = width * (height\n    return total\n```", "syntax"),
         ("", "answered with no text"),
+        ("```python\ndef area(width, height):\n    total = width * height\n", "cut off"),
         ("```python\ndef area(width, height):\n    total = width * height\n    return total\n```", "same as"),
     ],
-    ids=["prose-in-fences", "broken-syntax", "empty", "unchanged"],
+    ids=["prose-in-fences", "broken-syntax", "empty", "cut-off", "unchanged"],
 )
 async def test_a_malformed_answer_leaves_the_file_untouched(
     session: Session, http: FaultServer, answer: str, words: str

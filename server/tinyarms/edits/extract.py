@@ -6,7 +6,8 @@ sentence of chatter and a paragraph of explanation, a bare block of code, code f
 `replacement(answer, original)`:
 
 1. takes the code out: the largest fenced block (``` or ~~~, any info string; the later one
-   on a tie, as "after" follows "before"; an unclosed fence runs to the end); without
+   on a tie, as "after" follows "before"; a fence that never closes means the answer was cut
+   off, by the token limit most often, and is refused: applying it would delete the rest); without
    fences, the answer less its leading chatter lines ("Here is the refactored code:") and
    trailing prose paragraphs ("This version avoids ...");
 2. keeps the range's indentation: the code is dedented and re-indented to the original's
@@ -83,8 +84,8 @@ def _fenced_blocks(answer: str) -> list[str]:
             current = None
         else:
             current.append(line)
-    if current is not None:  # cut off by the token limit: keep what came
-        blocks.append("\n".join(current))
+    if current is not None:  # cut off (the token limit): the code it holds is not the whole answer
+        raise Refused("The model's answer stops inside its code block (cut off), so nothing was changed.")
     return blocks
 
 
@@ -117,7 +118,9 @@ def _without_chatter(answer: str) -> str:
 
 
 def code_in(answer: str) -> str:
-    """The code in a model's answer (fences, chatter and explanations removed), not yet re-indented."""
+    """The code in a model's answer (fences, chatter and explanations removed), not yet re-indented.
+
+    Raises `Refused` for an answer whose code block never closes."""
     blocks = _fenced_blocks(answer)
     if blocks:
         best = max(range(len(blocks)), key=lambda i: (len(blocks[i].strip().splitlines()), i))

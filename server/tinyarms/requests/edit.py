@@ -84,15 +84,15 @@ def language_name(path: str) -> str:
 
 
 def messages(target: Target, instruction: str, context: Context, *, label: str) -> list[dict[str, str]]:
-    """What the edit role is asked: the lines (labelled), the other context, the instruction."""
+    """What the edit role is asked: the instruction, the lines (labelled), the other context."""
     system = EDIT_SYSTEM + (f"\n\n{context.system_text()}" if context.system_text() else "")
     first, last = target.first_line + 1, max(target.end_line, target.first_line + 1)
     span = f"line {first}" if first == last else f"lines {first}-{last}"
     code = target.original if target.original.strip() else "(an empty line: write the new code for it)\n"
-    parts = [f"{label} ({span}, {language_name(target.path)}):\n{_fence(code)}"]
+    parts = [instruction, f"{label} ({span}, {language_name(target.path)}):\n{_fence(code)}"]
     if context.user_text():
         parts.append(context.user_text())
-    parts.append(f"Instruction: {instruction}\nReply with the new version of {span} only, in one code block.")
+    parts.append(f"Reply with the new version of {span} only, in one code block.")
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -254,7 +255,7 @@ async def test_a_real_model_edit_goes_through_the_checks(
 ) -> None:
     """Gemma 3 270M on the whole path. Whatever it answers, the file is either changed in the
     changed lines only and still parses, or left as it was with a one-sentence reason."""
-    write_config(user_config, model_url, "gemma3", max_tokens=48)
+    write_config(user_config, model_url, "gemma3", max_tokens=96)
     lsp = await start_client("neovim", workspace, env)
     try:
         editor = Editor(lsp)
@@ -264,7 +265,7 @@ async def test_a_real_model_edit_goes_through_the_checks(
                                            "instruction": "Rename the variable total to product."}),
             MODEL_TIMEOUT_S,
         )  # fmt: skip
-        print("real edit:", result)
+        print("real edit:", json.dumps(result, indent=2))
         assert result["decision"]["model"] == "gemma3" and result["decision"]["tier"] == "team"
         after = editor.text(uri)
         if result["applied"]:
@@ -279,3 +280,17 @@ async def test_a_real_model_edit_goes_through_the_checks(
             assert one_sentence(result["refused"]) and after == MODULE and not editor.requests
     finally:
         await lsp.shutdown_session()
+
+
+async def test_write_tests_never_follows_a_tests_folder_out_of_the_workspace(
+    session: Session, http: FaultServer, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (session.workspace / "tests" / "test_linked_mod.py").symlink_to(outside / "stolen.py")
+    uri = session.editor.open(session.workspace / "linked_mod.py", MODULE)
+    asked = len(http.log)
+    result = await edit(session, uri, "/test", http, "```python\ndef test_x():\n    pass\n```")
+    assert result["applied"] is False and "leads out of the workspace" in result["refused"], result
+    assert not (outside / "stolen.py").exists() and len(http.log) == asked
+    http.script("scripted", [])  # the scripted answer was not used

@@ -94,7 +94,10 @@ class EditFeature(Feature):
         path, roots = fs_path(args.uri), self.documents.roots(args.uri)
         label = context.display_path(path, roots)
         target = edit_request.target(path, before, args.range.start.line, args.range.end.line, args.range.end.character)
-        plan = self._tests_plan(path, roots, args.uri, before) if decision.route == "test" else None
+        try:
+            plan = self._tests_plan(path, roots, args.uri, before) if decision.route == "test" else None
+        except Refused as exc:
+            return {"applied": False, "refused": exc.reason, "decision": shown}
         budget = chat_request.budget(config, "edit", decision.tier)
         if plan is None:
             code = target.original
@@ -162,7 +165,9 @@ class EditFeature(Feature):
     # -- the two kinds of change ------------------------------------------------------
 
     def _tests_plan(self, path: str, roots: list[str], uri: str, text: str) -> TestsPlan:
-        """Where Write tests writes: the project's test file (new, or existing to append to), else this file."""
+        """Where Write tests writes: the project's test file (new, or existing to append to), else this file.
+
+        Raises Refused when the test file would lead out of the workspace."""
         in_file = TestsPlan(path=path, uri=uri, existing=text, version=self.documents.version(uri))
         root = roots[0] if roots else os.path.dirname(path)
         test_path = conventions.test_file(path, root)
@@ -170,7 +175,8 @@ class EditFeature(Feature):
             return in_file
         real_root = os.path.realpath(root)
         if os.path.commonpath([os.path.realpath(test_path), real_root]) != real_root:
-            return in_file  # a tests/ that links out of the workspace is never written
+            shown = context.display_path(test_path, roots)
+            raise Refused(f"{shown} leads out of the workspace (a symlink), so no test file was written.")
         test_uri = uris.from_fs_path(test_path) or ""
         opened = self.server.workspace.text_documents.get(test_uri)
         if opened is not None:

@@ -85,6 +85,7 @@ async def test_a_clean_answer_is_applied_as_the_changed_line_only(session: Sessi
     uri = session.editor.open(session.workspace / "shapes_ok.py", MODULE)
     answer = f"Here is the updated function:\n\n```python\n{AREA_NEW}```\n\nIt rounds the result to two places."
     result = await edit(session, uri, "round the result to 2 places", http, answer)
+    print("scripted edit:", json.dumps(result, indent=2))
     assert result["applied"] is True, result
     [request] = session.editor.requests[-1:]
     assert request.label == "tinyarms: round the result to 2 places"

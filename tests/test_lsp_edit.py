@@ -295,3 +295,18 @@ async def test_write_tests_never_follows_a_tests_folder_out_of_the_workspace(
     assert result["applied"] is False and "leads out of the workspace" in result["refused"], result
     assert not (outside / "stolen.py").exists() and len(http.log) == asked
     http.script("scripted", [])  # the scripted answer was not used
+
+
+async def test_a_file_outside_the_workspace_is_never_read_or_edited(
+    session: Session, http: FaultServer, tmp_path: Path
+) -> None:
+    outside = tmp_path / "secret.py"
+    outside.write_text("TOKEN = 'outside'\n")
+    asked = len(http.log)
+    for command, argument in (
+        ("tinyarms.edit", {"uri": outside.as_uri(), "range": AREA, "instruction": "/refactor"}),
+        ("tinyarms.chat", {"text": "/explain", "uri": outside.as_uri(), "range": AREA}),
+    ):
+        with pytest.raises(Exception, match="nothing was read"):
+            await execute(session.lsp, command, argument)
+    assert len(http.log) == asked and outside.read_text() == "TOKEN = 'outside'\n"

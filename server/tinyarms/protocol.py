@@ -52,10 +52,33 @@ expected str @ $.text``):
   editor cannot create the test file or did not apply the edit) -> ``{"applied": false,
   "refused": "<one sentence>", "decision"}``, nothing changed. ``answer``: apply this text
   (a chat answer) instead of asking the model; the same checks apply.
+- ``tinyarms.agent`` ``({"goal", "uri"?, "range"?, "workDoneToken"?, "run"?})``: run the agent
+  (features/agent.py) in the workspace folders; ``run`` is an optional client-chosen id. Each
+  step is a ``$/progress`` report under ``workDoneToken`` (or a server-created token): the
+  begin message is ``"run ID: GOAL"``, reports ``"step N on TIER: tool, tool (error)"``, the
+  end is why it stopped; cancelling the progress cancels the run. Writes go through
+  ``workspace/applyEdit``. Returns ``{"run", "report": {"goal", "steps": [{"index", "tier",
+  "model", "route", "stage", "text", "tool_calls": [{"id", "name", "arguments", "ok",
+  "result"}], "tokens", "cost_usd", "latency_ms"}], "files": [{"path", "diff", "created"}],
+  "tokens", "cost_usd", "stopped", "stop", "answer"}}``. ``steps`` is a list (its length is
+  the step count); ``stopped`` is one sentence; ``stop`` is one of done, steps, time, tokens,
+  cost, malformed, cancelled, error.
+- ``tinyarms.agent.cancel`` ``({"run"})``: stop that run within a second -> ``{"cancelled"}``
+  (false when it had already ended).
+- ``tinyarms.agent.undo`` ``({"run"})``: put back every file the run changed, byte for byte,
+  and delete the files it created -> ``{"restored": [path], "deleted": [path]}`` (paths
+  relative to the workspace; a second undo restores nothing).
 - ``tinyarms.status`` ``()``: tiers, models, the last completion and the last decision.
 - ``tinyarms.toggleAutocomplete`` ``({"enabled"?})``: turn inline completion off or on for
   this session (``enabled`` is true or false; anything else is an "invalid params" error;
   absent toggles); returns ``{"enabled"}``.
+- ``tinyarms.autocomplete.feedback`` ``({"id", "event", "accepted_length"?})``: what the user
+  did with a completion. ``event`` is ``"shown"``, ``"accepted"``, ``"partial"`` (with
+  ``accepted_length``, characters of the suggestion kept) or ``"dismissed"``. Every inline
+  completion item (and every ``textDocument/completion`` item) carries ``command`` = this
+  command with ``{"id", "event": "accepted"}``; the editor sends the other events itself.
+  Returns ``{"recorded": bool, "reason"?}`` (an unknown or expired id is not an error:
+  ``recorded`` is false); a wrong shape is a JSON-RPC InvalidParams error naming the field.
 
 Errors: a request whose params do not fit their LSP type, or a command argument of the wrong
 shape, gets JSON-RPC error -32602 with a one-line message naming the field; any other failure
@@ -74,7 +97,7 @@ Server to client notifications:
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import cattrs
 from attrs import define
@@ -90,9 +113,12 @@ CHAT = "tinyarms.chat"
 CHAT_LIST = "tinyarms.chat.list"
 CHAT_DELETE = "tinyarms.chat.delete"
 EDIT = "tinyarms.edit"
-AGENT = "tinyarms.agent"  # started from a chat answer's action (features/agent.py answers it)
 TOGGLE_AUTOCOMPLETE = "tinyarms.toggleAutocomplete"
+AGENT = "tinyarms.agent"
+AGENT_CANCEL = "tinyarms.agent.cancel"
+AGENT_UNDO = "tinyarms.agent.undo"
 CRASH_MODEL = "tinyarms.test.crashModel"  # tests only: offered with TINYARMS_ALLOW_CRASH=1; -> {"crashed", "error"?}
+AUTOCOMPLETE_FEEDBACK = "tinyarms.autocomplete.feedback"
 
 STATUS_NOTIFICATION = "tinyarms/status"
 STREAM_NOTIFICATION = "tinyarms/stream"
@@ -149,6 +175,27 @@ class EditArgs:
 @define(kw_only=True)
 class ToggleArgs:
     enabled: bool | None = None  # None: flip
+
+
+@define(kw_only=True)
+class AgentArgs:
+    goal: str
+    uri: str | None = None  # with range: the selected code goes along with the goal
+    range: types.Range | None = None
+    workDoneToken: str | int | None = None  # noqa: N815 (the LSP field name)
+    run: str | None = None  # a client-chosen run id
+
+
+@define(kw_only=True)
+class RunArgs:
+    run: str
+
+
+@define(kw_only=True)
+class FeedbackArgs:
+    id: str  # the completion's id, from its item's command
+    event: Literal["shown", "accepted", "partial", "dismissed"]
+    accepted_length: int | None = None  # with "partial": characters of the suggestion kept
 
 
 Shape = TypeVar("Shape")

@@ -19,6 +19,7 @@ from pygls.lsp.server import LanguageServer
 
 from tinyarms import __version__, jsonrpc, protocol
 from tinyarms.config import Config
+from tinyarms.features.agent import AgentFeature
 from tinyarms.features.ask import AskFeature
 from tinyarms.features.autocomplete import TRIGGER_CHARACTERS, AutocompleteFeature
 from tinyarms.features.base import Feature, Settings, Status
@@ -40,6 +41,10 @@ class TinyarmsServer(LanguageServer):
         self.config_feature = ConfigFeature(self, self.settings, self.status, on_change=self.config_changed)
         self.autocomplete = AutocompleteFeature(self, self.settings, self.status)
         self.ask = AskFeature(self, self.settings, self.status)
+        self.documents = Documents(self, self.settings, self.status)
+        self.chat = ChatFeature(self, self.settings, self.status, self.ask.routing, self.documents)
+        self.edit = EditFeature(self, self.settings, self.status, self.ask.routing, self.documents)
+        self.agent = AgentFeature(self, self.settings, self.status)
         # No hooks: it reads the open buffer and the config feature's result on each request.
         self.config_editing = ConfigEditingFeature(self, self.settings, self.status, lambda: self.config_feature.result)
         self.documents = Documents(self, self.settings, self.status)
@@ -56,7 +61,7 @@ class TinyarmsServer(LanguageServer):
     @property
     def features(self) -> list[Feature]:
         """Every feature, in the order their hooks run (config first: the others read it)."""
-        return [self.config_feature, self.autocomplete, self.ask, self.documents, self.chat, self.edit]
+        return [self.config_feature, self.autocomplete, self.ask, self.documents, self.chat, self.edit, self.agent]
 
     def each_feature(self, hook: str, *args: Any) -> None:
         """Call a hook on every feature; one failing feature never stops the others."""
@@ -164,6 +169,11 @@ def create_server() -> TinyarmsServer:
     def toggle_autocomplete(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
         return ls.autocomplete.toggle(protocol.arguments(protocol.TOGGLE_AUTOCOMPLETE, args, protocol.ToggleArgs))
 
+    @server.command(protocol.AUTOCOMPLETE_FEEDBACK)
+    def autocomplete_feedback(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        feedback = protocol.arguments(protocol.AUTOCOMPLETE_FEEDBACK, args, protocol.FeedbackArgs)
+        return ls.autocomplete.record_feedback(feedback)
+
     if os.environ.get("TINYARMS_ALLOW_CRASH") == "1":
 
         @server.command(protocol.CRASH_MODEL)
@@ -199,5 +209,19 @@ def create_server() -> TinyarmsServer:
     @server.command(protocol.EDIT)
     async def edit(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
         return await ls.edit.edit(protocol.arguments(protocol.EDIT, args, protocol.EditArgs))
+
+    # -- the agent (features/agent.py over agent/) ---------------------------------------
+
+    @server.command(protocol.AGENT)
+    async def agent(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.agent.run(protocol.arguments(protocol.AGENT, args, protocol.AgentArgs))
+
+    @server.command(protocol.AGENT_CANCEL)
+    def agent_cancel(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return ls.agent.cancel(protocol.arguments(protocol.AGENT_CANCEL, args, protocol.RunArgs))
+
+    @server.command(protocol.AGENT_UNDO)
+    async def agent_undo(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.agent.undo(protocol.arguments(protocol.AGENT_UNDO, args, protocol.RunArgs))
 
     return server

@@ -1,7 +1,8 @@
 """Backends: one module per provider behind one small interface.
 
-`stream_chat(tier, name, request, client=...)` yields `Delta`s (text, optional log-prob)
-and ends with one `Usage`. Every failure is a `TierError` with a `kind` the tiers layer
+`stream_chat(tier, name, request, client=...)` yields `Delta`s (text, optional log-prob),
+`ToolCall`s when the request offered tools and the model called one, and ends with one
+`Usage`. Every failure is a `TierError` with a `kind` the tiers layer
 acts on (retry, cool down, fall back) and a message that is safe to show and log: it
 never holds the key, the request text or the response body.
 """
@@ -9,7 +10,7 @@ never holds the key, the request text or the response body.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from attrs import define, field
 
@@ -63,15 +64,38 @@ class Usage:
     estimated: bool = False  # the provider sent no usage; tinyarms counted (see openai.py)
 
 
-Event = Delta | Usage
+@define
+class ToolCall:
+    """A call the model made. `arguments` is the JSON text as the model wrote it: checking it
+    is the caller's job (a malformed call goes back to the model as an error)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@define
+class ToolSpec:
+    """A tool offered to the model: its name, what it does, and a JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+Event = Delta | Usage | ToolCall
 
 
 @define(kw_only=True)
 class ChatRequest:
     """What every provider is asked. `context` is stable file context: providers that
-    can cache a prompt prefix (Anthropic) mark it, and the system text, for caching."""
+    can cache a prompt prefix (Anthropic) mark it, and the system text, for caching.
 
-    messages: list[dict[str, str]]
+    With `tools`, messages may also be an assistant turn with `tool_calls`
+    ([{"id", "name", "arguments"}]) and `{"role": "tool", "tool_call_id", "name", "content"}`
+    results; each provider turns them into its own wire format."""
+
+    messages: list[dict[str, Any]]
     context: str = ""
     max_tokens: int | None = None
     temperature: float | None = None
@@ -79,6 +103,7 @@ class ChatRequest:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 60.0
     extra_headers: dict[str, str] = field(factory=dict)
+    tools: list[ToolSpec] = field(factory=list)
 
 
 def stream_chat(

@@ -3,10 +3,11 @@ one request to the next, so each gets a `cache_control` breakpoint (prompt cachi
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from tinyarms.backends import ChatRequest, Delta, Event, TierError, Usage
+from tinyarms.backends import ChatRequest, Delta, Event, TierError, ToolCall, Usage
 from tinyarms.backends.http import api_key, is_event_stream, open_stream, parse_json, sse
 
 if TYPE_CHECKING:
@@ -30,9 +31,7 @@ def build_body(tier: Tier, request: ChatRequest) -> dict[str, Any]:
         )
     body: dict[str, Any] = {
         "model": tier.model,
-        "messages": [
-            {"role": m["role"], "content": m["content"]} for m in request.messages if m.get("role") != "system"
-        ],
+        "messages": wire_messages(request.messages),
         "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
         "stream": True,
     }
@@ -40,7 +39,42 @@ def build_body(tier: Tier, request: ChatRequest) -> dict[str, Any]:
         body["system"] = system
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    if request.tools:
+        body["tools"] = [
+            {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
+        ]
     return body
+
+
+def wire_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages API form: tool calls are `tool_use` blocks of the assistant turn, and their
+    results `tool_result` blocks of the next user turn (consecutive results share one)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = m.get("role")
+        if role == "system":
+            continue
+        if role == "assistant" and m.get("tool_calls"):
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m["content"]}] if m.get("content") else []
+            for call in m["tool_calls"]:
+                try:
+                    arguments = json.loads(call["arguments"] or "{}")
+                except ValueError:
+                    arguments = {}
+                if not isinstance(arguments, dict):
+                    arguments = {}
+                blocks.append({"type": "tool_use", "id": call["id"], "name": call["name"], "input": arguments})
+            out.append({"role": "assistant", "content": blocks})
+        elif role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m["content"]}
+            last = out[-1] if out else None
+            if last and last["role"] == "user" and isinstance(last["content"], list):
+                last["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        else:
+            out.append({"role": role, "content": m["content"]})
+    return out
 
 
 async def stream_chat(
@@ -56,6 +90,7 @@ async def stream_chat(
             raise TierError("malformed", f"tier '{name}' answered without an event stream")
         usage = Usage()
         stopped = False
+        calls: dict[int, dict[str, str]] = {}  # tool_use blocks by content index
         async for event, data in sse(response, name):
             if stopped:
                 continue  # read to the end so the connection goes back to the pool
@@ -65,11 +100,22 @@ async def stream_chat(
             kind = payload.get("type", event)
             if kind == "message_start":
                 _add_usage(usage, (payload.get("message") or {}).get("usage"), name)
+            elif kind == "content_block_start":
+                block = payload.get("content_block")
+                if isinstance(block, dict) and block.get("type") == "tool_use":
+                    calls[int(payload.get("index") or 0)] = {
+                        "id": str(block.get("id") or ""), "name": str(block.get("name") or ""), "arguments": "",
+                    }  # fmt: skip
             elif kind == "content_block_delta":
                 delta = payload.get("delta")
                 if not isinstance(delta, dict):
                     raise TierError("malformed", f"tier '{name}' sent a content_block_delta without 'delta'")
-                if delta.get("type") == "text_delta":
+                if delta.get("type") == "input_json_delta":
+                    call = calls.get(int(payload.get("index") or 0))
+                    if call is None:
+                        raise TierError("malformed", f"tier '{name}' sent tool input for no tool_use block")
+                    call["arguments"] += str(delta.get("partial_json") or "")
+                elif delta.get("type") == "text_delta":
                     text = delta.get("text")
                     if not isinstance(text, str):
                         raise TierError("malformed", f"tier '{name}' sent a text_delta without text")
@@ -85,6 +131,9 @@ async def stream_chat(
                 raise TierError("server" if overloaded else "http", f"tier '{name}' reported {error.get('type')}")
         if not stopped:
             raise TierError("stream_cut", f"tier '{name}' ended the stream before message_stop")
+        for index in sorted(calls):
+            call = calls[index]
+            yield ToolCall(call["id"] or f"toolu_{index}", call["name"], call["arguments"] or "{}")
         yield usage
 
 

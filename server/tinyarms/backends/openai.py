@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from tinyarms.backends import ChatRequest, Delta, Event, TierError, Usage
+from tinyarms.backends import ChatRequest, Delta, Event, TierError, ToolCall, Usage
 from tinyarms.backends.http import api_key, is_event_stream, open_stream, parse_json, sse
 
 if TYPE_CHECKING:
@@ -17,14 +17,31 @@ if TYPE_CHECKING:
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-def build_messages(request: ChatRequest) -> list[dict[str, str]]:
+def build_messages(request: ChatRequest) -> list[dict[str, Any]]:
     """The file context goes in as a system message after the caller's system text, so the
     stable part of the prompt stays a prefix (which OpenAI caches automatically)."""
-    messages = list(request.messages)
+    messages = [_wire_message(m) for m in request.messages]
     if request.context:
         at = next((i for i, m in enumerate(messages) if m.get("role") != "system"), len(messages))
         messages.insert(at, {"role": "system", "content": f"File context:\n{request.context}"})
     return messages
+
+
+def _wire_message(message: dict[str, Any]) -> dict[str, Any]:
+    """tinyarms' tool-call turns in Chat Completions form."""
+    calls = message.get("tool_calls")
+    if message.get("role") == "assistant" and calls:
+        return {
+            "role": "assistant",
+            "content": message.get("content") or None,
+            "tool_calls": [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in calls
+            ],
+        }
+    if message.get("role") == "tool":
+        return {"role": "tool", "tool_call_id": message["tool_call_id"], "content": message["content"]}
+    return dict(message)
 
 
 def build_body(tier: Tier, request: ChatRequest) -> dict[str, Any]:
@@ -40,6 +57,11 @@ def build_body(tier: Tier, request: ChatRequest) -> dict[str, Any]:
         body["temperature"] = request.temperature
     if request.logprobs:
         body["logprobs"] = True
+    if request.tools:
+        body["tools"] = [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in request.tools
+        ]
     return body
 
 
@@ -62,6 +84,7 @@ async def stream_chat(
         finished = False
         deltas = 0
         done = False
+        calls: dict[int, dict[str, str]] = {}  # tool calls stream in pieces, by index
         async for _, data in sse(response, name):
             # Read on to the end of the body after [DONE]: a fully read response returns its
             # connection to the pool (keep-alive); breaking out would close it.
@@ -90,11 +113,34 @@ async def stream_chat(
                 if text:
                     deltas += 1
                     yield Delta(text, *_logprob(choice))
+                _add_call_pieces(calls, delta.get("tool_calls"), name)
                 if choice.get("finish_reason"):
                     finished = True
         if not finished:
             raise TierError("stream_cut", f"tier '{name}' ended the stream before the answer was finished")
+        for index in sorted(calls):
+            call = calls[index]
+            deltas += 1
+            yield ToolCall(call["id"] or f"call_{index}", call["name"], call["arguments"])
         yield usage or _estimate(body["messages"], deltas)
+
+
+def _add_call_pieces(calls: dict[int, dict[str, str]], pieces: Any, name: str) -> None:
+    """Chat Completions streams a tool call as an id and name, then argument fragments."""
+    if pieces is None:
+        return
+    if not isinstance(pieces, list):
+        raise TierError("malformed", f"tier '{name}' sent tool_calls that are not a list")
+    for piece in pieces:
+        if not isinstance(piece, dict):
+            raise TierError("malformed", f"tier '{name}' sent a tool call that is not an object")
+        index = piece.get("index")
+        index = index if isinstance(index, int) else len(calls)
+        call = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+        function: dict[str, Any] = piece["function"] if isinstance(piece.get("function"), dict) else {}
+        call["id"] = call["id"] or str(piece.get("id") or "")
+        call["name"] += str(function.get("name") or "")
+        call["arguments"] += str(function.get("arguments") or "")
 
 
 def _logprob(choice: dict[str, Any]) -> tuple[float | None, int]:
@@ -106,10 +152,10 @@ def _logprob(choice: dict[str, Any]) -> tuple[float | None, int]:
     return (sum(numbers), len(numbers)) if numbers else (None, 0)
 
 
-def _estimate(messages: list[dict[str, str]], deltas: int) -> Usage:
+def _estimate(messages: list[dict[str, Any]], deltas: int) -> Usage:
     """Some servers (llama-cpp-python's among them) ignore `stream_options.include_usage`.
     Their stream sends one token per chunk, and prompts run about 4 characters a token."""
-    chars = sum(len(m.get("content", "")) for m in messages)
+    chars = sum(len(str(m.get("content") or "")) + len(str(m.get("tool_calls") or "")) for m in messages)
     return Usage(prompt_tokens=-(-chars // 4), completion_tokens=deltas, estimated=True)
 
 
@@ -134,4 +180,8 @@ def _whole(body: Any, name: str) -> list[Event]:
     if not isinstance(text, str):
         raise TierError("malformed", f"tier '{name}' sent non-text content")
     usage = _usage(body["usage"], name) if isinstance(body.get("usage"), dict) else Usage()
-    return [Delta(text), usage] if text else [usage]
+    calls: dict[int, dict[str, str]] = {}
+    _add_call_pieces(calls, message.get("tool_calls"), name)
+    events: list[Event] = [Delta(text)] if text else []
+    events += [ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"]) for i, c in sorted(calls.items())]
+    return [*events, usage]

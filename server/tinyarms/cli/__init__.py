@@ -1,4 +1,5 @@
-"""The `tinyarms` command: the language server, config, presets, init/doctor, ask, route, complete, models, stats.
+"""The `tinyarms` command: the language server, the ACP agent, config, presets, init/doctor, ask, route, complete,
+models, stats.
 
 One module per command group, each with `register(sub)` that adds its subcommands,
 each subcommand a `cmd_<name>(args) -> exit code`.
@@ -14,9 +15,9 @@ import argparse
 import sys
 
 from tinyarms import __version__, logs
-from tinyarms.cli import ask, complete, config, demo, firstrun, models, presets, router, serve, setup, stats
+from tinyarms.cli import acp, ask, complete, config, demo, firstrun, models, presets, router, serve, setup, stats
 
-GROUPS = (serve, config, presets, firstrun, demo, complete, models, setup, ask, stats, router)
+GROUPS = (serve, acp, config, presets, firstrun, demo, complete, models, setup, ask, stats, router)
 
 
 def build_parser() -> argparse.ArgumentParser:

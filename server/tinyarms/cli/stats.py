@@ -1,5 +1,6 @@
 """`tinyarms stats` and `tinyarms cache clear`: what the tier chain recorded (the decision
-trace) and kept (the response cache)."""
+trace) and kept (the response cache), and what editors did with completions (acceptance
+per model and source, autocomplete/feedback.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tinyarms.cli.common import Subparsers, arg, command, flag, group
 
 def register(sub: Subparsers) -> None:
     command(
-        sub, "stats", "calls, latency, tokens, cost and errors per role and tier", cmd_stats,
+        sub, "stats", "calls, latency, tokens, cost and errors per role and tier; autocomplete acceptance", cmd_stats,
         arg("--since", metavar="DURATION", help="only the last DURATION, e.g. 7d, 12h, 30m"), flag("--json", "JSON"),
         arg("--plot", metavar="FILE.png", help="draw spend, share, latency and rates per tier as a PNG"),
         arg("--html", metavar="FILE", help="the same chart and its numbers as one HTML page"),
@@ -23,6 +24,7 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from tinyarms.autocomplete import feedback
     from tinyarms.tiers import trace
 
     try:
@@ -34,10 +36,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.plot or args.html:
         return _charts(records, args.plot, args.html)
     summary = trace.stats(records)
+    accepted = feedback.stats(feedback.read(since_s=since))
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps({**summary, "autocomplete": accepted}, indent=2))
     else:
         sys.stdout.write(trace.format_stats(summary))
+        sys.stdout.write("\nautocomplete acceptance, per model and source\n" + feedback.format_stats(accepted))
     return 0
 
 

@@ -94,13 +94,25 @@ class Role:
     context_tokens: int = 4000  # tokens a chat/edit request may send (rules, code, @files, earlier turns)
 
 
+Multiline = Literal["auto", "always", "never"]
+
+
 @define(kw_only=True)
 class AutocompleteRole(Role):
     """The autocomplete role: local FIM completions as you type."""
 
     # wall-clock budget per completion, in milliseconds
     max_latency_ms: int = field(default=100, metadata=bounds(ge=1, le=60_000))
-    multiline: bool = True  # allow multi-line completions where they make sense
+    multiline: Multiline = "auto"  # auto: a block on an empty line after a block opener; always; never
+    context: bool = True  # chunks of other files and the definitions the current file imports
+    # cap on that context block, in tokens (estimated at 3 characters a token)
+    context_tokens: int = field(default=512, metadata=bounds(ge=0, le=100_000))
+    # ring buffer of chunks from recently opened, edited and saved files
+    context_chunks: int = field(default=16, metadata=bounds(ge=0, le=1000))
+    context_chunk_lines: int = field(default=32, metadata=bounds(ge=1, le=1000))  # lines per chunk
+    prefill: bool = True  # evaluate the prompt ahead (didOpen, context change) at low priority
+    feedback: bool = True  # record shown / accepted / partial / dismissed in the state dir
+    feedback_text: bool = False  # also record the suggestion's text (off: lengths only)
 
 
 @define(kw_only=True)
@@ -221,6 +233,35 @@ class PresetInfo:
 
 
 @define(kw_only=True)
+class McpServer:
+    """`[agent.mcp_servers.NAME]`: an MCP server the agent starts over stdio and whose tools it may call.
+    `env` names environment variables passed through to it (their values never appear in config)."""
+
+    command: str  # the program that starts the server (stdio)
+    args: list[str] = field(factory=list)  # its arguments
+    env: list[str] = field(factory=list)  # names of environment variables passed through to it
+    enabled: bool = True  # false leaves the server out
+
+
+@define(kw_only=True)
+class Agent:
+    """`[agent]`: what one agent run may do and spend. At a limit the run stops and reports."""
+
+    max_steps: int = 16  # model turns per run
+    max_seconds: float = 300.0  # wall time per run
+    max_tokens: int = 200_000  # prompt + completion tokens per run
+    max_cost_usd: float = 0.50  # spend per run; 0 means no limit
+    max_malformed: int = 3  # malformed tool calls sent back to the model before the run stops
+    # run_command: off unless allowed, and then only commands starting with an entry of
+    # `commands`. A workspace file can set neither unless the folder is trusted.
+    allow_commands: bool = False  # offer run_command to the agent
+    commands: list[str] = field(factory=list)  # the allow-list: "pytest", "git status" (argv prefixes, no shell)
+    command_timeout_s: float = 30.0  # a command's process group is killed after this
+    output_cap_bytes: int = 16_000  # what one tool result may hand the model
+    mcp_servers: dict[str, McpServer] = field(factory=dict)  # MCP servers whose tools the agent may call
+
+
+@define(kw_only=True)
 class Conversations:
     """`[conversations]`: chat conversations kept in the state dir (one JSON file each)."""
 
@@ -245,6 +286,7 @@ class Config:
     conversations: Conversations = field(factory=Conversations)  # chat conversations kept in the state dir
     router: Router = field(factory=Router)  # how requests are routed to roles
     routes: dict[str, Route] = field(factory=dict)  # the router's routes: [routes.NAME]
+    agent: Agent = field(factory=Agent)  # what one agent run may do and spend: [agent]
     trace: Trace = field(factory=lambda: Trace())  # the decision trace (trace.jsonl)
     preset: PresetInfo | None = None  # a preset file's name, version and description (not config)
 

@@ -28,11 +28,11 @@ import attrs
 
 from tinyarms.config.layers import Layer, Problem, del_in, get_in
 from tinyarms.config.locate import KeyPath
-from tinyarms.config.schema import ROLE_NAMES, Reliability, Roles, Router, Tier
+from tinyarms.config.schema import ROLE_NAMES, Agent, Reliability, Roles, Router, Tier
 
 ENDPOINT_KEYS = ("base_url", "api_key_env", "provider")
 
-Rule = Literal["budget", "no_raise", "fixed"]
+Rule = Literal["budget", "no_raise", "fixed", "process"]
 
 # Key patterns ("*" matches one table name) an untrusted workspace may only tighten:
 # "budget": a USD limit, 0 = none, so it may set one where there was none or lower it;
@@ -49,12 +49,23 @@ LIMITS: tuple[tuple[KeyPath, Rule], ...] = (
     (("reliability", "deadline_s"), "no_raise"),
     (("reliability", "connect_timeout_s"), "no_raise"),
     (("router", "threads"), "no_raise"),
+    # The agent: no process it would start, no limit raised ("process": a key it may not set).
+    (("agent", "allow_commands"), "process"),
+    (("agent", "commands"), "process"),
+    (("agent", "mcp_servers"), "process"),
+    (("agent", "max_cost_usd"), "budget"),
+    (("agent", "max_steps"), "no_raise"),
+    (("agent", "max_seconds"), "no_raise"),
+    (("agent", "max_tokens"), "no_raise"),
+    (("agent", "max_malformed"), "no_raise"),
+    (("agent", "command_timeout_s"), "no_raise"),
+    (("agent", "output_cap_bytes"), "no_raise"),
 )
 
 
 def _schema_default(path: KeyPath) -> Any:
     """The built-in value of a LIMITS key that no layer below set."""
-    owner: type | None = {"tiers": Tier, "reliability": Reliability, "router": Router}.get(path[0])
+    owner: type | None = {"tiers": Tier, "reliability": Reliability, "router": Router, "agent": Agent}.get(path[0])
     if path[0] == "budgets":
         return 0.0
     if owner is None:
@@ -88,6 +99,8 @@ def _loosens(rule: Rule, value: Any, below: Any) -> str | None:
     """Why `value` loosens `below` under `rule`, or None when it may stay."""
     if rule == "fixed":
         return "a price decides what a request is counted as costing"
+    if rule == "process":
+        return "the agent would start processes it names"
     if not _is_number(value):
         return None if isinstance(value, (str, list, dict, bool)) else "it is not a number"  # typed later
     if rule == "budget":

@@ -164,6 +164,7 @@ def validate(data: dict[str, Any], sources: dict[KeyPath, Source]) -> tuple[Conf
                         f"(defined tiers: {', '.join(sorted(tiers)) or 'none'})",
                     )
     _check_routes(data, tiers, problem)
+    _migrate_multiline(roles, sources, problems)
 
     try:
         config = converter.structure(data, Config)
@@ -175,7 +176,28 @@ def validate(data: dict[str, Any], sources: dict[KeyPath, Source]) -> tuple[Conf
         return None, problems
     for path, message in out_of_range(config):
         problem(path, f"{dotted(path)}: {message}")
-    return (None, problems) if problems else (config, problems)
+    errors = [p for p in problems if p.severity == "error"]
+    return (None, problems) if errors else (config, problems)
+
+
+def _migrate_multiline(roles: dict[str, Any], sources: dict[KeyPath, Source], problems: list[Problem]) -> None:
+    """`roles.autocomplete.multiline` was a bool: true meant blocks where they make sense
+    (now "auto"), false one line ("never"). Read the old form, and say how to write it."""
+    role = roles.get("autocomplete")
+    value = role.get("multiline") if isinstance(role, dict) else None
+    if isinstance(role, dict) and isinstance(value, bool):
+        new = "auto" if value else "never"
+        role["multiline"] = new
+        path = ("roles", "autocomplete", "multiline")
+        problems.append(
+            Problem(
+                f'roles.autocomplete.multiline = {str(value).lower()} is the old form, read as "{new}"; '
+                f'write "auto", "always" or "never"',
+                severity="warning",
+                source=source_of(sources, path),
+                key=dotted(path),
+            )
+        )
 
 
 def out_of_range(config: Any) -> list[tuple[KeyPath, str]]:

@@ -356,18 +356,27 @@ class LocalModel:
             else:
                 yield str(message["piece"])
 
+    async def prefill(self, segments: list[tuple[str, str]], *, chunk: int = 8) -> dict[str, Any]:
+        """Evaluate a prompt into the KV cache without generating (autocomplete's "ready
+        before the first keystroke"). The child evaluates `chunk` tokens at a time and stops
+        as soon as another request is waiting: {"evaluated", "prompt_tokens", "preempted"}."""
+        return await self._call("prefill", segments=[list(s) for s in segments], chunk=chunk)
+
     async def chat(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         *,
         max_tokens: int,
         temperature: float,
         stop: list[str] | None = None,
+        json_schema: str | None = None,
     ) -> AsyncIterator[ChatPiece]:
         """Stream a chat answer with the model's own chat template; the last piece has
-        done=True and usage=(prompt_tokens, completion_tokens)."""
+        done=True and usage=(prompt_tokens, completion_tokens). With `json_schema` the answer
+        is constrained to JSON of that schema (llama.cpp grammar)."""
+        extra = {"json_schema": json_schema} if json_schema else {}
         async for message in self.stream(
-            "chat", messages=messages, max_tokens=max_tokens, temperature=temperature, stop=stop or []
+            "chat", messages=messages, max_tokens=max_tokens, temperature=temperature, stop=stop or [], **extra
         ):
             if message.get("done"):
                 usage = message.get("usage") or [0, 0]

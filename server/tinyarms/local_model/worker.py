@@ -15,11 +15,16 @@ Requests (`{"id": N, "op": ...}`):
 - `complete` {segments, max_tokens, stop, stop_at_newline}: greedy prefix completion. `segments`
   is `[["text"|"special", str], ...]`. The longest common token prefix with the previous
   prompt stays in the KV cache. Streams {"id", "piece"} and ends with {"id", "done", ...}.
-- `chat` {messages, max_tokens, temperature, stop}: the model's chat template (a plain
+- `chat` {messages, max_tokens, temperature, stop, json_schema?}: the model's chat template (a plain
   transcript for base models without one); streams
-  {"id", "piece", "logprob"} and ends with {"id", "done", "usage"}.
+  {"id", "piece", "logprob"} and ends with {"id", "done", "usage"}. With `json_schema` every
+  token is sampled through llama.cpp's grammar built from that schema (JSON-schema -> GBNF),
+  so the answer is always JSON of that shape (the agent's tool calls on local tiers).
 - `score` {prompt, candidates}: evaluate the prompt once -> {"logits": [the logit of each
   candidate's first token]} (the router's LLM stage).
+- `prefill` {segments, chunk}: evaluate a prompt into the KV cache, no generation, at low
+  priority: `chunk` tokens at a time, stopping as soon as another request waits (a
+  keystroke always goes first) -> {"evaluated", "prompt_tokens", "preempted"}.
 - `cancel` {target}: stop request `target`.
 - `crash`: a real segfault, only with TINYARMS_ALLOW_CRASH=1 (tests of crash isolation).
 """
@@ -301,8 +306,32 @@ class Worker:
             "total_ms": round((time.perf_counter() - started) * 1000, 2),
         }
 
+    def op_prefill(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A `complete` prompt evaluated ahead. Its last token is left out: `complete` may
+        heal it (drop it and regenerate), and then the cached prefix still matches."""
+        rid = int(request["id"])
+        tokens = self.tokens_of(request["segments"])[:-1]
+        chunk = max(1, int(request.get("chunk") or 8))
+        llm = self.llm
+        if len(tokens) < 2 or len(tokens) > llm.n_ctx() - 1:
+            return {"evaluated": 0, "prompt_tokens": len(tokens), "preempted": False}
+        cached = llm.input_ids[: llm.n_tokens].tolist()
+        keep = 0
+        for a, b in zip(cached, tokens, strict=False):
+            if a != b:
+                break
+            keep += 1
+        llm.n_tokens = min(keep, len(tokens))
+        evaluated = 0
+        for start in range(llm.n_tokens, len(tokens), chunk):
+            if not self.requests.empty() or rid in self.cancelled:
+                return {"evaluated": evaluated, "prompt_tokens": len(tokens), "preempted": True}
+            piece = tokens[start : start + chunk]
+            llm.eval(piece)
+            evaluated += len(piece)
+        return {"evaluated": evaluated, "prompt_tokens": len(tokens), "preempted": False}
+
     def op_chat(self, request: dict[str, Any]) -> dict[str, Any]:
-        import numpy as np
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         rid = int(request["id"])
@@ -320,7 +349,23 @@ class Worker:
             tokens.insert(0, llm.token_bos())
         self.prepare(rid, tokens)
         temperature = float(request.get("temperature") or 0.0)
-        stops = [s for s in request.get("stop") or [] if s] + (PLAIN_CHAT_STOPS if plain else [])
+        grammar = Grammar(self.vocab, request["json_schema"]) if request.get("json_schema") else None
+        try:
+            return self._generate(rid, request, tokens, plain, temperature, grammar)
+        finally:
+            if grammar is not None:
+                grammar.close()
+
+    def _generate(
+        self, rid: int, request: dict[str, Any], tokens: list[int], plain: bool, temperature: float,
+        grammar: Grammar | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        import numpy as np
+
+        llm = self.llm
+        stops = [s for s in request.get("stop") or [] if s]
+        if plain and grammar is None:
+            stops += PLAIN_CHAT_STOPS
         rng = np.random.default_rng(int(request.get("seed", 0)))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text = ""
@@ -331,7 +376,9 @@ class Worker:
             logits = self.logits().astype(np.float64)
             shifted = logits - logits.max()
             log_z = np.log(np.exp(shifted).sum())
-            if temperature > 0:
+            if grammar is not None:
+                token = grammar.pick(shifted)
+            elif temperature > 0:
                 probs = np.exp(shifted / temperature)
                 token = int(rng.choice(len(probs), p=probs / probs.sum()))
             else:
@@ -357,6 +404,52 @@ class Worker:
             llm.eval([token])
         self.send_text(rid, text[sent:], None)
         return {"usage": [len(tokens), generated]}
+
+
+class Grammar:
+    """Greedy decoding through a llama.cpp grammar built from a JSON schema.
+
+    Checking the grammar against the whole vocabulary every token is slow on a model with a
+    large vocabulary (Gemma 3: 262k tokens), so, as llama.cpp's own sampler does, the best
+    token is checked alone first, then the best 64, 4096, and only then all of them."""
+
+    def __init__(self, vocab: Any, json_schema: str) -> None:
+        import llama_cpp
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        grammar = LlamaGrammar.from_json_schema(json_schema, verbose=False)
+        self.sampler = llama_cpp.llama_sampler_init_grammar(
+            vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
+        )
+        if not self.sampler:
+            raise ValueError("llama.cpp could not build a grammar from the JSON schema")
+
+    def pick(self, logits: Any) -> int:
+        import llama_cpp
+        import numpy as np
+
+        size = len(logits)
+        for count in (1, 64, 4096, size):
+            count = min(count, size)
+            best = np.argpartition(-logits, count - 1)[:count] if count < size else np.arange(size)
+            data = (llama_cpp.llama_token_data * count)()
+            for slot, token in enumerate(best.tolist()):
+                data[slot].id, data[slot].logit, data[slot].p = token, float(logits[token]), 0.0
+            array = llama_cpp.llama_token_data_array(data=data, size=count, selected=-1, sorted=False)
+            llama_cpp.llama_sampler_apply(self.sampler, ctypes.byref(array))
+            allowed = [(data[i].logit, data[i].id) for i in range(count) if data[i].logit != float("-inf")]
+            if allowed:
+                token = max(allowed)[1]
+                llama_cpp.llama_sampler_accept(self.sampler, token)
+                return int(token)
+        raise ValueError("the grammar allows no token here")
+
+    def close(self) -> None:
+        import llama_cpp
+
+        if self.sampler:
+            llama_cpp.llama_sampler_free(self.sampler)
+            self.sampler = None
 
 
 def main() -> int:

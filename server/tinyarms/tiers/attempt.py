@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from attrs import define, field
 
-from tinyarms.backends import ChatRequest, Delta, TierError, Usage, stream_chat
+from tinyarms.backends import ChatRequest, Delta, TierError, ToolCall, Usage, stream_chat
 from tinyarms.tiers.run import ms_since
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class Attempt:
     logprob_sum: float = 0.0
     logprob_tokens: int = 0
     ttft_ms: float | None = None
+    tool_calls: list[ToolCall] = field(factory=list)  # when the request offered tools
 
     @property
     def mean_logprob(self) -> float | None:
@@ -59,6 +60,8 @@ async def stream_once(
                     result.logprob_tokens += event.tokens or 1
                 if show:
                     run.show(event.text)
+            elif isinstance(event, ToolCall):
+                result.tool_calls.append(event)
             else:
                 result.usage = event
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from attrs import define, field
 
-from tinyarms.backends import ChatRequest, TierError, Usage
+from tinyarms.backends import ChatRequest, TierError, ToolCall, ToolSpec, Usage
 from tinyarms.config.schema import ROLE_NAMES
 from tinyarms.tiers import cache as response_cache
 from tinyarms.tiers import costs
@@ -46,6 +46,7 @@ class Answer:
     usage: Usage
     cost_usd: float
     trace: dict[str, Any]  # the decision-trace record written for this request (Record.to_dict())
+    tool_calls: list[ToolCall] = field(factory=list)  # when the request offered tools (the agent's steps)
 
 
 class AllTiersFailed(Exception):
@@ -83,7 +84,7 @@ async def aclose() -> None:
 async def run_role(
     config: Config,
     role: str,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     *,
     tier: str | None = None,
     decision: Decision | None = None,
@@ -92,10 +93,13 @@ async def run_role(
     context: str = "",
     embed: Callable[[str], Sequence[float]] | None = None,
     shared: Shared | None = None,
+    tools: Sequence[ToolSpec] = (),
 ) -> Answer:
     """Answer `messages` with `role`'s tier chain. Raises AllTiersFailed (or BudgetExceeded)
     with a message naming each tier and why when nothing answered. `embed` feeds the
-    semantic cache (`cache.semantic`); without it only exact repeats are reused."""
+    semantic cache (`cache.semantic`); without it only exact repeats are reused. With
+    `tools`, an answer may be tool calls instead of text (the agent's steps); those
+    requests are never cached."""
     record = Record(
         role=role,
         route=decision.route if decision else None,
@@ -107,10 +111,10 @@ async def run_role(
     run = Run(config, record, health=shared.health, clients=shared.clients, on_delta=on_delta, on_restart=on_restart)
     try:
         chain, budget = _prepare(run, tier, decision)
-        lookup = _lookup(run, chain, messages, context, embed)
+        lookup = None if tools else _lookup(run, chain, messages, context, embed)
         if lookup is not None and (hit := _cached(run, lookup)) is not None:
             return hit
-        return await _walk(run, chain, budget, messages, context, lookup)
+        return await _walk(run, chain, budget, messages, context, lookup, list(tools))
     except asyncio.CancelledError:
         run.finish(error="cancelled")
         raise
@@ -159,7 +163,7 @@ def _setting(role: Role, tier_value: Any, name: str) -> Any:
 def _lookup(
     run: Run,
     chain: list[str],
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     context: str,
     embed: Callable[[str], Sequence[float]] | None,
 ) -> response_cache.Lookup | None:
@@ -211,9 +215,10 @@ async def _walk(
     run: Run,
     chain: list[str],
     budget: costs.BudgetCheck,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     context: str,
     lookup: response_cache.Lookup | None,
+    tools: list[ToolSpec],
 ) -> Answer:
     cascade = run.config.roles.get(run.role).cascade
     question = response_cache.request_text(messages)
@@ -221,7 +226,7 @@ async def _walk(
     failures: list[str] = []
     for index, name in enumerate(chain):
         may_escalate = index < len(chain) - 1 and run.record.escalations < cascade.max_steps
-        tried = await _try_tier(run, name, budget, messages, context, question, may_escalate)
+        tried = await _try_tier(run, name, budget, messages, context, question, may_escalate, tools)
         if tried.attempt is None:
             failures.append(tried.failure or f"tier '{name}' gave no answer")
             if tried.out_of_time:
@@ -232,13 +237,13 @@ async def _walk(
             best = (name, tried.attempt)
             run.restart(f"escalating: {tried.escalate}")
             continue
-        return _answered(run, name, tried.attempt.text, lookup)
+        return _answered(run, name, tried.attempt, lookup)
     if best is not None:
         name, attempt = best
         run.record.kept = f"every tier after '{name}' failed; its answer stands"
         run.restart(run.record.kept)
         run.show(attempt.text)
-        return _answered(run, name, attempt.text, lookup)
+        return _answered(run, name, attempt, lookup)
     raise _failed(run, budget, failures)
 
 
@@ -246,10 +251,11 @@ async def _try_tier(
     run: Run,
     name: str,
     budget: costs.BudgetCheck,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     context: str,
     question: str,
     may_escalate: bool,
+    tools: list[ToolSpec],
 ) -> _Tried:
     config = run.config
     tier, role = config.tiers[name], config.roles.get(run.role)
@@ -270,6 +276,7 @@ async def _try_tier(
         logprobs=role.cascade.min_mean_logprob is not None and may_escalate and tier.provider == "openai",
         connect_timeout_s=config.reliability.connect_timeout_s,
         read_timeout_s=tier.timeout_s,
+        tools=tools,
     )
     attempt = await with_retries(run, name, tier, request, step)
     if isinstance(attempt, TierError):
@@ -279,7 +286,7 @@ async def _try_tier(
     run.charge(name, tier, attempt.usage, step)
     if attempt.mean_logprob is not None:
         step.mean_logprob = round(attempt.mean_logprob, 4)
-    if not attempt.text.strip():
+    if not attempt.text.strip() and not attempt.tool_calls:
         empty = f"tier '{name}' answered with no text"
         run.health.failed(name, tier, config.reliability)
         step.errors.append("empty")
@@ -287,7 +294,8 @@ async def _try_tier(
         run.restart(empty)
         return _Tried(failure=empty)
     run.health.succeeded(name, tier)
-    why = await escalation_reason(run, name, tier, role.cascade, question, attempt, step) if may_escalate else None
+    judge = may_escalate and not attempt.tool_calls  # the cascade judges answers, not tool calls
+    why = await escalation_reason(run, name, tier, role.cascade, question, attempt, step) if judge else None
     step.outcome, step.reason = ("escalated", why) if why else ("ok", None)
     return _Tried(attempt=attempt, escalate=why)
 
@@ -295,13 +303,14 @@ async def _try_tier(
 # -- after the walk ------------------------------------------------------------------------
 
 
-def _answered(run: Run, name: str, text: str, lookup: response_cache.Lookup | None) -> Answer:
+def _answered(run: Run, name: str, attempt: Attempt, lookup: response_cache.Lookup | None) -> Answer:
     model = run.config.tiers[name].model
     if lookup is not None:
-        lookup.keep(name, model, text)
+        lookup.keep(name, model, attempt.text)
     record = run.finish(tier=name, model=model)
     log.info("role %s answered by tier %s in %.0f ms ($%.6f)", run.role, name, record.latency_ms, record.cost_usd)
-    return Answer(text, name, model, attrs.evolve(run.usage), record.cost_usd, record.to_dict())
+    usage = attrs.evolve(run.usage)
+    return Answer(attempt.text, name, model, usage, record.cost_usd, record.to_dict(), list(attempt.tool_calls))
 
 
 def _failed(run: Run, budget: costs.BudgetCheck, failures: list[str]) -> AllTiersFailed:

@@ -8,7 +8,10 @@ Two splits of tests/data/router_train.tsv (the held-out file is never read here)
 For each variant of the classifier: argmax accuracy, and accuracy / OOS recall of the whole
 pipeline (keyword rules, then thresholds fitted on the out-of-fold scores, OOS floor 0.9).
 `--extra FILE` adds rows to every fold's training side, never to its test side, so more data
-is judged on the same test rows.
+is judged on the same test rows. `--multilingual ENCODER` scores the non-English rows with a model
+on that encoder's vectors, as the router does. `--english-only` drops the training rows that are not in English
+(language.py's guess), the way the router was trained before issue 16. Accuracy is also reported
+on the non-English rows alone.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ sys.path.insert(0, str(REPO / "server"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tinyarms.router.classifier import NONE, train  # noqa: E402
-from tinyarms.router.encoder import cached_encode, load_encoder  # noqa: E402
+from tinyarms.router.encoder import ConcatEncoder, cached_encode, load_encoder  # noqa: E402
 from tinyarms.router.fit import fit_thresholds, load_labelled, metrics, predict  # noqa: E402
+from tinyarms.router.language import is_english  # noqa: E402
 from tinyarms.router.rules import Rules  # noqa: E402
 
 Variant = Callable[[list[str], np.ndarray, list[str], list[str], np.ndarray], tuple[list[str], np.ndarray]]
@@ -86,15 +90,32 @@ def main() -> int:
     parser.add_argument("--train", default=str(REPO / "tests" / "data" / "router_train.tsv"))
     parser.add_argument("--extra", help="more training rows, added to every fold's training side only")
     parser.add_argument("--variants", default="embedding,concat-1.0")
+    parser.add_argument(
+        "--encoders", default="all-MiniLM-L6-v2", help="comma-separated; their vectors are concatenated"
+    )
+    parser.add_argument(
+        "--multilingual", help="an encoder for the non-English rows (the router's split), e.g. use-multilingual-v3"
+    )
+    parser.add_argument("--english-only", action="store_true", help="drop the non-English training rows")
     args = parser.parse_args()
     rows = load_labelled(Path(args.train))
+    if args.english_only:
+        rows = [(label, text) for label, text in rows if is_english(text)]
     texts, labels = [t for _, t in rows], [label for label, _ in rows]
-    encoder = load_encoder()
-    vecs = cached_encode(encoder, texts)
+    encoder = ConcatEncoder([load_encoder(name) for name in args.encoders.split(",")])
+    vecs = np.hstack([cached_encode(e, texts) for e in encoder.encoders])
     extra: tuple[list[str], np.ndarray, list[str]] = ([], np.zeros((0, vecs.shape[1]), np.float32), [])
     if args.extra:
         more = load_labelled(Path(args.extra))
-        extra = ([t for _, t in more], cached_encode(encoder, [t for _, t in more]), [label for label, _ in more])
+        more_vecs = np.hstack([cached_encode(e, [t for _, t in more]) for e in encoder.encoders])
+        extra = ([t for _, t in more], more_vecs, [label for label, _ in more])
+    multilingual = None
+    extra_ml: tuple[list[str], np.ndarray, list[str]] = ([], np.zeros((0, 512), np.float32), [])
+    if args.multilingual:
+        ml_encoder = load_encoder(args.multilingual)
+        multilingual = cached_encode(ml_encoder, texts)
+        if args.extra:
+            extra_ml = (extra[0], cached_encode(ml_encoder, extra[0]), extra[2])
     rules_engine = Rules(sorted(set(labels) - {NONE}))
     rules = []
     for text in texts:
@@ -106,22 +127,33 @@ def main() -> int:
             weight, *options = name.removeprefix("concat-").split(":")
             kwargs = {k: (int(v) if k == "steps" else float(v)) for k, v in (o.split("=") for o in options)}
             variants[name] = concat(float(weight), **kwargs)
-    report: dict[str, Any] = {"n": len(rows), "extra": len(extra[0])}
+    foreign = np.array([not is_english(text) for text in texts])
+    report: dict[str, Any] = {"encoders": args.encoders, "multilingual": args.multilingual, "n": len(rows)}
+    report["non_english"] = int(foreign.sum())
+    report["extra"] = len(extra[0])
     for name in args.variants.split(","):
         variant = variants[name]
         report[name] = {}
         for scheme in ("random", "grouped"):
             start = time.perf_counter()
-            names, probs = cross_validate(variant, texts, vecs, labels, folds_for(labels, scheme), extra)
+            folds = folds_for(labels, scheme)
+            names, probs = cross_validate(variant, texts, vecs, labels, folds, extra)
+            if multilingual is not None:  # the router's split: non-English rows by the multilingual model
+                _, foreign_probs = cross_validate(variant, texts, multilingual, labels, folds, extra_ml)
+                probs[foreign] = foreign_probs[foreign]
             argmax = [names[int(i)] for i in probs.argmax(axis=1)]
             start_thresholds = {n: 0.5 for n in names if n != NONE}
             thresholds = fit_thresholds(names, probs, rules, labels, start_thresholds)
-            full = metrics(labels, predict(names, probs, rules, thresholds))
+            pred = predict(names, probs, rules, thresholds)
+            full = metrics(labels, pred)
+            hits = np.array([p == g for p, g in zip(pred, labels, strict=True)])
             report[name][scheme] = {
                 "argmax_accuracy": round(float(np.mean([a == g for a, g in zip(argmax, labels, strict=True)])), 4),
                 "accuracy": full["accuracy"],
                 "macro_f1": full["macro_f1"],
                 "oos_recall": full["oos_recall"],
+                "accuracy_english": round(float(hits[~foreign].mean()), 4),
+                "accuracy_non_english": round(float(hits[foreign].mean()), 4) if foreign.any() else None,
                 "seconds": round(time.perf_counter() - start, 1),
             }
     print(json.dumps(report, indent=2))

@@ -15,11 +15,22 @@ expected str @ $.text``):
   ``fallback`` decision that says why.
 - ``tinyarms.ask`` ``({"text", "role"?, "tier"?, "uri"?, "range"?, "stream_id"?})``: route
   (unless ``role`` is given or the text starts with a slash command), run the role's tier
-  chain and return ``{"text", "decision", "trace"}``; a router that cannot load answers
+  chain and return ``{"text", "decision", "trace"}`` (``decision.strength``: the difficulty score,
+  the threshold and whether it went straight to the strong tier; ``trace.id`` names it for
+  ``tinyarms.feedback``); a router that cannot load answers
   through ``router.fallback_role`` (decision stage ``fallback``, with the reason). While it runs, the answer streams
   as ``tinyarms/stream`` notifications carrying the same ``stream_id``. ``uri`` must be a
   document open in the editor or a file inside a workspace folder (symlinks resolved);
   anything else is an "invalid params" error and nothing is read.
+- ``tinyarms.feedback`` ``({"trace_id"?, "rating"?, "route"?, "outcome"?})``: what the user
+  said about a request's answer, into the decision trace. ``trace_id``: the ``id`` of the
+  ``trace`` a request returned (omitted: this session's last request); ``rating``: ``"up"`` |
+  ``"down"``; ``outcome``: ``"accepted"`` | ``"rejected"`` (an edit), ``"stronger"`` (the user
+  asked a stronger tier); ``route``: a route correction, a route name or ``"none"`` (needs a
+  request this server answered, for its text). At least one of them. Returns ``{"recorded":
+  true, "trace_id", "correction"}``; an unknown route, rating or outcome, or a correction of
+  a request this server does not remember, is InvalidParams and writes nothing.
+  ``tinyarms router fit --from-log`` learns from these.
 - ``tinyarms.chat`` ``({"text", "conversation"?, "uri"?, "range"?, "workDoneToken"?, "stream_id"?})``:
   one turn of a conversation (a new one when ``conversation`` is absent or unknown; ids are
   1-64 of ``[A-Za-z0-9_-]``). Free text is routed, slash commands name the route; the routed
@@ -109,6 +120,7 @@ SHOW_CONFIG = "tinyarms.showConfig"
 ROUTE = "tinyarms.route"
 ASK = "tinyarms.ask"
 STATUS = "tinyarms.status"
+FEEDBACK = "tinyarms.feedback"
 CHAT = "tinyarms.chat"
 CHAT_LIST = "tinyarms.chat.list"
 CHAT_DELETE = "tinyarms.chat.delete"
@@ -140,6 +152,14 @@ class AskArgs:
     uri: str | None = None  # with range: the selected code is sent along
     range: types.Range | None = None
     stream_id: str | None = None  # tinyarms/stream notifications carry it
+
+
+@define(kw_only=True)
+class AnswerFeedbackArgs:
+    trace_id: str | None = None  # the request's trace id; None: this session's last request
+    rating: str | None = None  # up | down
+    route: str | None = None  # a route correction: a route name or "none"
+    outcome: str | None = None  # accepted | rejected | stronger
 
 
 @define(kw_only=True)

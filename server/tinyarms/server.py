@@ -190,6 +190,10 @@ def create_server() -> TinyarmsServer:
     async def ask(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
         return await ls.ask.ask(protocol.arguments(protocol.ASK, args, protocol.AskArgs))
 
+    @server.command(protocol.FEEDBACK)
+    async def feedback(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.ask.feedback(protocol.arguments(protocol.FEEDBACK, args, protocol.AnswerFeedbackArgs))
+
     # -- chat (features/chat.py over requests/context, chat, conversations) --------------
 
     @server.command(protocol.CHAT)

@@ -92,6 +92,15 @@ class Role:
     temperature: float | None = field(default=None, metadata=bounds(ge=0, le=2))
     cascade: Cascade = field(factory=lambda: Cascade())  # when an answer is good enough, or escalates
     context_tokens: int = 4000  # tokens a chat/edit request may send (rules, code, @files, earlier turns)
+    # Strong or weak (chat and edit; router/strength.py). `router calibrate` writes the threshold.
+    strong_share: float = 0.0  # the hardest share of requests sent straight to the strong tier; 0 = off
+    strong_threshold: float | None = None  # difficulty at or above which a request goes strong
+    strong_tier: str | None = None  # the strong tier (default: the first of escalate_to)
+
+    def strong(self) -> str | None:
+        """The tier that hard requests go straight to, or None (no stronger tier than `tier`)."""
+        tier = self.strong_tier or next((t for t in self.escalate_to if t != self.tier), None)
+        return tier if tier != self.tier else None
 
 
 Multiline = Literal["auto", "always", "never"]
@@ -147,18 +156,30 @@ class Route:
 
 
 @define(kw_only=True)
+class Difficulty:
+    """`[router.difficulty]`: the strong/weak score's weights (router/difficulty.py); written by
+    `tinyarms router fit --from-log`. The defaults are the prior: longer requests are harder."""
+
+    bias: float = -3.0  # the logistic regression's intercept
+    request: float = 0.4  # weight of log(1 + request tokens)
+    context: float = 0.2  # weight of log(1 + context tokens)
+    routes: dict[str, float] = field(factory=dict)  # per-route offsets (missing: 0)
+    fitted_on: int = 0  # labelled requests it was fitted on; 0 = the prior
+
+
+@define(kw_only=True)
 class Router:
     """`[router]`: how requests are routed. The routes themselves are `[routes.NAME]`."""
 
     enabled: bool = True  # route requests (false: every request goes to router.fallback_role)
-    encoder: str = "all-MiniLM-L6-v2"  # the packaged model, or a local sentence-transformers folder
+    # English requests: all-MiniLM-L6-v2 (packaged), use-multilingual-v3, a local folder, or "a+b"
+    encoder: str = "all-MiniLM-L6-v2"  # the encoder for English requests
+    multilingual_encoder: str = "use-multilingual-v3"  # the encoder for other languages; "" = `encoder` for all
     backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"  # how the encoder runs
     threads: int = field(default=1, metadata=bounds(ge=1, le=16))  # encoder threads
     fallback_role: str = "chat"  # the role for requests no route takes
-    # Under the best route's threshold: the fallback role answers, or a local LLM picks the route.
-    low_confidence: Literal["fallback", "llm"] = "fallback"
-    llm_tier: str = "local"  # a llama-cpp tier that classifies the hard rest when low_confidence = "llm"
     cache_size: int = field(default=512, metadata=bounds(ge=0, le=1_000_000))  # recent decisions kept (LRU)
+    difficulty: Difficulty = field(factory=lambda: Difficulty())  # the strong/weak score's weights
     out_of_scope: list[str] = field(factory=list)  # example requests that are no route
     more_out_of_scope: list[str] = field(factory=list)  # added to `out_of_scope` (lists replace across layers)
 

@@ -152,7 +152,10 @@ def validate(data: dict[str, Any], sources: dict[KeyPath, Source]) -> tuple[Conf
     for role_name, role in roles.items():
         if not isinstance(role, dict):
             continue
-        for key in ("tier", "escalate_to"):
+        share = role.get("strong_share")
+        if isinstance(share, int | float) and not isinstance(share, bool) and not 0.0 <= share < 1.0:
+            problem(("roles", role_name, "strong_share"), f"strong_share must be in [0, 1), got {share}")
+        for key in ("tier", "escalate_to", "strong_tier"):
             names = role.get(key)
             for tier_name in [names] if isinstance(names, str) else names if isinstance(names, list) else []:
                 if isinstance(tier_name, str) and tier_name not in tiers:

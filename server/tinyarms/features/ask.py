@@ -21,6 +21,7 @@ from pygls.uris import to_fs_path
 
 from tinyarms import protocol, tiers
 from tinyarms.features.base import Feature, Settings, Status
+from tinyarms.requests import feedback
 from tinyarms.requests.answer import Request, ask
 from tinyarms.requests.decide import RequestError
 from tinyarms.requests.routing import Routing
@@ -38,6 +39,7 @@ class AskFeature(Feature):
     def __init__(self, server: LanguageServer, settings: Settings, status: Status) -> None:
         super().__init__(server, settings, status)
         self.routing = Routing()
+        self.recent = feedback.RecentRequests()  # trace id -> text, for route corrections
 
     async def initialized(self) -> None:
         if self.settings.config is not None:
@@ -79,6 +81,8 @@ class AskFeature(Feature):
             # The message names every tier and why; it never holds a key or the code.
             raise RuntimeError(str(exc)) from exc
         decision, answer = answered.decision, answered.answer
+        if isinstance(answer.trace.get("id"), str):
+            self.recent.remember(answer.trace["id"], args.text, decision)
         self.status.notify(
             "decision",
             {
@@ -91,6 +95,16 @@ class AskFeature(Feature):
             },
         )
         return {"text": answer.text, "decision": decision.to_dict(), "trace": answer.trace}
+
+    async def feedback(self, args: protocol.AnswerFeedbackArgs) -> dict[str, Any]:
+        """`tinyarms.feedback`: a rating, an outcome or a route correction into the trace."""
+        config = await self.settings.require()
+        try:
+            return feedback.record(
+                config, self.recent, trace_id=args.trace_id, rating=args.rating, route=args.route, outcome=args.outcome
+            )
+        except feedback.FeedbackError as exc:
+            raise JsonRpcInvalidParams(f"{protocol.FEEDBACK}: {exc}") from None
 
     def _stream(self, stream_id: str | None, payload: dict[str, Any]) -> None:
         if stream_id is not None:

@@ -5,7 +5,7 @@ Both read the JSON Schema generated from the attrs schema (`config/jsonschema.py
 key's documentation is written once, in `config/schema.py`:
 - completion offers table headers (`[roles.chat]`, `[tiers.NAME]` for the tiers that
   exist), the keys of the table the cursor is in, and values: enums (providers, backends,
-  role names), booleans, tier names for `tier` / `escalate_to` / `llm_tier`, and preset
+  role names), booleans, tier names for `tier` / `escalate_to` / `strong_tier`, and preset
   names (shipped and installed) for `extends`;
 - hover shows a key's description and type, and the value in effect with its source
   (`preset default (…/roles/default.toml:12)`, a file and line, `env TINYARMS_…`).
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]*?)\s*\]?\]?\s*(#.*)?$")
 _KEY_BEFORE_EQUALS = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*")(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"))*)\s*=""")
-TIER_KEYS = {"tier", "escalate_to", "llm_tier"}
+TIER_KEYS = {"tier", "escalate_to", "strong_tier"}
 ROLE_KEYS = {"fallback_role", "role"}
 PYPROJECT_PREFIX: KeyPath = ("tool", "tinyarms")
 

@@ -16,6 +16,7 @@ from attrs import define
 
 from tinyarms import tiers
 from tinyarms.requests.messages import build_messages
+from tinyarms.router.difficulty import estimate_tokens
 
 if TYPE_CHECKING:
     from tinyarms.config import Config
@@ -47,7 +48,10 @@ async def ask(
     on_restart: Callable[[str], None] | None = None,
 ) -> Answered:
     """Raises requests.decide.RequestError (a bad role or tier) or tiers.AllTiersFailed."""
-    decision = await routing.decide(config, request.text, role=request.role, tier=request.tier)
+    context_tokens = estimate_tokens(request.selection)  # what goes along feeds the strong/weak decision
+    decision = await routing.decide(
+        config, request.text, role=request.role, tier=request.tier, context_tokens=context_tokens
+    )
     if on_decision is not None:
         on_decision(decision)
     answer = await tiers.run_role(

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from tinyarms.requests import decide
+from tinyarms.router import strength
+from tinyarms.router.difficulty import estimate_tokens
 
 if TYPE_CHECKING:
     from tinyarms.config import Config
@@ -92,17 +94,21 @@ class Routing:
                 break
         return self.router
 
-    async def decide(self, config: Config, text: str, *, role: str | None = None, tier: str | None = None) -> Decision:
-        """Explicit when the caller names a role, else the router's; the fallback role when the router fails."""
+    async def decide(
+        self, config: Config, text: str, *, role: str | None = None, tier: str | None = None, context_tokens: int = 0
+    ) -> Decision:
+        """Explicit when the caller names a role, else the router's; the fallback role when the router fails.
+        Unless the caller named a tier, chat and edit requests also get the strong/weak decision."""
         decide.check(config, role, tier)
         if role is not None:
-            return decide.explicit(config, role, tier)
+            named = decide.explicit(config, role, tier)
+            return named if tier is not None else strength.apply(config, named, estimate_tokens(text), context_tokens)
         router = await self.ready(config)
         if router is None:
             log.warning("the router is not available (%s); the fallback role answers", self.error)
             return decide.fallback(config, self.error or "it is not loaded", tier)
         try:
-            decision = await asyncio.to_thread(router.route, text)
+            decision = await asyncio.to_thread(router.route, text, context_tokens=context_tokens)
         except Exception as exc:  # a broken router must not stop the answer
             log.warning("the router failed (%s); the fallback role answers", exc)
             return decide.fallback(config, _why(exc), tier)

@@ -13,7 +13,18 @@ from attrs import define
 
 # How the decision was reached, cheapest first. `explicit`: a slash command or a role
 # named by the caller; `fallback`: nothing was confident enough.
-Stage = Literal["explicit", "rule", "embedding", "llm", "fallback"]
+Stage = Literal["explicit", "rule", "embedding", "fallback"]
+
+
+@define(kw_only=True)
+class Strength:
+    """Strong or weak (router/difficulty.py), for roles with a cheap and a strong tier."""
+
+    difficulty: float  # predicted chance that the cheap tier's answer will not do, 0..1
+    threshold: float | None  # at or above it the request goes straight to the strong tier; None: off
+    strong: bool  # sent straight to the strong tier
+    request_tokens: int  # estimated (characters / 4)
+    context_tokens: int
 
 
 @define(kw_only=True)
@@ -25,6 +36,7 @@ class Decision:
     margin: float  # score minus the runner-up's score
     stage: Stage
     reason: str  # one sentence a user understands
+    strength: Strength | None = None  # None: the role has no cheap/strong pair (or no request text)
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)

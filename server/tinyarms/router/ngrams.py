@@ -4,28 +4,52 @@ The small encoder blurs words that decide a route ("docstring", "unit test", "st
 "migrate"); sparse lexical features keep them, and character n-grams also match typos and
 inflections ("refactoring", "refactr"). Fitted on the training utterances only; pure Python and
 numpy, a few hundred dictionary look-ups per query.
+
+Every script counts: words are Unicode letters and digits (NFKC, lower-cased, accents folded so
+"código" and "codigo" share features), and Chinese, Japanese and Korean, written without spaces
+between words, contribute single characters and character pairs/triples of each run instead.
+MiniLM is English-only, so for a request in another language this view carries most of the signal.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 
 import numpy as np
 from attrs import define
 
-_WORD = re.compile(r"[a-z0-9_]+(?:['.][a-z0-9_]+)*")
+# Han, kana, Hangul (syllables and jamo), half-width katakana, CJK compatibility ideographs.
+_CJK = "\u1100-\u11ff\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
+_TOKEN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+(?:['.][^\W{_CJK}]+)*")
+_IS_CJK = re.compile(rf"[{_CJK}]")
+
+
+def fold(text: str) -> str:
+    """NFKC (full-width forms to ASCII), lower case, accents off (é -> e, ü -> u; not CJK)."""
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).lower())
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
 def features(text: str) -> list[str]:
-    """Word unigrams and bigrams, and character 3-5-grams inside each word (padded by spaces)."""
-    words = _WORD.findall(text.lower())
-    out = [f"w:{w}" for w in words]
-    out += [f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False)]
-    for word in words:
-        padded = f" {word} "
+    """Word unigrams and bigrams and character 3-5-grams inside each word (padded by spaces);
+    for a CJK run: its characters as words, and its character 2- and 3-grams."""
+    out: list[str] = []
+    words: list[str] = []
+    for token in _TOKEN.findall(fold(text)):
+        if _IS_CJK.match(token):
+            out += [f"w:{ch}" for ch in token]
+            for n in (2, 3):
+                out += [f"c:{token[i : i + n]}" for i in range(len(token) - n + 1)]
+            words.append(token)
+            continue
+        words.append(token)
+        out.append(f"w:{token}")
+        padded = f" {token} "
         for n in (3, 4, 5):
             out += [f"c:{padded[i : i + n]}" for i in range(max(1, len(padded) - n + 1))]
+    out += [f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False)]
     return out
 
 

@@ -107,6 +107,10 @@ async def run_role(
         score=round(decision.score, 4) if decision else None,
         requested_tier=tier,
     )
+    if decision is not None and decision.strength is not None:
+        found = decision.strength
+        record.request_tokens, record.context_tokens = found.request_tokens, found.context_tokens
+        record.difficulty, record.strong_threshold, record.strong = found.difficulty, found.threshold, found.strong
     shared = shared or PROCESS
     run = Run(config, record, health=shared.health, clients=shared.clients, on_delta=on_delta, on_restart=on_restart)
     try:

@@ -80,6 +80,14 @@ class Record:
     stage: str | None = None
     score: float | None = None
     requested_tier: str | None = None
+    # Strong or weak (router/strength.py): the request's size, its difficulty score, the threshold
+    # in force and whether it went straight to the strong tier. `router calibrate` and
+    # `router fit --from-log` read these back.
+    request_tokens: int | None = _optional()
+    context_tokens: int | None = _optional()
+    difficulty: float | None = _optional()
+    strong_threshold: float | None = _optional()
+    strong: bool | None = _optional()
     budget_warning: str | None = _optional()
     budget_exceeded: str | None = _optional()
     cache: str = "off"  # off | miss | hit | semantic-hit

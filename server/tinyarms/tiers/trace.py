@@ -80,6 +80,8 @@ def stats(records: list[dict[str, Any]]) -> dict[str, Any]:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     errors: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for record in records:
+        if record.get("kind") == "feedback":  # what the user said about a request, not a request
+            continue
         role = str(record.get("role"))
         groups[(role, str(record.get("tier") or "(failed)"))].append(record)
         for step in record.get("steps", []):

@@ -165,6 +165,9 @@ context_tokens = {context_tokens}
 tier = "team"
 escalate_to = []
 
+[roles.autocomplete]
+enabled = false  # no local completion model loading beside the one under test
+
 [reliability]
 deadline_s = {timeout_s + 30}
 

@@ -9,6 +9,7 @@ every request it gets.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -87,6 +88,7 @@ async def test_chat_streams_progress_and_the_conversation_survives_a_restart(
         )
         assert second["conversation"] == conversation and second["text"].strip()
         assert second["context"][0]["kind"] == "history" and second["context"][0]["turns"] == 2
+        print("real chat, turn 1:", json.dumps(first, indent=2), "\nreal chat, turn 2:", json.dumps(second, indent=2))
     finally:
         await lsp.shutdown_session()
 

@@ -85,6 +85,7 @@ async def test_a_clean_answer_is_applied_as_the_changed_line_only(session: Sessi
     uri = session.editor.open(session.workspace / "shapes_ok.py", MODULE)
     answer = f"Here is the updated function:\n\n```python\n{AREA_NEW}```\n\nIt rounds the result to two places."
     result = await edit(session, uri, "round the result to 2 places", http, answer)
+    print("scripted edit:", json.dumps(result, indent=2))
     assert result["applied"] is True, result
     [request] = session.editor.requests[-1:]
     assert request.label == "tinyarms: round the result to 2 places"
@@ -266,7 +267,7 @@ async def test_a_real_model_edit_goes_through_the_checks(
             MODEL_TIMEOUT_S,
         )  # fmt: skip
         print("real edit:", json.dumps(result, indent=2))
-        assert result["decision"]["model"] == "gemma3" and result["decision"]["tier"] == "team"
+        assert result["decision"].get("model") == "gemma3" and result["decision"]["tier"] == "team", result
         after = editor.text(uri)
         if result["applied"]:
             ast.parse(after)
@@ -294,3 +295,18 @@ async def test_write_tests_never_follows_a_tests_folder_out_of_the_workspace(
     assert result["applied"] is False and "leads out of the workspace" in result["refused"], result
     assert not (outside / "stolen.py").exists() and len(http.log) == asked
     http.script("scripted", [])  # the scripted answer was not used
+
+
+async def test_a_file_outside_the_workspace_is_never_read_or_edited(
+    session: Session, http: FaultServer, tmp_path: Path
+) -> None:
+    outside = tmp_path / "secret.py"
+    outside.write_text("TOKEN = 'outside'\n")
+    asked = len(http.log)
+    for command, argument in (
+        ("tinyarms.edit", {"uri": outside.as_uri(), "range": AREA, "instruction": "/refactor"}),
+        ("tinyarms.chat", {"text": "/explain", "uri": outside.as_uri(), "range": AREA}),
+    ):
+        with pytest.raises(Exception, match="nothing was read"):
+            await execute(session.lsp, command, argument)
+    assert len(http.log) == asked and outside.read_text() == "TOKEN = 'outside'\n"

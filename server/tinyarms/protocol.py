@@ -187,7 +187,7 @@ class EditArgs:
     uri: str
     range: types.Range
     instruction: str
-    version: int | None  # the document version the edit is for; a newer document refuses it
+    version: int | None = None  # the document version the edit is for (None: the current one)
     preview: bool = False  # return the WorkspaceEdit instead of applying it
     answer: str | None = None  # apply this (a chat answer) instead of asking the model
 

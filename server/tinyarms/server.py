@@ -52,6 +52,9 @@ class TinyarmsServer(LanguageServer):
         self.agent = AgentFeature(self, self.settings, self.status)
         # No hooks: it reads the open buffer and the config feature's result on each request.
         self.config_editing = ConfigEditingFeature(self, self.settings, self.status, lambda: self.config_feature.result)
+        self.documents = Documents(self, self.settings, self.status)
+        self.chat = ChatFeature(self, self.settings, self.status, self.ask.routing, self.documents)
+        self.edit = EditFeature(self, self.settings, self.status, self.ask.routing, self.documents)
 
     # Transports: pygls' own, with the read loop of jsonrpc.py (bounded, every request answered).
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:

@@ -93,9 +93,7 @@ class Role:
     # sampling temperature (overrides the tier's)
     temperature: float | None = field(default=None, metadata=bounds(ge=0, le=2))
     cascade: Cascade = field(factory=lambda: Cascade())  # when an answer is good enough, or escalates
-    # Tokens of context a chat/edit request may carry: rules, the code, @files and earlier turns
-    # (requests/context.py). A llama-cpp tier's n_ctx caps it further.
-    context_tokens: int = 4000
+    context_tokens: int = 4000  # tokens a chat/edit request may send (rules, code, @files, earlier turns)
     # Strong or weak (chat and edit; router/strength.py). `router calibrate` writes the threshold.
     strong_share: float = 0.0  # the hardest share of requests sent straight to the strong tier; 0 = off
     strong_threshold: float | None = None  # difficulty at or above which a request goes strong
@@ -314,9 +312,9 @@ class Config:
     reliability: Reliability = field(factory=Reliability)  # deadlines, retries and cooldowns
     budgets: Budgets = field(factory=Budgets)  # spend limits in USD
     cache: Cache = field(factory=Cache)  # the response cache
+    conversations: Conversations = field(factory=Conversations)  # chat conversations kept in the state dir
     router: Router = field(factory=Router)  # how requests are routed to roles
     routes: dict[str, Route] = field(factory=dict)  # the router's routes: [routes.NAME]
-    conversations: Conversations = field(factory=Conversations)  # chat conversations kept
     agent: Agent = field(factory=Agent)  # what one agent run may do and spend: [agent]
     trace: Trace = field(factory=lambda: Trace())  # the decision trace (trace.jsonl)
     preset: PresetInfo | None = None  # a preset file's name, version and description (not config)

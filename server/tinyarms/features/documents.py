@@ -1,7 +1,8 @@
 """What chat and edit read from the editor's side: documents, workspace folders, diagnostics.
 
 - A document is the editor's copy when it is open (its version is what a stale-edit check
-  compares), else the file on disk (no version).
+  compares), else the file on disk (no version), and then only inside a workspace folder
+  (`features.ask.readable`: symlinks resolved), so no request reads a file outside it.
 - The workspace folders are the roots `@path` files are confined to; a client with no folder
   (a single file) gets the file's own folder.
 - LSP gives a server no way to ask for the diagnostics other tools show, but every
@@ -20,6 +21,7 @@ from lsprotocol import types
 from pygls import uris
 from pygls.exceptions import JsonRpcInvalidParams
 
+from tinyarms.features.ask import readable
 from tinyarms.features.base import Feature
 from tinyarms.requests import context
 
@@ -53,6 +55,9 @@ class Documents(Feature):
     def document(self, uri: str) -> TextDocument:
         """The open document, or the file on disk; an unreadable one is an InvalidParams error."""
         path = fs_path(uri)
+        if not readable(self.server.workspace, uri):
+            raise JsonRpcInvalidParams(f"{path} is neither open in the editor nor inside a workspace folder; "
+                                       "nothing was read")  # fmt: skip
         document = self.server.workspace.get_text_document(uri)
         try:
             document.source  # noqa: B018 - reads the file when the document is not open
@@ -85,11 +90,7 @@ class Documents(Feature):
         """The document and range a request is about (UTF-16 columns converted), or None."""
         if not uri:
             return None
-        try:
-            document = self.document(uri)
-        except JsonRpcInvalidParams as exc:
-            log.warning("could not read %s: %s", uri, exc)
-            return None
+        document = self.document(uri)  # a file outside the workspace is an error, as for tinyarms.ask
         if selection is None:
             return context.Where(path=fs_path(uri), text=document.source, first_line=0, last_line=0)
         start, end = (document.offset_at_position(p) for p in (selection.start, selection.end))

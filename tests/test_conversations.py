@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
+import tomllib
 
 from tinyarms.config.validate import validate
 from tinyarms.edits import conventions
@@ -79,10 +81,12 @@ def test_history_keeps_the_newest_whole_turns_within_the_budget():
 
 def test_a_turn_sends_system_history_then_the_request_with_its_context():
     decision = Decision.explicit("chat", "local")
-    turn = chat.turn_messages("/explain", decision, Context(), _turns(1), budget_tokens=2000)
+    with open(Path(__file__).resolve().parents[1] / "roles" / "base.toml", "rb") as f:
+        routes = _config(tomllib.load(f)).routes  # the shipped routes, with their instructions
+    turn = chat.turn_messages("/explain", decision, Context(), _turns(1), budget_tokens=2000, routes=routes)
     assert [m["role"] for m in turn.messages] == ["system", "user", "assistant", "user"]
     assert turn.messages[-1]["content"] == "Explain what this code does." == turn.content
-    assert chat.request_text("/chat  tell me a joke", decision) == "tell me a joke"
+    assert chat.request_text("/chat  tell me a joke", decision, routes) == "tell me a joke"
 
 
 def _config(data):

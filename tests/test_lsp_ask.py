@@ -16,6 +16,7 @@ from pytest_lsp import LanguageClient
 from conftest import run_tinyarms
 from faultserver import FaultServer
 from test_lsp_config import wait_until
+from test_lsp_router import as_code_action
 
 
 @pytest.fixture(scope="module")
@@ -217,8 +218,11 @@ async def test_a_workspace_route_offers_its_action_and_sends_its_instruction(
             types.TextDocumentIdentifier(source.as_uri()), selection, types.CodeActionContext(diagnostics=[])
         )
     )
-    titles = [action.title for action in actions or []]
-    assert titles[-1] == "tinyarms: Translate to Rust" and "tinyarms: Explain" in titles
+    offered = {action.title: as_code_action(action) for action in actions or []}
+    assert "tinyarms: Explain" in offered and "tinyarms: Translate to Rust" in offered
+    translate = offered["tinyarms: Translate to Rust"]  # a chat route: its action is a chat turn
+    assert translate["command"]["command"] == "tinyarms.chat" and translate["kind"] in ("refactor.rewrite", None)
+    assert translate["command"]["arguments"][0]["text"] == "/translate"
     argument = {"text": "/translate", "uri": source.as_uri(),
                 "range": {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}}}  # fmt: skip
     answer = await ask(lsp, argument)

@@ -85,7 +85,7 @@ async def test_code_actions_on_a_selection(lsp_factory: Callable[..., Any], work
     titles = [a.title for a in actions]  # type: ignore[union-attr]
     assert titles == [
         "tinyarms: Explain", "tinyarms: Review",  # chat: an answer in words
-        "tinyarms: Refactor", "tinyarms: Fix", "tinyarms: Document", "tinyarms: Write tests",  # edit: a change
+        "tinyarms: Refactor", "tinyarms: Fix", "tinyarms: Write tests", "tinyarms: Document",  # edit: a change
     ]  # fmt: skip
     explain = as_code_action(actions[0])
     assert explain["command"]["command"] == "tinyarms.chat"

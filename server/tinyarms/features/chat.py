@@ -45,13 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# (title, slash command, kind): the code actions that answer in words.
-CODE_ACTIONS = (
-    ("tinyarms: Explain", "/explain", types.CodeActionKind.Empty),
-    ("tinyarms: Review", "/review", types.CodeActionKind.Empty),
-)
-
-
 class Stream:
     """Where the pieces of one answer go: `$/progress` under a token, `tinyarms/stream` under an id."""
 
@@ -141,7 +134,7 @@ class ChatFeature(Feature):
             args.text, budget=max(share, 0), roots=self.documents.roots(args.uri), where=where,
             diagnostics=self.documents.diagnostics(args.uri),
         )  # fmt: skip
-        turn = chat_request.turn_messages(args.text, decision, gathered, conversation.turns, budget)
+        turn = chat_request.turn_messages(args.text, decision, gathered, conversation.turns, budget, config.routes)
         stream = Stream(self.server, args.workDoneToken, args.stream_id, f"tinyarms chat {conversation.id}")
         try:
             answer = await tiers.run_role(
@@ -214,16 +207,26 @@ class ChatFeature(Feature):
     # -- code actions -----------------------------------------------------------------
 
     def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
-        """Explain and Review on a non-empty selection: a chat turn about it."""
-        if params.range.start == params.range.end:
+        """The chat routes' actions (roles/base.toml: Explain, Review) on a non-empty selection: a chat turn."""
+        if params.range.start == params.range.end or self.settings.config is None:
             return []
         argument = {"text": "", "uri": params.text_document.uri, "range": _range_dict(params.range)}
         return [
             types.CodeAction(title=title, kind=kind, command=types.Command(
                 title=title, command=protocol.CHAT, arguments=[{**argument, "text": slash}]))
-            for title, slash, kind in CODE_ACTIONS
+            for title, slash, kind in route_actions(self.settings.config, "chat")
             if wanted(kind, params.context.only)
         ]  # fmt: skip
+
+
+def route_actions(config: Config, role: str) -> list[tuple[str, str, types.CodeActionKind]]:
+    """(title, slash command, kind) of each enabled route of `role` that offers a code action
+    (`[routes.NAME] action`), in config order: a route a user adds in TOML gets one too."""
+    return [
+        (route.action, f"/{name}", types.CodeActionKind(route.action_kind))
+        for name, route in config.routes.items()
+        if route.action and route.enabled and route.role == role
+    ]
 
 
 def wanted(kind: types.CodeActionKind, only: Sequence[Any] | None) -> bool:

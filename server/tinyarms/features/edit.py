@@ -37,7 +37,7 @@ from tinyarms import protocol, tiers
 from tinyarms.edits import conventions, diff, workspace
 from tinyarms.edits.extract import Refused
 from tinyarms.features.base import Feature, Settings, Status
-from tinyarms.features.chat import answered_decision, wanted
+from tinyarms.features.chat import answered_decision, route_actions, wanted
 from tinyarms.features.documents import Documents, fs_path
 from tinyarms.requests import chat as chat_request
 from tinyarms.requests import context
@@ -51,14 +51,6 @@ if TYPE_CHECKING:
     from tinyarms.config import Config
 
 log = logging.getLogger(__name__)
-
-# (title, slash command, kind): the code actions that change the code.
-CODE_ACTIONS = (
-    ("tinyarms: Refactor", "/refactor", types.CodeActionKind.RefactorRewrite),
-    ("tinyarms: Fix", "/fix", types.CodeActionKind.QuickFix),
-    ("tinyarms: Document", "/document", types.CodeActionKind.RefactorRewrite),
-    ("tinyarms: Write tests", "/test", types.CodeActionKind.Refactor),
-)
 
 _lsp = converters.get_converter()
 
@@ -115,7 +107,7 @@ class EditFeature(Feature):
             args.instruction, budget=max(budget - context.tokens(code) - context.tokens(args.instruction), 0),
             roots=roots, where=where, diagnostics=self.documents.diagnostics(args.uri), include_code=False,
         )  # fmt: skip
-        request = chat_request.request_text(args.instruction, decision)
+        request = chat_request.request_text(args.instruction, decision, config.routes)
         if plan is None:
             messages = edit_request.messages(target, request, gathered, label=label)
         else:
@@ -203,15 +195,16 @@ class EditFeature(Feature):
     # -- code actions -----------------------------------------------------------------
 
     def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
-        """Refactor, Fix, Document and Write tests on a non-empty selection: an edit of it."""
-        if params.range.start == params.range.end:
+        """The edit routes' actions (roles/base.toml: Refactor, Fix, Write tests, Document) on a
+        non-empty selection: an edit of it."""
+        if params.range.start == params.range.end or self.settings.config is None:
             return []
         where = {"uri": params.text_document.uri, "version": self.documents.version(params.text_document.uri),
                  "range": _lsp.unstructure(params.range, types.Range)}  # fmt: skip
         return [
             types.CodeAction(title=title, kind=kind, command=types.Command(
                 title=title, command=protocol.EDIT, arguments=[{**where, "instruction": slash}]))
-            for title, slash, kind in CODE_ACTIONS
+            for title, slash, kind in route_actions(self.settings.config, "edit")
             if wanted(kind, params.context.only)
         ]  # fmt: skip
 

@@ -9,14 +9,16 @@ so a long conversation loses its oldest turns and the result says how many.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
 from tinyarms.config import Config
+from tinyarms.config.schema import Route
 from tinyarms.requests.context import Context, tokens
 from tinyarms.requests.conversations import History, Turn, history
-from tinyarms.requests.messages import SLASH, SYSTEM, build_messages
+from tinyarms.requests.messages import build_messages
 from tinyarms.router.decision import Decision
-from tinyarms.router.rules import CHAT_COMMANDS
 
 DEFAULT_N_CTX = 2048  # what the local model runs with when the tier does not say
 ANSWER_RESERVE = 512  # tokens kept for the answer when the role and tier set no max_tokens
@@ -34,14 +36,10 @@ def budget(config: Config, role: str, tier: str | None = None) -> int:
     return max(limit, MIN_BUDGET)
 
 
-def request_text(text: str, decision: Decision) -> str:
-    """The request as the model reads it: a slash command spelled out ("/explain" -> "Explain ..."),
-    `/chat` and `/ask` (no route) dropped."""
-    request = build_messages(text, decision, selection="")[-1]["content"]
-    match = SLASH.match(request)
-    if match and match.group(1).lower() in CHAT_COMMANDS:
-        request = request[match.end() :]
-    return request
+def request_text(text: str, decision: Decision, routes: Mapping[str, Route]) -> str:
+    """The request as the model reads it: a slash command spelled out as its route's instruction
+    ("/explain" -> "Explain ..."), `/chat` and `/ask` (no route) dropped."""
+    return build_messages(text, decision, "", routes)[-1]["content"]
 
 
 @attrs.frozen
@@ -52,12 +50,12 @@ class TurnMessages:
 
 
 def turn_messages(
-    text: str, decision: Decision, context: Context, earlier: list[Turn], budget_tokens: int
+    text: str, decision: Decision, context: Context, earlier: list[Turn], budget_tokens: int,
+    routes: Mapping[str, Route],
 ) -> TurnMessages:
-    system = SYSTEM.get(decision.role, SYSTEM["chat"])
+    system, request = (m["content"] for m in build_messages(text, decision, "", routes))
     if context.system_text():
         system += "\n\n" + context.system_text()
-    request = request_text(text, decision)
     content = f"{context.user_text()}\n\n{request}" if context.user_text() else request
     left = budget_tokens - tokens(system) - tokens(content)
     past = history(earlier, max(left, 0))

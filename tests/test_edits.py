@@ -366,5 +366,6 @@ def test_a_new_file_never_overwrites_and_needs_create_support():
     assert text.edits[0].new_text.startswith("def test_x")
     assert workspace.can_create(_caps(True, [types.ResourceOperationKind.Create]))
     assert not workspace.can_create(_caps(True, [types.ResourceOperationKind.Rename]))
-    assert not workspace.can_create(_caps(False, [types.ResourceOperationKind.Create]))
+    assert workspace.can_create(_caps(False, [types.ResourceOperationKind.Create]))  # Neovim 0.11 announces only this
+    assert workspace.supports_document_changes(_caps(False, [types.ResourceOperationKind.Create]))
     assert not workspace.can_create(None)

@@ -84,17 +84,20 @@ async def test_code_actions_on_a_selection(lsp_factory: Callable[..., Any], work
     assert actions is not None
     titles = [a.title for a in actions]  # type: ignore[union-attr]
     assert titles == [
-        "tinyarms: Explain", "tinyarms: Refactor", "tinyarms: Fix",
-        "tinyarms: Write tests", "tinyarms: Document", "tinyarms: Review",
+        "tinyarms: Explain", "tinyarms: Review",  # chat: an answer in words
+        "tinyarms: Refactor", "tinyarms: Fix", "tinyarms: Document", "tinyarms: Write tests",  # edit: a change
     ]  # fmt: skip
-    refactor = as_code_action(actions[1])
+    explain = as_code_action(actions[0])
+    assert explain["command"]["command"] == "tinyarms.chat"
+    assert explain["command"]["arguments"][0]["text"] == "/explain"
+    refactor = as_code_action(actions[2])
     assert refactor["kind"] in ("refactor.rewrite", None)
     argument = refactor["command"]["arguments"][0]
     assert argument["uri"] == uri and argument["range"]["end"] == {"line": 1, "character": 16}
-    assert argument["text"] == "/refactor"
-    assert refactor["command"]["command"] == "tinyarms.ask"  # run end to end in test_lsp_ask.py
+    assert argument["instruction"] == "/refactor" and argument["version"] == 1
+    assert refactor["command"]["command"] == "tinyarms.edit"  # run end to end in test_lsp_edit.py
     # The action's request routes by its slash command.
-    decision = await execute(lsp, "tinyarms.route", {"text": argument["text"]})
+    decision = await execute(lsp, "tinyarms.route", {"text": argument["instruction"]})
     assert decision["route"] == "refactor" and decision["stage"] == "explicit"
 
     # No selection, no actions.

@@ -18,6 +18,38 @@ expected str @ $.text``):
   chain and return ``{"text", "decision", "trace"}``; a router that cannot load answers
   through ``router.fallback_role`` (decision stage ``fallback``, with the reason). While it runs, the answer streams
   as ``tinyarms/stream`` notifications carrying the same ``stream_id``.
+- ``tinyarms.chat`` ``({"text", "conversation"?, "uri"?, "range"?, "workDoneToken"?, "stream_id"?})``:
+  one turn of a conversation (a new one when ``conversation`` is absent or unknown; ids are
+  1-64 of ``[A-Za-z0-9_-]``). Free text is routed, slash commands name the route; the routed
+  role answers with the context (the selection or the file around the cursor, the
+  diagnostics in the range, ``@path`` files inside the workspace, the rules file) and the
+  earlier turns that fit ``roles.ROLE.context_tokens``. Returns ``{"text", "decision",
+  "conversation", "usage": {"prompt_tokens", "completion_tokens", "total_tokens",
+  "estimated"?}, "cost_usd", "context": [{"kind", "path"?, "tokens", "note"?, "turns"?}],
+  "actions": [{"title", "command", "arguments"}], "note"}``. ``decision`` is the routing
+  decision with ``tier``, ``model``, ``elapsed_ms`` and ``cost_usd`` of the tier that
+  answered (``routed_tier`` when a fallback answered). Context kinds: ``history``,
+  ``rules``, ``selection``, ``file``, ``diagnostics``, ``mention``; a ``note`` says why a
+  piece was cut or not sent (``@../x``: "refused: it is outside the workspace folders").
+  ``note`` (top level) says when the oldest turns were left out. ``actions``: "Apply as an
+  edit" (``tinyarms.edit`` with the answer) when the role is edit and a range was given,
+  "Start the agent" (``tinyarms.agent {"goal", "uri"?, "range"?}``) when it is agent.
+  Streams under ``workDoneToken`` as ``$/progress`` (begin: title and message
+  ``tinyarms chat <conversation>``; each report's ``message`` is the next piece of the
+  answer, or ``(restarted: why)``; end: the decision line) and, for a ``stream_id``, as
+  ``tinyarms/stream`` notifications.
+- ``tinyarms.chat.list`` ``({})``: ``{"conversations": [{"id", "title", "turns", "updated"}]}``,
+  the most recently updated first (``updated`` in Unix seconds).
+- ``tinyarms.chat.delete`` ``({"conversation"})``: ``{"deleted": bool}``.
+- ``tinyarms.edit`` ``({"uri", "range", "instruction", "version", "preview"?, "answer"?})``: the
+  edit role rewrites the range's whole lines (``/test`` writes tests into the project's test
+  file instead). ``preview: true`` -> ``{"diff", "edit": WorkspaceEdit, "decision"}``,
+  nothing applied; otherwise ``workspace/applyEdit`` labelled ``tinyarms: <instruction>`` ->
+  ``{"applied": true, "decision", "diff"}``. Refused (the document is not at ``version``,
+  the answer is empty, unchanged, words instead of code, or breaks the file's syntax, the
+  editor cannot create the test file or did not apply the edit) -> ``{"applied": false,
+  "refused": "<one sentence>", "decision"}``, nothing changed. ``answer``: apply this text
+  (a chat answer) instead of asking the model; the same checks apply.
 - ``tinyarms.status`` ``()``: tiers, models, the last completion and the last decision.
 - ``tinyarms.toggleAutocomplete`` ``({"enabled"?})``: turn inline completion off or on for
   this session; returns ``{"enabled"}``.
@@ -54,6 +86,7 @@ from typing import Any, TypeVar
 
 import cattrs
 from attrs import define
+from cattrs.strategies import configure_union_passthrough
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
@@ -61,6 +94,10 @@ SHOW_CONFIG = "tinyarms.showConfig"
 ROUTE = "tinyarms.route"
 ASK = "tinyarms.ask"
 STATUS = "tinyarms.status"
+CHAT = "tinyarms.chat"
+CHAT_LIST = "tinyarms.chat.list"
+CHAT_DELETE = "tinyarms.chat.delete"
+EDIT = "tinyarms.edit"
 TOGGLE_AUTOCOMPLETE = "tinyarms.toggleAutocomplete"
 AGENT = "tinyarms.agent"
 AGENT_CANCEL = "tinyarms.agent.cancel"
@@ -87,6 +124,36 @@ class AskArgs:
     uri: str | None = None  # with range: the selected code is sent along
     range: types.Range | None = None
     stream_id: str | None = None  # tinyarms/stream notifications carry it
+
+
+@define(kw_only=True)
+class ChatArgs:
+    text: str
+    conversation: str | None = None  # continue this conversation (new when absent or unknown)
+    uri: str | None = None  # the document the question is about
+    range: types.Range | None = None  # the selection (an empty range: the cursor)
+    workDoneToken: str | int | None = None  # noqa: N815 - the LSP name; $/progress reports carry it
+    stream_id: str | None = None  # tinyarms/stream notifications carry it
+
+
+@define(kw_only=True)
+class ChatListArgs:
+    pass
+
+
+@define(kw_only=True)
+class ChatDeleteArgs:
+    conversation: str
+
+
+@define(kw_only=True)
+class EditArgs:
+    uri: str
+    range: types.Range
+    instruction: str
+    version: int | None  # the document version the edit is for; a newer document refuses it
+    preview: bool = False  # return the WorkspaceEdit instead of applying it
+    answer: str | None = None  # apply this (a chat answer) instead of asking the model
 
 
 @define(kw_only=True)
@@ -133,6 +200,8 @@ _converter = cattrs.Converter()
 for _kind in (str, bool, int):
     _converter.register_structure_hook(_kind, _exact(_kind))
 _converter.register_structure_hook_func(lambda tp: tp == (str | int | None), _token)
+# A ProgressToken (LSP: integer | string) is taken as it is.
+configure_union_passthrough(str | int | None, _converter)
 
 
 def arguments(command: str, args: tuple[Any, ...], shape: type[Shape]) -> Shape:

@@ -22,7 +22,10 @@ from tinyarms.features.agent import AgentFeature
 from tinyarms.features.ask import AskFeature
 from tinyarms.features.autocomplete import TRIGGER_CHARACTERS, AutocompleteFeature
 from tinyarms.features.base import Feature, Settings, Status
+from tinyarms.features.chat import ChatFeature
 from tinyarms.features.config import ConfigFeature
+from tinyarms.features.documents import Documents
+from tinyarms.features.edit import EditFeature
 from tinyarms.logs import ClientLogHandler
 
 log = logging.getLogger(__name__)
@@ -37,11 +40,14 @@ class TinyarmsServer(LanguageServer):
         self.autocomplete = AutocompleteFeature(self, self.settings, self.status)
         self.ask = AskFeature(self, self.settings, self.status)
         self.agent = AgentFeature(self, self.settings, self.status)
+        self.documents = Documents(self, self.settings, self.status)
+        self.chat = ChatFeature(self, self.settings, self.status, self.ask.routing, self.documents)
+        self.edit = EditFeature(self, self.settings, self.status, self.ask.routing, self.documents)
 
     @property
     def features(self) -> list[Feature]:
         """Every feature, in the order their hooks run (config first: the others read it)."""
-        return [self.config_feature, self.autocomplete, self.ask, self.agent]
+        return [self.config_feature, self.autocomplete, self.ask, self.agent, self.documents, self.chat, self.edit]
 
     def each_feature(self, hook: str, *args: Any) -> None:
         """Call a hook on every feature; one failing feature never stops the others."""
@@ -171,5 +177,24 @@ def create_server() -> TinyarmsServer:
     @server.command(protocol.AGENT_UNDO)
     async def agent_undo(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
         return await ls.agent.undo(protocol.arguments(protocol.AGENT_UNDO, args, protocol.RunArgs))
+    # -- chat (features/chat.py over requests/context, chat, conversations) --------------
+
+    @server.command(protocol.CHAT)
+    async def chat(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.chat.chat(protocol.arguments(protocol.CHAT, args, protocol.ChatArgs))
+
+    @server.command(protocol.CHAT_LIST)
+    def chat_list(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return ls.chat.list_conversations(protocol.arguments(protocol.CHAT_LIST, args, protocol.ChatListArgs))
+
+    @server.command(protocol.CHAT_DELETE)
+    def chat_delete(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return ls.chat.delete(protocol.arguments(protocol.CHAT_DELETE, args, protocol.ChatDeleteArgs))
+
+    # -- edit (features/edit.py over requests/edit and edits/) ----------------------------
+
+    @server.command(protocol.EDIT)
+    async def edit(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.edit.edit(protocol.arguments(protocol.EDIT, args, protocol.EditArgs))
 
     return server

@@ -24,14 +24,17 @@ def _workspace_edit_caps(capabilities: types.ClientCapabilities | None) -> types
 
 
 def supports_document_changes(capabilities: types.ClientCapabilities | None) -> bool:
+    """`documentChanges`, or resource operations (which only `documentChanges` can carry).
+
+    Neovim 0.11 announces `resourceOperations` but not `documentChanges`, and applies both.
+    """
     caps = _workspace_edit_caps(capabilities)
-    return bool(caps and caps.document_changes)
+    return bool(caps and (caps.document_changes or caps.resource_operations))
 
 
 def can_create(capabilities: types.ClientCapabilities | None) -> bool:
     caps = _workspace_edit_caps(capabilities)
-    operations = (caps.resource_operations or []) if caps else []
-    return bool(caps and caps.document_changes) and types.ResourceOperationKind.Create in operations
+    return bool(caps and types.ResourceOperationKind.Create in (caps.resource_operations or []))
 
 
 def document_edit(

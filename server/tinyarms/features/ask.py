@@ -15,7 +15,6 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from tinyarms import protocol, tiers
@@ -31,17 +30,6 @@ if TYPE_CHECKING:
     from tinyarms.router.decision import Decision
 
 log = logging.getLogger(__name__)
-
-# (title, slash command, code action kind) for a selection.
-CODE_ACTIONS = (
-    ("tinyarms: Explain", "/explain", types.CodeActionKind.Empty),
-    ("tinyarms: Refactor", "/refactor", types.CodeActionKind.RefactorRewrite),
-    ("tinyarms: Fix", "/fix", types.CodeActionKind.QuickFix),
-    ("tinyarms: Write tests", "/test", types.CodeActionKind.Empty),
-    ("tinyarms: Document", "/document", types.CodeActionKind.Empty),
-    ("tinyarms: Review", "/review", types.CodeActionKind.Empty),
-)
-
 
 class AskFeature(Feature):
     def __init__(self, server: LanguageServer, settings: Settings, status: Status) -> None:
@@ -125,28 +113,3 @@ class AskFeature(Feature):
             log.warning("ask: could not read the selection of %s: %s", args.uri, exc)
             return ""
         return "" if text.strip() and text.strip() in args.text else text
-
-    # -- code actions -----------------------------------------------------------------
-
-    def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
-        """The request actions, offered on a non-empty selection."""
-        selection = params.range
-        if selection.start == selection.end:
-            return []
-        where = {
-            "uri": params.text_document.uri,
-            "range": {
-                "start": {"line": selection.start.line, "character": selection.start.character},
-                "end": {"line": selection.end.line, "character": selection.end.character},
-            },
-        }
-        only = params.context.only
-        return [
-            types.CodeAction(
-                title=title,
-                kind=kind,
-                command=types.Command(title=title, command=protocol.ASK, arguments=[{"text": slash, **where}]),
-            )  # fmt: skip
-            for title, slash, kind in CODE_ACTIONS
-            if not only or any(str(kind.value).startswith(str(getattr(o, "value", o))) for o in only)
-        ]

@@ -114,15 +114,15 @@ def _fenced(text: str) -> str:
     return f"{fence}\n{text.rstrip()}\n{fence}"
 
 
-def _cut(text: str, budget: int) -> tuple[str, bool]:
+def cut(text: str, budget: int) -> tuple[str, bool]:
     """`text` cut at a line to at most `budget` tokens; True when something was cut."""
     limit = budget * CHARS_PER_TOKEN
     if len(text) <= limit:
         return text, False
-    cut = text[:limit]
-    if "\n" in cut:
-        cut = cut[: cut.rindex("\n") + 1]
-    return cut, True
+    head = text[:limit]
+    if "\n" in head:
+        head = head[: head.rindex("\n") + 1]
+    return head, True
 
 
 def _lines_label(path: str, first: int, last: int, what: str = "") -> str:
@@ -225,8 +225,8 @@ def rules(roots: Sequence[str], budget: int) -> Piece | None:
             text, _ = read_text(candidate)
             if text is None or not text.strip():
                 continue
-            cut, was_cut = _cut(text, budget)
-            return Piece("rules", name, cut, path=name, note="cut to fit the budget" if was_cut else None)
+            kept, was_cut = cut(text, budget)
+            return Piece("rules", name, kept, path=name, note="cut to fit the budget" if was_cut else None)
     return None
 
 
@@ -254,19 +254,24 @@ def gather(
     where: Where | None = None,
     diagnostics: Sequence[Diagnostic] = (),
     use_rules: bool = True,
+    include_code: bool = True,
 ) -> Context:
-    """The context for a request `text` made at `where`, within `budget` tokens."""
+    """The context for a request `text` made at `where`, within `budget` tokens.
+
+    `include_code=False` leaves out the selection / file piece (an edit labels the lines it
+    rewrites itself, and never cuts them) but keeps the diagnostics of `where`'s range.
+    """
     pieces: list[Piece] = []
     rules_piece = rules(roots, budget // 4) if use_rules else None
     left = budget - (rules_piece.tokens if rules_piece else 0)
     if where is not None:
         path = display_path(where.path, roots)
         share = max(left // 2, 1)
-        if where.selection.strip():
-            code, was_cut = _cut(where.selection, share)
+        if include_code and where.selection.strip():
+            code, was_cut = cut(where.selection, share)
             label = _lines_label(path, where.first_line, where.last_line, "selected")
             pieces.append(Piece("selection", label, code, path=path, note="cut to fit the budget" if was_cut else None))
-        else:
+        elif include_code:
             code, first, last = around(where.text, where.first_line, share)
             pieces.append(Piece("file", _lines_label(path, first, last, "around the cursor"), code, path=path))
         inside = [d for d in diagnostics if where.first_line <= d.line <= where.last_line]
@@ -288,8 +293,8 @@ def gather(
             pieces.append(Piece("mention", label, "", path=name, note=note))
             continue
         share = max(left // (len(names) - index), 0)
-        cut, was_cut = _cut(content, share)
+        kept, was_cut = cut(content, share)
         shown = display_path(real or name, roots)
-        pieces.append(Piece("mention", shown, cut, path=shown, note="cut to fit the budget" if was_cut else None))
-        left -= tokens(cut)
+        pieces.append(Piece("mention", shown, kept, path=shown, note="cut to fit the budget" if was_cut else None))
+        left -= tokens(kept)
     return Context(pieces=tuple(pieces), rules=rules_piece)

@@ -21,6 +21,13 @@ expected str @ $.text``):
 - ``tinyarms.status`` ``()``: tiers, models, the last completion and the last decision.
 - ``tinyarms.toggleAutocomplete`` ``({"enabled"?})``: turn inline completion off or on for
   this session; returns ``{"enabled"}``.
+- ``tinyarms.autocomplete.feedback`` ``({"id", "event", "accepted_length"?})``: what the user
+  did with a completion. ``event`` is ``"shown"``, ``"accepted"``, ``"partial"`` (with
+  ``accepted_length``, characters of the suggestion kept) or ``"dismissed"``. Every inline
+  completion item (and every ``textDocument/completion`` item) carries ``command`` = this
+  command with ``{"id", "event": "accepted"}``; the editor sends the other events itself.
+  Returns ``{"recorded": bool, "reason"?}`` (an unknown or expired id is not an error:
+  ``recorded`` is false); a wrong shape is a JSON-RPC InvalidParams error naming the field.
 
 Server to client notifications:
 
@@ -34,7 +41,7 @@ Server to client notifications:
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import cattrs
 from attrs import define
@@ -47,6 +54,7 @@ ASK = "tinyarms.ask"
 STATUS = "tinyarms.status"
 TOGGLE_AUTOCOMPLETE = "tinyarms.toggleAutocomplete"
 CRASH_MODEL = "tinyarms.test.crashModel"  # tests only: offered with TINYARMS_ALLOW_CRASH=1; -> {"crashed", "error"?}
+AUTOCOMPLETE_FEEDBACK = "tinyarms.autocomplete.feedback"
 
 STATUS_NOTIFICATION = "tinyarms/status"
 STREAM_NOTIFICATION = "tinyarms/stream"
@@ -73,6 +81,13 @@ class AskArgs:
 @define(kw_only=True)
 class ToggleArgs:
     enabled: bool | None = None  # None: flip
+
+
+@define(kw_only=True)
+class FeedbackArgs:
+    id: str  # the completion's id, from its item's command
+    event: Literal["shown", "accepted", "partial", "dismissed"]
+    accepted_length: int | None = None  # with "partial": characters of the suggestion kept
 
 
 Shape = TypeVar("Shape")

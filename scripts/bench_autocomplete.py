@@ -12,7 +12,25 @@
    HumanEval-SingleLineInfilling (../shared/data/, never downloaded), whole line, with latency.
 4. IPC: the round trip of a no-op request to the model child process.
 
-    python scripts/bench_autocomplete.py [--quick] [--model embedded:gemma3-270m]
+Project context (issue 15), all on code the project did not write (the standard library's
+`email` and `asyncio` packages), each with its own baseline measured in the same run:
+
+5. Cross-file quality: holes in lines of one file that use a name another file of the
+   package defines (`from .x import name` / `from . import x` then `x.name`), cut where the
+   name starts; the same engine, model and holes with the other files' context (those files
+   opened first, so in the ring buffer, and the definitions the file imports) vs without.
+6. Single-file quality: HumanEval single-line infilling and single lines cut from stdlib
+   files: the engine vs the same model called directly with a plain 1000-character prefix
+   prompt (greedy, stop at newline); both see the same 1000 characters.
+7. Typing replay over LSP on package files with the files they import opened first, with
+   vs without context (two servers, same keystrokes).
+8. First completion after didOpen with prefill on vs off: the file's imports open first,
+   the file opened, a reading pause, then typing every 100 ms until the first non-empty
+   answer; and the latency of a keystroke sent while a prefill runs.
+9. 200 open files: the context block's size against its cap, the real prompt tokens, and
+   keystroke latency.
+
+    python scripts/bench_autocomplete.py [--quick] [--model embedded:gemma3-270m] [--only context]
 
 The machine is shared and noisy: read medians and ratios, not single numbers.
 """
@@ -366,13 +384,512 @@ def edit_similarity(a: str, b: str) -> float:
     return 1 - previous[-1] / max(len(a), len(b))
 
 
+# -- 5-9. project context (issue 15) -----------------------------------------------------------
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+PACKAGES = ("email", "asyncio")
+WINDOW_CHARS = 1000  # what both sides of the single-file comparison see before the cursor
+
+
+def sibling_imports(path: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """({imported name: file defining it}, {imported module alias: its file}) for the
+    package siblings `path` imports."""
+    import ast
+
+    package = path.parent
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: dict[str, Path] = {}
+    modules: dict[str, Path] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            own = node.level == 1 or (node.level == 0 and (node.module or "").split(".")[0] == package.name)
+            if not own:
+                continue
+            module = (node.module or "").split(".")
+            module = module[1:] if node.level == 0 else module
+            for alias in node.names:
+                as_module = package.joinpath(*[m for m in module if m], alias.name + ".py")
+                target = package.joinpath(*[m for m in module if m]).with_suffix(".py") if any(module) else None
+                if as_module.is_file():
+                    modules[alias.asname or alias.name] = as_module
+                elif target is not None and target.is_file() and target != path:
+                    names[alias.asname or alias.name] = target
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == package.name and len(parts) == 2 and alias.asname:
+                    modules[alias.asname] = package / (parts[1] + ".py")
+    return names, modules
+
+
+def package_files() -> list[tuple[Path, list[Path]]]:
+    """(file, the sibling files it imports) for mid-sized package files that import siblings."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((STDLIB / package).glob("*.py")):
+            if path.name.startswith("__") or not 4_000 <= path.stat().st_size <= 60_000:
+                continue
+            names, modules = sibling_imports(path)
+            others = sorted(set(names.values()) | set(modules.values()))
+            if others:
+                found.append((path, others))
+    return found
+
+
+def cross_file_holes(count: int) -> list[dict[str, Any]]:
+    """Lines using a name another file defines, cut where that name starts (after `module.`
+    for a sibling module); spread evenly over the package files."""
+    import ast
+    import re
+
+    per_file: list[list[dict[str, Any]]] = []
+    for path, _ in package_files():
+        names, modules = sibling_imports(path)
+        text = path.read_text(encoding="utf-8")
+        lines = text.split("\n")
+        in_strings = {  # docstrings and other bare string statements
+            number
+            for node in ast.walk(ast.parse(text))
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+            for number in range(node.lineno - 1, (node.end_lineno or node.lineno))
+        }
+        holes = []
+        pattern = re.compile(
+            r"\b(?:(?P<mod>" + "|".join([re.escape(m) for m in modules] or ["$^"]) + r")\.(?P<attr>[A-Za-z_]\w*)"
+            r"|(?P<name>" + "|".join([re.escape(n) for n in names] or ["$^"]) + r")\b)"
+        )
+        for number, line in enumerate(lines):
+            stripped = line.strip()
+            if number < 20 or number in in_strings or not 12 <= len(stripped) <= 90:
+                continue
+            if stripped.startswith(("#", "import ", "from ", '"', "'")):
+                continue
+            match = pattern.search(line)
+            if not match or not line.isascii():
+                continue
+            cut = match.start("attr") if match.group("mod") else match.start("name")
+            holes.append({"path": path, "line": number, "column": cut, "truth": line[cut:].rstrip()})
+        if holes:
+            stride = max(1, len(holes) // 4)
+            per_file.append(holes[stride // 2 :: stride][:4])
+    chosen: list[dict[str, Any]] = []
+    depth = 0
+    while len(chosen) < count and any(depth < len(h) for h in per_file):
+        chosen += [h[depth] for h in per_file if depth < len(h)]
+        depth += 1
+    return chosen[:count]
+
+
+def windowed(lines: list[str], line: int, column: int) -> tuple[list[str], int]:
+    """The document cut to the WINDOW_CHARS before the cursor (whole lines) and the line
+    itself up to the cursor; returns (lines, the cursor's line in them)."""
+    start, used = line, len(lines[line][:column])
+    while start > 0 and used + len(lines[start - 1]) + 1 <= WINDOW_CHARS:
+        start -= 1
+        used += len(lines[start]) + 1
+    return lines[start:line] + [lines[line][:column]], line - start
+
+
+async def quality_runs(spec: str, cross_n: int, single_n: int) -> dict[str, Any]:
+    """5 and 6 in one model process (the server's settings: 1 thread)."""
+    from tinyarms.autocomplete.context import Project
+    from tinyarms.autocomplete.engine import CompletionEngine, CompletionRequest, detect_template
+    from tinyarms.local_model import get_model
+
+    model = get_model(spec, purpose="autocomplete")
+    await model.start()
+    try:
+        template = await detect_template(model)
+        engine = CompletionEngine(model, template, model_name=spec, max_latency_ms=None, multiline="never")
+
+        async def complete(lines: list[str], line: int, column: int, doc: str, block: Any = None) -> str:
+            window, row = windowed(lines, line, column)
+            result = await engine.complete(CompletionRequest(window, row, len(window[row]), doc=doc, context=block))
+            return result.text
+
+        # 5. cross-file
+        holes = cross_file_holes(cross_n)
+        rows: dict[str, list[dict[str, Any]]] = {"with_context": [], "without_context": []}
+        project = Project(max_tokens=512)
+        project.set_roots([STDLIB])
+        tokens: list[int] = []
+        for hole in holes:
+            path: Path = hole["path"]
+            lines = path.read_text(encoding="utf-8").split("\n")
+            project.ring.chunks.clear()
+            for other in dict(package_files())[path]:
+                project.ring.add(other.as_uri(), project.label(other, ""), other.read_text().split("\n"), 0)
+            block = project.build(path.as_uri(), path, "\n".join(lines), {})
+            tokens.append(block.tokens_estimate if block else 0)
+            for condition, context in (("without_context", None), ("with_context", block)):
+                text = await complete(lines, hole["line"], hole["column"], f"{condition}:{path}", context)
+                truth = hole["truth"].strip()
+                rows[condition].append({"exact": text.strip() == truth, "sim": edit_similarity(text.strip(), truth)})
+        cross = {
+            "holes": len(holes),
+            "files": sorted({h["path"].parent.name + "/" + h["path"].name for h in holes}),
+            "context_tokens_estimate": summary([float(t) for t in tokens]),
+        }
+        for condition, results in rows.items():
+            cross[condition] = {
+                "exact_match": round(sum(r["exact"] for r in results) / max(1, len(results)), 3),
+                "edit_similarity": round(statistics.mean(r["sim"] for r in results), 3) if results else None,
+            }
+        base = cross["without_context"]["exact_match"]
+        cross["exact_match_ratio"] = round(cross["with_context"]["exact_match"] / base, 2) if base else None
+
+        # 6. single-file: HumanEval lines and stdlib lines, engine vs plain direct prompt
+        cases = []
+        for row in humaneval_sample(single_n):
+            lines = row["prompt"].split("\n")
+            solution = row["canonical_solution"].split("\n")[0]
+            lines[-1] += solution[: len(solution) - len(solution.lstrip())]  # the line's indentation is given
+            cases.append(("humaneval", lines, len(lines) - 1, len(lines[-1]), (lines[-1] + solution.lstrip()).strip()))
+        for path in stdlib_files(max(2, single_n // 3)):
+            lines = path.read_text(encoding="utf-8").split("\n")
+            for number in pick_lines(lines, 3, 1)[:3]:
+                original = lines[number]
+                indent = len(original) - len(original.lstrip())
+                cases.append(("stdlib_lines", lines[:number] + [original[:indent]], number, indent, original.strip()))
+        single: dict[str, dict[str, list[Any]]] = {}
+        engine_out = []
+        for kind, lines, line, column, _truth in cases:
+            engine_out.append(await complete(lines, line, column, f"single:{kind}:{line}"))
+    finally:
+        await model.shutdown()
+    direct_out = direct_plain_prompt(spec, [(lines, line, column) for _, lines, line, column, _ in cases])
+    for (kind, lines, line, column, truth), mine, theirs in zip(cases, engine_out, direct_out, strict=True):
+        prefix = lines[line][:column]
+        for name, text in (("engine", mine), ("direct_plain_prompt", theirs)):
+            got = (prefix + text).strip()
+            bucket = single.setdefault(kind, {}).setdefault(name, [])
+            bucket.append((got == truth, edit_similarity(got, truth)))
+    single_summary = {
+        kind: {
+            name: {
+                "n": len(values),
+                "exact_match": round(sum(e for e, _ in values) / max(1, len(values)), 3),
+                "edit_similarity": round(statistics.mean(s for _, s in values), 3),
+            }
+            for name, values in by_name.items()
+        }
+        for kind, by_name in single.items()
+    }
+    return {"cross_file": cross, "single_file": single_summary}
+
+
+def direct_plain_prompt(spec: str, cases: list[tuple[list[str], int, int]]) -> list[str]:
+    """The same model straight through llama-cpp-python: the 1000 characters before the
+    cursor as a plain prompt, greedy, stopped at the newline."""
+    import llama_cpp
+
+    from tinyarms.models.sources import resolve
+
+    llm = llama_cpp.Llama(str(resolve(spec)), n_ctx=2048, n_threads=1, verbose=False)
+    out = []
+    for lines, line, column in cases:
+        window, row = windowed(lines, line, column)
+        prompt = "\n".join(window)[-WINDOW_CHARS:]
+        answer = llm.create_completion(prompt, max_tokens=48, temperature=0.0, stop=["\n"])
+        out.append(str(answer["choices"][0]["text"]).split("\n")[0])  # type: ignore[index]
+    llm.close()
+    return out
+
+
+class Session:
+    """A real server over stdio, like an editor: open files, type, read the status."""
+
+    def __init__(self, spec: str, settings: dict[str, Any]) -> None:
+        self.spec, self.settings = spec, settings
+        self.version: dict[str, int] = {}
+
+    async def __aenter__(self) -> Session:
+        from lsprotocol import types
+        from pygls.lsp.client import LanguageClient
+
+        home = Path(tempfile.mkdtemp(prefix="tinyarms-bench-"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TINYARMS_")}
+        env.update(
+            PYTHONPATH=str(REPO / "server"),
+            XDG_CONFIG_HOME=str(home / "config"),
+            XDG_STATE_HOME=str(home / "state"),
+            TINYARMS_TIERS__LOCAL__MODEL=json.dumps(self.spec),
+            TINYARMS_ROLES__AUTOCOMPLETE__TIER='"local"',
+            HF_HUB_OFFLINE="1",
+        )
+        self.client = client = LanguageClient("bench", "1")
+
+        @client.feature("tinyarms/status")
+        def on_status(params: Any) -> None:
+            pass
+
+        @client.feature(types.WINDOW_LOG_MESSAGE)
+        def on_log(params: Any) -> None:
+            pass
+
+        await client.start_io(sys.executable, "-m", "tinyarms", "serve", env=env)
+        self.drain = asyncio.ensure_future(_drain(client._server.stderr, False))  # type: ignore[union-attr]
+        caps = types.ClientCapabilities(
+            text_document=types.TextDocumentClientCapabilities(
+                inline_completion=types.InlineCompletionClientCapabilities(),
+                synchronization=types.TextDocumentSyncClientCapabilities(),
+            ),
+            window=types.WindowClientCapabilities(work_done_progress=False),
+        )
+        await client.initialize_async(
+            types.InitializeParams(
+                capabilities=caps,
+                root_uri=STDLIB.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=STDLIB.as_uri(), name="stdlib")],
+                initialization_options={"roles": {"autocomplete": self.settings}},
+            )
+        )
+        client.initialized(types.InitializedParams())
+        started = time.perf_counter()
+        while (state := await self.state()).get("state") != "ready":
+            if state.get("state") == "failed" or time.perf_counter() - started > 300:
+                raise SystemExit(f"model did not load: {state}")
+            await asyncio.sleep(0.1)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.client.shutdown_async(None)
+        self.client.exit(None)
+        await self.client.stop()
+        self.drain.cancel()
+
+    async def state(self) -> dict[str, Any]:
+        from lsprotocol import types
+
+        command = types.ExecuteCommandParams(command="tinyarms.status")
+        status = await self.client.workspace_execute_command_async(command)
+        return dict(((status or {}).get("model") or {}).get("autocomplete") or {})
+
+    def open(self, path: Path, text: str | None = None) -> str:
+        from lsprotocol import types
+
+        uri = path.as_uri()
+        self.version[uri] = 1
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=text if text is not None else path.read_text()
+                )
+            )
+        )
+        return uri
+
+    async def built(self, uri: str, timeout: float = 30) -> dict[str, Any]:
+        """The context status once `uri`'s block is built (without context: at once)."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            state = await self.state()
+            context = state.get("context") or {}
+            if not context.get("enabled") or (context.get("active") == uri and context.get("active_built")):
+                return dict(context)
+            if time.perf_counter() > deadline:
+                return dict(context)
+            await asyncio.sleep(0.05)
+
+    def edit(self, uri: str, line: int, start: int, end: int, text: str) -> None:
+        from lsprotocol import types
+
+        self.version[uri] += 1
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=self.version[uri]),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(types.Position(line, start), types.Position(line, end)), text=text
+                    )
+                ],
+            )
+        )
+
+    async def complete(self, uri: str, line: int, column: int) -> tuple[str, float]:
+        from lsprotocol import types
+
+        started = time.perf_counter()
+        result = await self.client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line, column),
+                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+            )
+        )
+        latency = (time.perf_counter() - started) * 1000
+        if not (result and result.items):
+            return "", latency
+        item = result.items[0]
+        insert = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+        start = item.range.start.character if item.range else column
+        return insert[column - start :], latency
+
+    async def type_line(self, uri: str, lines: list[str], number: int, pause_s: float = 0.0) -> list[dict[str, Any]]:
+        """Clear line `number` and type it back, one request per character."""
+        original = lines[number]
+        indent = original[: len(original) - len(original.lstrip())]
+        body = original[len(indent) :]
+        self.edit(uri, number, len(indent), len(original), "")
+        records = []
+        for typed in range(len(body)):
+            if typed:
+                self.edit(uri, number, len(indent) + typed - 1, len(indent) + typed - 1, body[typed - 1])
+            suggestion, latency = await self.complete(uri, number, len(indent) + typed)
+            truth = body[typed:]
+            records.append(
+                {
+                    "ms": latency,
+                    "empty": not suggestion,
+                    "match": bool(suggestion) and truth.startswith(suggestion.split("\n")[0][:MATCH_CHARS]),
+                }
+            )
+            if pause_s:
+                await asyncio.sleep(pause_s)
+        self.edit(uri, number, len(indent) + len(body) - 1, len(indent) + len(body) - 1, body[-1])
+        return records
+
+
+def replay_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    answered = [r for r in records if not r["empty"]]
+    return {
+        "requests": len(records),
+        "latency_ms": summary([r["ms"] for r in records]),
+        "empty_share": round(1 - len(answered) / max(1, len(records)), 3),
+        "match_share_of_all": round(sum(r["match"] for r in records) / max(1, len(records)), 3),
+        "match_share_of_answers": round(sum(r["match"] for r in answered) / max(1, len(answered)), 3),
+    }
+
+
+async def context_replay(
+    spec: str, targets: list[tuple[Path, list[Path]]], spots: int, per_spot: int
+) -> dict[str, Any]:
+    """7: the same keystrokes with and without context, one server each."""
+    out: dict[str, Any] = {"files": [t.parent.name + "/" + t.name for t, _ in targets]}
+    for condition, enabled in (("without_context", False), ("with_context", True)):
+        async with Session(spec, {"context": enabled}) as session:
+            records: list[dict[str, Any]] = []
+            blocks = []
+            for target, others in targets:
+                for other in others:
+                    session.open(other)
+                lines = target.read_text(encoding="utf-8").split("\n")
+                uri = session.open(target)
+                blocks.append((await session.built(uri)).get("active_tokens_estimate", 0))
+                for number in pick_lines(lines, spots, per_spot):
+                    records += await session.type_line(uri, lines, number)
+            out[condition] = {**replay_summary(records), "context_tokens_estimate": blocks}
+    return out
+
+
+async def first_completion(spec: str, targets: list[tuple[Path, list[Path]]], pause_s: float) -> dict[str, Any]:
+    """8: time from the first keystroke to the first non-empty answer, prefill on vs off;
+    and the latency of a keystroke sent right after didOpen, while the prefill runs."""
+    out: dict[str, Any] = {"reading_pause_s": pause_s, "typing_interval_ms": 100}
+    for condition, prefill in (("prefill_off", False), ("prefill_on", True)):
+        firsts, during = [], []
+        async with Session(spec, {"prefill": prefill}) as session:
+            for target, others in targets:
+                for other in others:
+                    session.open(other)
+                lines = target.read_text(encoding="utf-8").split("\n")
+                number = pick_lines(lines, 1, 1)[0]
+                uri = session.open(target, "\n".join(lines))
+                await session.built(uri)
+                # A keystroke at once (the prefill has just started), on a place of another file.
+                other_uri = others[0].as_uri()
+                _, latency = await session.complete(other_uri, 0, 0)
+                during.append(latency)
+                await asyncio.sleep(pause_s)
+                original = lines[number]
+                indent = len(original) - len(original.lstrip())
+                session.edit(uri, number, indent, len(original), "")
+                started = time.perf_counter()
+                typed = 0
+                while True:
+                    suggestion, _ = await session.complete(uri, number, indent + typed)
+                    if suggestion or time.perf_counter() - started > 30:
+                        break
+                    await asyncio.sleep(0.1)
+                    if typed < len(original) - indent - 1:
+                        session.edit(uri, number, indent + typed, indent + typed, original[indent + typed])
+                        typed += 1
+                firsts.append((time.perf_counter() - started) * 1000)
+                session.edit(uri, number, indent, indent + typed, original[indent:])
+            counts = (await session.state()).get("counts", {})
+        out[condition] = {
+            "first_answer_ms": summary(firsts),
+            "keystroke_right_after_open_ms": summary(during),
+            "prefills": {k: v for k, v in counts.items() if k.startswith("prefill")},
+        }
+    return out
+
+
+async def many_open_files(spec: str, count: int, target: tuple[Path, list[Path]]) -> dict[str, Any]:
+    """9: `count` open files, then one line typed in a package file."""
+    files = [p for p in sorted(STDLIB.rglob("*.py")) if "test" not in p.parts and 2_000 <= p.stat().st_size <= 40_000]
+    stride = max(1, len(files) // count)
+    chosen = files[::stride][:count]
+    async with Session(spec, {}) as session:
+        started = time.perf_counter()
+        for path in chosen:
+            session.open(path, path.read_text(encoding="utf-8", errors="replace"))
+        path, others = target
+        for other in others:
+            session.open(other)
+        lines = path.read_text(encoding="utf-8").split("\n")
+        uri = session.open(path)
+        context = await session.built(uri, timeout=120)
+        open_s = time.perf_counter() - started
+        records = []
+        for number in pick_lines(lines, 1, 2):
+            records += await session.type_line(uri, lines, number)
+        state = await session.state()
+    return {
+        "open_files": len(chosen) + len(others) + 1,
+        "open_and_build_s": round(open_s, 2),
+        "ring_chunks": context.get("chunks"),
+        "context_tokens_estimate": context.get("active_tokens_estimate"),
+        "context_cap_tokens": context.get("max_tokens"),
+        "last_prompt_tokens": (state.get("last_generation") or {}).get("prompt_tokens"),
+        "typing": replay_summary(records),
+    }
+
+
+async def context_checks(spec: str, quick: bool) -> dict[str, Any]:
+    cross_n, single_n, targets_n, pause_s = (6, 6, 1, 6.0) if quick else (30, 24, 3, 6.0)
+    targets = package_files()
+    stride = max(1, len(targets) // targets_n)
+    chosen = targets[stride // 2 :: stride][:targets_n]
+    result: dict[str, Any] = {}
+    result.update(await quality_runs(spec, cross_n, single_n))
+    result["typing_replay_package"] = await context_replay(spec, chosen, 1 if quick else 2, 3)
+    result["first_completion_after_open"] = await first_completion(spec, chosen, pause_s)
+    result["open_files_200"] = await many_open_files(spec, 200, chosen[0])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller sample (a couple of minutes)")
     parser.add_argument("--model", default="embedded:gemma3-270m")
     parser.add_argument("--interval-ms", type=float, default=0.0, help="pause between keystrokes (default none)")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--only", choices=["context"], help="only the project-context sections (5-9)")
     args = parser.parse_args()
+    if args.only == "context":
+        started = time.perf_counter()
+        result = {
+            "model": args.model,
+            "quick": args.quick,
+            "cpu_count": os.cpu_count(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            **asyncio.run(context_checks(args.model, args.quick)),
+        }
+        result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        result["total_s"] = round(time.perf_counter() - started, 1)
+        print(json.dumps(result, indent=2))
+        return
     files, spots, per_spot, baseline_n, humaneval_n = (2, 1, 3, 8, 10) if args.quick else (6, 2, 3, 20, 30)
     started = time.perf_counter()
     replay = asyncio.run(typing_replay(args.model, stdlib_files(files), spots, per_spot, args.interval_ms))

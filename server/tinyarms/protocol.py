@@ -69,6 +69,13 @@ expected str @ $.text``):
 - ``tinyarms.agent.undo`` ``({"run"})``: put back every file the run changed, byte for byte,
   and delete the files it created -> ``{"restored": [path], "deleted": [path]}`` (paths
   relative to the workspace; a second undo restores nothing).
+- ``tinyarms.autocomplete.feedback`` ``({"id", "event", "accepted_length"?})``: what the user
+  did with a completion. ``event`` is ``"shown"``, ``"accepted"``, ``"partial"`` (with
+  ``accepted_length``, characters of the suggestion kept) or ``"dismissed"``. Every inline
+  completion item (and every ``textDocument/completion`` item) carries ``command`` = this
+  command with ``{"id", "event": "accepted"}``; the editor sends the other events itself.
+  Returns ``{"recorded": bool, "reason"?}`` (an unknown or expired id is not an error:
+  ``recorded`` is false); a wrong shape is a JSON-RPC InvalidParams error naming the field.
 
 Server to client notifications:
 
@@ -82,7 +89,7 @@ Server to client notifications:
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import cattrs
 from attrs import define
@@ -103,6 +110,7 @@ AGENT = "tinyarms.agent"
 AGENT_CANCEL = "tinyarms.agent.cancel"
 AGENT_UNDO = "tinyarms.agent.undo"
 CRASH_MODEL = "tinyarms.test.crashModel"  # tests only: offered with TINYARMS_ALLOW_CRASH=1; -> {"crashed", "error"?}
+AUTOCOMPLETE_FEEDBACK = "tinyarms.autocomplete.feedback"
 
 STATUS_NOTIFICATION = "tinyarms/status"
 STREAM_NOTIFICATION = "tinyarms/stream"
@@ -173,6 +181,10 @@ class AgentArgs:
 @define(kw_only=True)
 class RunArgs:
     run: str
+class FeedbackArgs:
+    id: str  # the completion's id, from its item's command
+    event: Literal["shown", "accepted", "partial", "dismissed"]
+    accepted_length: int | None = None  # with "partial": characters of the suggestion kept
 
 
 Shape = TypeVar("Shape")

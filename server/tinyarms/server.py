@@ -148,6 +148,11 @@ def create_server() -> TinyarmsServer:
     def toggle_autocomplete(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
         return ls.autocomplete.toggle(protocol.arguments(protocol.TOGGLE_AUTOCOMPLETE, args, protocol.ToggleArgs))
 
+    @server.command(protocol.AUTOCOMPLETE_FEEDBACK)
+    def autocomplete_feedback(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        feedback = protocol.arguments(protocol.AUTOCOMPLETE_FEEDBACK, args, protocol.FeedbackArgs)
+        return ls.autocomplete.record_feedback(feedback)
+
     if os.environ.get("TINYARMS_ALLOW_CRASH") == "1":
 
         @server.command(protocol.CRASH_MODEL)

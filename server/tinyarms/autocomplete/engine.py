@@ -9,7 +9,11 @@ answered without new generation:
   it has and keeps running to the end of the line, into that same cache;
 - a request the cache cannot answer cancels the running generation (only one runs, the
   model is single-threaded) and starts a new one, which reuses the KV cache of the old
-  prompt (see prompt.py) and is cut at the deadline.
+  prompt (see prompt.py) and is cut at the deadline;
+- other files' context (context.py) is a block at the start of the prompt that changes
+  rarely, so it stays in the KV cache; `prefill` evaluates a prompt ahead (no generation)
+  when a file is opened or its block changes, at low priority: the child stops it between
+  small prompt chunks as soon as a keystroke's request arrives.
 
 Nothing slow (network, embeddings, SQLite) is on this path.
 """
@@ -27,6 +31,7 @@ from typing import Any
 import attrs
 
 from tinyarms.autocomplete import postprocess, templates
+from tinyarms.autocomplete.context import ContextBlock
 from tinyarms.autocomplete.prompt import COLD_PREFIX_CHARS, Prompt, build
 from tinyarms.autocomplete.templates import FimTemplate
 from tinyarms.local_model import CompletionResult, LocalModel, LocalModelError
@@ -37,6 +42,7 @@ MARGIN_MS = 6  # left for JSON-RPC and the handler around the engine (measured 2
 CACHE_KEYS = 64
 MAX_TOKENS = 24  # one line; a block gets MAX_TOKENS_BLOCK
 MAX_TOKENS_BLOCK = 64
+PREFILL_CHUNK = 8  # tokens the child evaluates between checks for a keystroke (~30-80 ms on 1 thread)
 
 
 @attrs.frozen
@@ -46,6 +52,7 @@ class CompletionRequest:
     column: int  # code points, clamped
     doc: str = ""  # the document's URI (or a path)
     path: str | None = None
+    context: ContextBlock | None = None  # other files, built off the keystroke path
 
 
 @attrs.frozen
@@ -113,19 +120,21 @@ class CompletionEngine:
         *,
         model_name: str,
         max_latency_ms: int | None = 100,
-        multiline: bool = True,
+        multiline: str | bool = "auto",
     ) -> None:
         self.model = model
         self.template = template
         self.model_name = model_name
         self.max_latency_ms = max_latency_ms  # None: wait for the whole line (CLI, evaluations)
-        self.multiline = multiline
+        self.multiline = multiline_mode(multiline)
         self.cache: OrderedDict[int, list[Generation]] = OrderedDict()
         self.current: Generation | None = None
         self._starts: dict[str, int] = {}  # document -> first line of its last prompt
         self.last_stats: dict[str, Any] = {}
         self.counts: Counter[str] = Counter()  # how generations ended, and answer sources
         self.on_change: Callable[[], None] | None = None  # after each generation ends
+        self._prefill: asyncio.Task[None] | None = None
+        self._prefilled: int | None = None  # hash of the last prompt sent ahead
 
     @property
     def running(self) -> bool:
@@ -136,10 +145,7 @@ class CompletionEngine:
         elapsed = (time.perf_counter() - started) * 1000
         return Completion(text, round(elapsed, 2), self.model_name, self.template.name, source)
 
-    async def complete(self, request: CompletionRequest) -> Completion:
-        started = time.perf_counter()
-        if not self.model.ready:
-            return self._answer("", started, "not-ready")
+    def _prompt(self, request: CompletionRequest) -> Prompt:
         # Latency-bound: keep the previous prompt start (warm KV cache) or start small.
         sticky = self._starts.get(request.doc)
         if self.max_latency_ms is None:
@@ -151,11 +157,30 @@ class CompletionEngine:
         self._starts[request.doc] = prompt.first_line
         if len(self._starts) > CACHE_KEYS:
             self._starts.pop(next(iter(self._starts)))
+        return prompt
+
+    def _segments(self, request: CompletionRequest, prompt: Prompt) -> list[tuple[str, str]]:
+        block = request.context
+        return self.template.segments(
+            _clean_text(prompt.before),
+            _clean_text(prompt.line_prefix),
+            _clean_text(prompt.after),
+            path=block.current if block else request.path,
+            extra_files=[(label, _clean_text(text)) for label, text in block.files] if block else (),
+            context_text=_clean_text(block.comments) if block else "",
+        )
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        started = time.perf_counter()
+        if not self.model.ready:
+            return self._answer("", started, "not-ready")
+        prompt = self._prompt(request)
         if _looks_binary(prompt.before + prompt.line_prefix):
             log.warning("autocomplete: %s looks binary (control bytes near the cursor); no completion", request.doc)
             return self._answer("", started, "binary")
-        multiline = self.multiline and postprocess.allows_multiline(prompt)
-        key = hash((request.doc, prompt.before, prompt.line_suffix, prompt.below))
+        multiline = postprocess.allows_multiline(prompt, self.multiline)
+        context_key = request.context.comments if request.context else None
+        key = hash((request.doc, context_key, prompt.before, prompt.line_suffix, prompt.below))
         budget_ms = 1e9 if self.max_latency_ms is None else max(self.max_latency_ms - MARGIN_MS, 5)
         deadline = started + budget_ms / 1000
 
@@ -178,9 +203,8 @@ class CompletionEngine:
             current.cancel()
         generation = Generation(key, prompt.line_prefix)
         self._remember(generation)
-        segments = self.template.segments(
-            _clean_text(prompt.before), _clean_text(prompt.line_prefix), _clean_text(prompt.after), path=request.path
-        )
+        segments = self._segments(request, prompt)
+        self._prefilled = hash(repr(segments))
         generation.task = asyncio.create_task(self._run(generation, segments, multiline))
         self.current = generation
         return await self._wait(generation, prompt, multiline, deadline, started, "model")
@@ -232,6 +256,36 @@ class CompletionEngine:
             if self.on_change:
                 self.on_change()
 
+    def prefill(self, request: CompletionRequest) -> bool:
+        """Evaluate the prompt at `request` ahead, without generating, at low priority:
+        never while a generation runs, and the child drops it for any keystroke. The next
+        prompt here starts where this one does, so it reuses what was evaluated."""
+        if not self.model.ready or self.running or (self._prefill and not self._prefill.done()):
+            return False
+        prompt = self._prompt(request)
+        if _looks_binary(prompt.before + prompt.line_prefix):
+            return False
+        segments = self._segments(request, prompt)
+        fingerprint = hash(repr(segments))
+        if fingerprint == self._prefilled:
+            return False  # the KV cache holds it already
+        self._prefilled = fingerprint
+        self._prefill = asyncio.create_task(self._run_prefill(segments))
+        return True
+
+    async def _run_prefill(self, segments: list[tuple[str, str]]) -> None:
+        try:
+            reply = await self.model.prefill(segments, chunk=PREFILL_CHUNK)
+        except LocalModelError as exc:
+            log.info("autocomplete: prefill failed: %s", exc)
+            self.counts["prefill_error"] += 1
+            return
+        outcome = "preempted" if reply.get("preempted") else "done"
+        self.counts["prefill_" + outcome] += 1
+        if reply.get("preempted"):
+            self._prefilled = None  # not all of it is in the cache: a later prefill may finish it
+        log.debug("prefill %s: %s", outcome, reply)
+
     def _lookup(self, key: int, line_prefix: str) -> tuple[Generation, str] | None:
         """The newest generation that still offers text; else one the user caught up with."""
         live = ended = None
@@ -259,7 +313,18 @@ class CompletionEngine:
     def clear(self) -> None:
         if self.current:
             self.current.cancel()
+        if self._prefill:
+            self._prefill.cancel()
         self.cache.clear()
+
+
+def multiline_mode(value: str | bool) -> str:
+    """`roles.autocomplete.multiline`; the old bool form: true is "auto", false "never"."""
+    if isinstance(value, bool):
+        return "auto" if value else "never"
+    if value not in postprocess.MULTILINE_MODES:
+        raise ValueError(f"multiline must be one of {', '.join(postprocess.MULTILINE_MODES)}, not {value!r}")
+    return value
 
 
 def _looks_binary(text: str) -> bool:

@@ -1,7 +1,9 @@
 """From raw model text to what the editor inserts at the cursor.
 
-- one line, or a block where a block makes sense (an empty line below a block opener or
-  in a block), ending at an empty line, a dedent, or a line the file already has below;
+- one line, or a block where `roles.autocomplete.multiline` allows one ("auto": an empty
+  line right below a block opener such as `def ...:`, `if ...:` or `{`; "always": any
+  empty line; "never": none), ending at an empty line, a dedent, or a line the file
+  already has below;
 - nothing the rest of the line already has (e.g. the closing brackets after the cursor);
 - the document's indentation style; no trailing whitespace or template markers.
 """
@@ -17,12 +19,17 @@ BLOCK_OPENER = re.compile(r"([:{(\[]|=>|->|\bdo|\bthen|\bbegin)\s*(#.*|//.*)?$")
 MARKERS = re.compile(r"<\|?(endoftext|file_sep|fim_[a-z]+|file_separator|EOT)\|?>|<fim[-_][a-z]+>|</s>")
 
 
-def allows_multiline(prompt: Prompt) -> bool:
-    """An empty (or indentation-only) line, below a block opener or inside a block."""
-    if prompt.line_prefix.strip() or prompt.line_suffix.strip():
+MULTILINE_MODES = ("auto", "always", "never")
+
+
+def allows_multiline(prompt: Prompt, mode: str = "auto") -> bool:
+    """Whether a block may be offered here: never mid-line; "auto" only on an empty (or
+    indentation-only) line right below a block opener."""
+    if mode == "never" or prompt.line_prefix.strip() or prompt.line_suffix.strip():
         return False
-    previous = prompt.previous_line()
-    return bool(BLOCK_OPENER.search(previous.rstrip())) or not previous.strip() or bool(prompt.indent)
+    if mode == "always":
+        return True
+    return bool(BLOCK_OPENER.search(prompt.previous_line().rstrip()))
 
 
 def _indent_width(line: str) -> int:
@@ -36,9 +43,11 @@ def _restyle_indent(line: str, use_tabs: bool) -> str:
 
 
 def clean(raw: str, prompt: Prompt, *, multiline: bool) -> str:
+    """`multiline`: the engine allows a block here (see `allows_multiline`); mid-line
+    never gets more than the rest of the line."""
     text = MARKERS.split(raw.replace("\r", ""), maxsplit=1)[0]
     lines = text.split("\n")
-    if not (multiline and allows_multiline(prompt)):
+    if not (multiline and allows_multiline(prompt, "always")):
         return _trim_line_suffix(lines[0].rstrip(), prompt.line_suffix)
     use_tabs = "\n\t" in "\n" + prompt.before and "\n    " not in "\n" + prompt.before
     first = lines[0].rstrip()

@@ -49,11 +49,17 @@ class FimTemplate:
         path: str | None = None,
         repo: str | None = None,
         extra_files: Sequence[tuple[str, str]] = (),
+        context_text: str = "",
     ) -> list[Segment]:
         """The prompt. `before` ends at the start of the cursor's line; `after` starts at
-        the cursor (the rest of the line, then the lines below)."""
+        the cursor (the rest of the line, then the lines below).
+
+        Other files' context goes first, where it stays in the KV cache: as `extra_files`
+        (path, content) in the model's repository format when it has one, else as
+        `context_text` (path-labelled comment blocks) at the start of the prefix."""
+        lead: list[Segment] = [("text", context_text)] if context_text and not self.file_sep else []
         if self.order == "prefix-only":
-            return [("text", before + line_prefix)]
+            return [*lead, ("text", before + line_prefix)]
         head: list[Segment] = []
         if self.file_sep and (repo or extra_files or path):
             if self.repo_name and repo:
@@ -68,11 +74,13 @@ class FimTemplate:
                 ("special", self.suffix),
                 ("text", after),
                 ("special", self.prefix),
+                *lead,
                 ("text", before + line_prefix),
             ]
         return [
             *head,
             ("special", self.prefix),
+            *lead,
             ("text", before),
             ("special", self.suffix),
             ("text", after),
@@ -142,9 +150,7 @@ def probe_strings() -> list[str]:
     return sorted({token for t in TEMPLATES.values() for token in t.identifying_tokens()})
 
 
-def detect(
-    fim_tokens: dict[str, str], has_token: Callable[[str], bool], override: str | None = None
-) -> FimTemplate:
+def detect(fim_tokens: dict[str, str], has_token: Callable[[str], bool], override: str | None = None) -> FimTemplate:
     """The template for a model. `fim_tokens` are the texts of the GGUF's FIM token ids
     ({"pre", "suf", "mid"}, any missing); `has_token(s)` says whether `s` is a single
     special token in the vocabulary."""

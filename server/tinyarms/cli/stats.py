@@ -1,5 +1,6 @@
 """`tinyarms stats` and `tinyarms cache clear`: what the tier chain recorded (the decision
-trace) and kept (the response cache)."""
+trace) and kept (the response cache), and what editors did with completions (acceptance
+per model and source, autocomplete/feedback.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from tinyarms.cli.common import Subparsers, arg, command, flag, group
 
 def register(sub: Subparsers) -> None:
     command(
-        sub, "stats", "calls, latency, tokens, cost and errors per role and tier", cmd_stats,
+        sub, "stats", "calls, latency, tokens, cost and errors per role and tier; autocomplete acceptance", cmd_stats,
         arg("--since", metavar="DURATION", help="only the last DURATION, e.g. 7d, 12h, 30m"), flag("--json", "JSON"),
     )  # fmt: skip
     command(group(sub, "cache", "the response cache"), "clear", "remove every cached answer", cmd_cache_clear)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from tinyarms.autocomplete import feedback
     from tinyarms.tiers import trace
 
     try:
@@ -27,10 +29,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(f"tinyarms: {exc}", file=sys.stderr)
         return 2
     summary = trace.stats(list(trace.read(since_s=since)))
+    accepted = feedback.stats(feedback.read(since_s=since))
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps({**summary, "autocomplete": accepted}, indent=2))
     else:
         sys.stdout.write(trace.format_stats(summary))
+        sys.stdout.write("\nautocomplete acceptance, per model and source\n" + feedback.format_stats(accepted))
     return 0
 
 

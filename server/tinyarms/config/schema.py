@@ -74,10 +74,22 @@ class Role:
     context_tokens: int = 4000
 
 
+Multiline = Literal["auto", "always", "never"]
+
+
 @define(kw_only=True)
 class AutocompleteRole(Role):
+    """The keystroke path's settings (README "Autocomplete"; defaults measured on 2 cores)."""
+
     max_latency_ms: int = 100
-    multiline: bool = True
+    multiline: Multiline = "auto"  # auto: a block on an empty line after a block opener, else one line
+    context: bool = True  # chunks of other files and the current file's imported definitions
+    context_tokens: int = 512  # cap on that context block (estimated at 3 characters a token)
+    context_chunks: int = 16  # ring buffer of chunks from recently opened, edited and saved files
+    context_chunk_lines: int = 32
+    prefill: bool = True  # evaluate the prompt ahead (didOpen, context change) at low priority
+    feedback: bool = True  # record shown / accepted / partial / dismissed in the state dir
+    feedback_text: bool = False  # also record the suggestion's text (off: lengths only)
 
 
 @define(kw_only=True)

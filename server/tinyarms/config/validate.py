@@ -161,6 +161,7 @@ def validate(data: dict[str, Any], sources: dict[KeyPath, Source]) -> tuple[Conf
                         f"(defined tiers: {', '.join(sorted(tiers)) or 'none'})",
                     )
     _check_routes(data, tiers, problem)
+    _migrate_multiline(roles, sources, problems)
 
     try:
         config = converter.structure(data, Config)
@@ -170,7 +171,28 @@ def validate(data: dict[str, Any], sources: dict[KeyPath, Source]) -> tuple[Conf
             path = _parse_cattrs_path(where)
             problem(path, f"{dotted(path)}: {message}")
         return None, problems
-    return (None, problems) if problems else (config, problems)
+    errors = [p for p in problems if p.severity == "error"]
+    return (None, problems) if errors else (config, problems)
+
+
+def _migrate_multiline(roles: dict[str, Any], sources: dict[KeyPath, Source], problems: list[Problem]) -> None:
+    """`roles.autocomplete.multiline` was a bool: true meant blocks where they make sense
+    (now "auto"), false one line ("never"). Read the old form, and say how to write it."""
+    role = roles.get("autocomplete")
+    value = role.get("multiline") if isinstance(role, dict) else None
+    if isinstance(role, dict) and isinstance(value, bool):
+        new = "auto" if value else "never"
+        role["multiline"] = new
+        path = ("roles", "autocomplete", "multiline")
+        problems.append(
+            Problem(
+                f'roles.autocomplete.multiline = {str(value).lower()} is the old form, read as "{new}"; '
+                f'write "auto", "always" or "never"',
+                severity="warning",
+                source=source_of(sources, path),
+                key=dotted(path),
+            )
+        )
 
 
 def _check_routes(data: dict[str, Any], tiers: dict[str, Any], problem: Any) -> None:

@@ -5,6 +5,15 @@ The model loads in the background after `initialized` (with `$/progress` when th
 supports it); until it is ready every request answers empty at once. The engine
 (autocomplete/engine.py) owns the time budget and the caches; this module turns LSP
 positions into lines and columns and answers into items with explicit ranges.
+
+Project context (autocomplete/context.py) is gathered here, off the keystroke path: the
+document events feed the ring buffer, and a file's block is rebuilt on didOpen and after
+CONTEXT_IDLE_S without edits (between bursts of typing, never during one), in a thread.
+A new block, or a newly opened file, is evaluated ahead (`engine.prefill`).
+
+Every item carries `command` = `tinyarms.autocomplete.feedback` `{id, event: "accepted"}`;
+the editor reports shown / partial / dismissed through the same command
+(autocomplete/feedback.py records them).
 """
 
 from __future__ import annotations
@@ -12,11 +21,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 
+from tinyarms import protocol
+from tinyarms.autocomplete.context import ContextBlock, Project
 from tinyarms.autocomplete.engine import Completion, CompletionEngine, CompletionRequest
+from tinyarms.autocomplete.feedback import FeedbackLog, Offered
 from tinyarms.autocomplete.start import NotLocal, local_tier, start_engine
 from tinyarms.autocomplete.templates import UnknownTemplate
 from tinyarms.features.base import Feature, Settings, Status
@@ -26,11 +40,15 @@ if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
     from tinyarms.config import Config
-    from tinyarms.protocol import ToggleArgs
+    from tinyarms.protocol import FeedbackArgs, ToggleArgs
 
 log = logging.getLogger(__name__)
 
+FEEDBACK = protocol.AUTOCOMPLETE_FEEDBACK
 TRIGGER_CHARACTERS = [".", "(", "[", "{", ",", " ", "=", ":"]
+CONTEXT_IDLE_S = 1.0  # a file's context block is rebuilt after this long without edits
+MAX_CHUNK_SOURCE = 2_000_000  # characters; a bigger buffer gives no ring-buffer chunks
+PROMPT_RESERVE_TOKENS = 1280  # of n_ctx, kept for the file's own window and the answer
 
 
 class AutocompleteFeature(Feature):
@@ -43,6 +61,16 @@ class AutocompleteFeature(Feature):
         self._settings: tuple[Any, ...] | None = None
         self._loader: asyncio.Task[None] | None = None
         self._lines: tuple[str, int | None, list[str]] | None = None  # (uri, version, lines)
+        self.project = Project()
+        self.context_enabled = True
+        self.prefill_enabled = True
+        self.feedback = FeedbackLog()
+        self._last_line: dict[str, int] = {}  # document -> line of its last edit or completion
+        self._active: str | None = None  # the document the user works in
+        self._refresh_timer: asyncio.TimerHandle | None = None
+        self._refreshing: asyncio.Lock | None = None
+        self._block_used: ContextBlock | None = None
+        self._context_settings: tuple[Any, ...] | None = None
 
     # -- model lifecycle ----------------------------------------------------------------
 
@@ -65,6 +93,23 @@ class AutocompleteFeature(Feature):
             self._unload()
             return
         settings = (tier.model, tier.n_ctx, tier.n_threads, tier.template)
+        self.prefill_enabled = role.prefill
+        self.feedback.enabled, self.feedback.with_text = role.feedback, role.feedback_text
+        context = (
+            role.context and role.context_tokens > 0,
+            role.context_chunks,
+            role.context_chunk_lines,
+            min(role.context_tokens, max(0, (tier.n_ctx or 2048) - PROMPT_RESERVE_TOKENS)),
+        )
+        if context != self._context_settings:
+            self._context_settings = context
+            self.context_enabled = context[0]
+            self.project.configure(size=context[1], chunk_lines=context[2], max_tokens=context[3])
+            self.project.blocks.clear()  # rebuilt with the new settings
+            if self.context_enabled and self._active:
+                asyncio.ensure_future(self._refresh(self._active, prefill=True))
+        if self.model is not None:
+            self._publish_state(self.model.state, self.model.error)
         if self.engine is not None:
             self.engine.max_latency_ms = role.max_latency_ms
             self.engine.multiline = role.multiline
@@ -106,6 +151,8 @@ class AutocompleteFeature(Feature):
         log.info("autocomplete: %s ready (template %s)", tier.model, engine.template.name)
         self._publish_state("ready")
         self._progress_end(token, "ready")
+        if self._active:
+            self._prefill(self._active)  # the file the user is in, ready before the first keystroke
 
     def _model_changed(self, model: LocalModel) -> None:
         loading_first = self.model is None and self._settings is not None
@@ -127,7 +174,23 @@ class AutocompleteFeature(Feature):
                 "running": bool(self.engine and self.engine.running),
                 "counts": dict(self.engine.counts) if self.engine else {},
                 "last_generation": self.engine.last_stats if self.engine else {},
+                "context": self._context_status(),
+                "feedback": dict(self.feedback.counts),
             }
+        }
+
+    def _context_status(self) -> dict[str, Any]:
+        active = self.project.blocks.get(self._active) if self._active else None
+        return {
+            "enabled": self.context_enabled,
+            "chunks": len(self.project.ring.chunks),
+            "max_tokens": self.project.max_tokens,
+            "documents": len(self.project.blocks),
+            "active": self._active,
+            "active_built": self._active in self.project.blocks,
+            "active_files": [label for label, _ in active.files] if active else [],
+            "active_tokens_estimate": active.tokens_estimate if active else 0,
+            "last_used_tokens_estimate": self._block_used.tokens_estimate if self._block_used else 0,
         }
 
     async def _progress_begin(self, title: str) -> str | None:
@@ -157,6 +220,120 @@ class AutocompleteFeature(Feature):
             self.engine.clear()
         if self.model:
             self.model.kill_now()
+
+    # -- project context (off the keystroke path) ----------------------------------------
+
+    def _roots(self) -> list[Path]:
+        workspace = self.server.workspace
+        roots = [Path(p) for f in workspace.folders.values() if (p := _path(f.uri))]
+        if not roots and workspace.root_path:
+            roots = [Path(workspace.root_path)]
+        return roots
+
+    def document_opened(self, params: types.DidOpenTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        self._leave(self._active)
+        self._active = uri
+        if not self.context_enabled:
+            return
+        self.project.set_roots(self._roots())
+        text = params.text_document.text
+        lines = text.split("\n") if len(text) < MAX_CHUNK_SOURCE else []
+        self.project.ring.add(uri, self.project.label(_fs(uri), uri), lines, self._last_line.get(uri, 0))
+        asyncio.ensure_future(self._refresh(uri, prefill=True))
+
+    def document_changed(self, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        for change in params.content_changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                self._last_line[uri] = change.range.start.line
+                break
+        if uri != self._active:
+            self._leave(self._active)
+            self._active = uri
+        self._schedule_refresh(uri)
+
+    def document_saved(self, params: types.DidSaveTextDocumentParams) -> None:
+        self._take_chunk(params.text_document.uri)
+        self._schedule_refresh(params.text_document.uri)
+
+    def document_closed(self, params: types.DidCloseTextDocumentParams) -> None:
+        # Its chunks stay in the ring buffer (a file just closed is still relevant).
+        self.project.blocks.pop(params.text_document.uri, None)
+        self._last_line.pop(params.text_document.uri, None)
+        if self._active == params.text_document.uri:
+            self._active = None
+
+    def _leave(self, uri: str | None) -> None:
+        """The user moved to another file: remember where they were in this one."""
+        if uri is not None:
+            self._take_chunk(uri)
+
+    def _take_chunk(self, uri: str) -> None:
+        if not self.context_enabled:
+            return
+        document = self.server.workspace.text_documents.get(uri)
+        if document is not None and len(document.source) < MAX_CHUNK_SOURCE:
+            lines = document.source.split("\n")
+            self.project.ring.add(uri, self.project.label(_fs(uri), uri), lines, self._last_line.get(uri, 0))
+
+    def _schedule_refresh(self, uri: str) -> None:
+        """Rebuild `uri`'s block once the edits pause, never in the middle of a burst."""
+        if not self.context_enabled:
+            return
+        if self._refresh_timer is not None:
+            self._refresh_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._refresh_timer = loop.call_later(
+            CONTEXT_IDLE_S, lambda: asyncio.ensure_future(self._refresh(uri, prefill=True))
+        )
+
+    async def _refresh(self, uri: str, *, prefill: bool) -> None:
+        """Build `uri`'s block in a thread; a changed block is evaluated ahead."""
+        if self._refreshing is None:
+            self._refreshing = asyncio.Lock()
+        document = self.server.workspace.text_documents.get(uri)
+        if document is None or not self.context_enabled:
+            return
+        open_texts: dict[Path, str] = {}
+        for other in list(self.server.workspace.text_documents.values()):
+            if other.uri != uri and (fs := _fs(other.uri)) is not None:
+                open_texts[fs.resolve()] = other.source
+        async with self._refreshing:
+            try:
+                block = await asyncio.to_thread(self.project.build, uri, _fs(uri), document.source, open_texts)
+            except Exception:
+                log.exception("autocomplete: context for %s not built", uri)
+                return
+        changed = uri not in self.project.blocks or self.project.blocks[uri] != block
+        self.project.blocks[uri] = block
+        if self.model is not None:
+            self._publish_state(self.model.state, self.model.error)
+        if changed:
+            log.debug(
+                "autocomplete: context of %s: %d files, ~%d tokens",
+                uri,
+                len(block.files) if block else 0,
+                block.tokens_estimate if block else 0,
+            )
+        if prefill and (changed or uri == self._active):
+            self._prefill(uri)
+
+    def _prefill(self, uri: str) -> None:
+        """Evaluate the prompt at the last place in `uri` ahead, if nothing else runs."""
+        if not (self.prefill_enabled and self.enabled and self.engine and uri == self._active):
+            return
+        lines = self._document_lines(uri)
+        if lines is None:
+            return
+        line = min(self._last_line.get(uri, 0), len(lines) - 1)
+        column = len(lines[line]) if uri in self._last_line else 0
+        request = CompletionRequest(lines, line, column, doc=uri, path=_path(uri), context=self._context(uri))
+        if self.engine.prefill(request):
+            log.debug("autocomplete: prefill %s:%d", uri, line)
+
+    def _context(self, uri: str) -> ContextBlock | None:
+        return self.project.blocks.get(uri) if self.context_enabled else None
 
     # -- requests ---------------------------------------------------------------------
 
@@ -188,7 +365,17 @@ class AutocompleteFeature(Feature):
             position = types.Position(line, 1 << 30)
         text = lines[line]
         column = _column(text, position.character, self.server.workspace.position_encoding)
-        result = await self.engine.complete(CompletionRequest(lines, line, column, doc=uri, path=_path(uri)))
+        self._last_line[uri] = line
+        if uri != self._active:
+            self._leave(self._active)
+            self._active = uri
+        context = self._context(uri)
+        if self.context_enabled and uri not in self.project.blocks:
+            asyncio.ensure_future(self._refresh(uri, prefill=False))  # for the next keystrokes
+        self._block_used = context or self._block_used
+        result = await self.engine.complete(
+            CompletionRequest(lines, line, column, doc=uri, path=_path(uri), context=context)
+        )
         word_start = column
         while word_start > 0 and (text[word_start - 1].isalnum() or text[word_start - 1] == "_"):
             word_start -= 1
@@ -235,6 +422,7 @@ class AutocompleteFeature(Feature):
                 types.InlineCompletionItem(
                     insert_text=text[word_start:column] + completion.text,
                     range=self._range(line, text, word_start, column),
+                    command=self._accept_command(params.text_document.uri, completion),
                 )
             ]
         )
@@ -259,8 +447,30 @@ class AutocompleteFeature(Feature):
                     sort_text="0",
                     insert_text_format=types.InsertTextFormat.PlainText,
                     text_edit=types.TextEdit(range=self._range(line, text, word_start, column), new_text=insert),
+                    command=self._accept_command(params.text_document.uri, completion),
                 )
             ],
+        )
+
+    def _accept_command(self, uri: str, completion: Completion) -> types.Command:
+        """The item's command: the editor runs it when the user accepts the suggestion."""
+        document = self.server.workspace.text_documents.get(uri)
+        completion_id = self.feedback.offer(
+            Offered(
+                model=completion.model,
+                template=completion.template,
+                source=completion.source,
+                latency_ms=completion.elapsed_ms,
+                length=len(completion.text),
+                lines=completion.text.count("\n") + 1,
+                language=(document.language_id if document else None) or "",
+                text=completion.text,
+            )
+        )
+        return types.Command(
+            title="tinyarms: completion accepted",
+            command=FEEDBACK,
+            arguments=[{"id": completion_id, "event": "accepted"}],
         )
 
     # -- commands ---------------------------------------------------------------------
@@ -274,6 +484,13 @@ class AutocompleteFeature(Feature):
         if self.model:
             self._publish_state(self.model.state, self.model.error)
         return {"enabled": self.enabled}
+
+    def record_feedback(self, args: FeedbackArgs) -> dict[str, Any]:
+        """`tinyarms.autocomplete.feedback {id, event, accepted_length?}` -> {recorded, reason?}."""
+        try:
+            return self.feedback.record(args.id, args.event, args.accepted_length)
+        except ValueError as exc:
+            raise JsonRpcInvalidParams(f"{FEEDBACK}: {exc}") from None
 
     async def crash_model(self) -> dict[str, Any]:
         """Test only: make the model child segfault, as a native crash would."""
@@ -304,6 +521,11 @@ def _units(text: str, encoding: Any) -> int:
     if encoding in (types.PositionEncodingKind.Utf32, "utf-32"):
         return len(text)
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _fs(uri: str) -> Path | None:
+    path = _path(uri) if uri.startswith("file:") else None
+    return Path(path) if path else None
 
 
 def _path(uri: str) -> str | None:

@@ -326,6 +326,12 @@ class LocalModel:
             else:
                 yield str(message["piece"])
 
+    async def prefill(self, segments: list[tuple[str, str]], *, chunk: int = 8) -> dict[str, Any]:
+        """Evaluate a prompt into the KV cache without generating (autocomplete's "ready
+        before the first keystroke"). The child evaluates `chunk` tokens at a time and stops
+        as soon as another request is waiting: {"evaluated", "prompt_tokens", "preempted"}."""
+        return await self._call("prefill", segments=[list(s) for s in segments], chunk=chunk)
+
     async def chat(
         self,
         messages: list[dict[str, Any]],

@@ -20,6 +20,9 @@ Requests (`{"id": N, "op": ...}`):
   {"id", "piece", "logprob"} and ends with {"id", "done", "usage"}. With `json_schema` every
   token is sampled through llama.cpp's grammar built from that schema (JSON-schema -> GBNF),
   so the answer is always JSON of that shape (the agent's tool calls on local tiers).
+- `prefill` {segments, chunk}: evaluate a prompt into the KV cache, no generation, at low
+  priority: `chunk` tokens at a time, stopping as soon as another request waits (a
+  keystroke always goes first) -> {"evaluated", "prompt_tokens", "preempted"}.
 - `cancel` {target}: stop request `target`.
 - `crash`: a real segfault, only with TINYARMS_ALLOW_CRASH=1 (tests of crash isolation).
 """
@@ -294,6 +297,31 @@ class Worker:
             "prompt_ms": round(prompt_ms, 2),
             "total_ms": round((time.perf_counter() - started) * 1000, 2),
         }
+
+    def op_prefill(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A `complete` prompt evaluated ahead. Its last token is left out: `complete` may
+        heal it (drop it and regenerate), and then the cached prefix still matches."""
+        rid = int(request["id"])
+        tokens = self.tokens_of(request["segments"])[:-1]
+        chunk = max(1, int(request.get("chunk") or 8))
+        llm = self.llm
+        if len(tokens) < 2 or len(tokens) > llm.n_ctx() - 1:
+            return {"evaluated": 0, "prompt_tokens": len(tokens), "preempted": False}
+        cached = llm.input_ids[: llm.n_tokens].tolist()
+        keep = 0
+        for a, b in zip(cached, tokens, strict=False):
+            if a != b:
+                break
+            keep += 1
+        llm.n_tokens = min(keep, len(tokens))
+        evaluated = 0
+        for start in range(llm.n_tokens, len(tokens), chunk):
+            if not self.requests.empty() or rid in self.cancelled:
+                return {"evaluated": evaluated, "prompt_tokens": len(tokens), "preempted": True}
+            piece = tokens[start : start + chunk]
+            llm.eval(piece)
+            evaluated += len(piece)
+        return {"evaluated": evaluated, "prompt_tokens": len(tokens), "preempted": False}
 
     def op_chat(self, request: dict[str, Any]) -> dict[str, Any]:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter

@@ -1,0 +1,207 @@
+"""Project context, multi-line modes and feedback records without a model: the ring
+buffer, imported definitions (with a hostile workspace), the cap, the prompt layouts."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tinyarms.autocomplete import context, feedback, postprocess, templates
+from tinyarms.autocomplete.prompt import Prompt
+from tinyarms.config.validate import validate
+
+HEADERS = '''"""Headers."""
+import re
+
+LIMIT = 10
+
+
+def parse_header(line: str,
+                 strict: bool = False) -> tuple[str, str]:
+    """Split a "Name: value" line into its name and value.
+
+    More text that is not shown.
+    """
+    name, _, value = line.partition(":")
+    return name.strip(), value.strip()
+
+
+class Header:
+    """One header."""
+
+    def __init__(self, name, value):
+        self.name = name
+
+    def render(self) -> str:
+        return self.name
+
+    def _private(self):
+        pass
+'''
+
+
+def chunk_lines(tag: str, count: int = 40) -> list[str]:
+    return [f"value_{tag}_{n} = compute({n}, '{tag}')" for n in range(count)]
+
+
+def test_ring_buffer_keeps_the_newest_drops_near_duplicates_and_binary() -> None:
+    ring = context.RingBuffer(size=3, chunk_lines=16)
+    lines = chunk_lines("a")
+    assert ring.add("file:///a.py", "a.py", lines, 8)
+    assert not ring.add("file:///a.py", "a.py", lines, 8)  # the same chunk again
+    edited = list(lines)
+    edited[2] = "value_a_2 = compute(2, 'changed')"
+    assert ring.add("file:///a.py", "a.py", edited, 8)  # 15 of 16 lines shared: replaces the old one
+    assert len(ring.chunks) == 1 and "changed" in ring.chunks[0].text
+    for tag in "bcd":
+        ring.add(f"file:///{tag}.py", f"{tag}.py", chunk_lines(tag), 0)
+    assert [c.label for c in ring.chunks] == ["b.py", "c.py", "d.py"]  # size 3, newest last
+    assert [c.label for c in ring.others("file:///c.py")] == ["b.py", "d.py"]
+    assert not ring.add("file:///bin", "bin", ["\x00\x01\x02 data"] * 10, 0)
+
+
+def test_imports_resolve_to_signatures_and_docstring_lines(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "headers.py").write_text(HEADERS)
+    (tmp_path / "pkg" / "__init__.py").write_text("from .headers import parse_header\n")
+    main = tmp_path / "main.py"
+    source = "from pkg.headers import Header, LIMIT\nfrom pkg import parse_header\nimport os\n\nx = Hea"
+    found = dict(context.Definitions([tmp_path], lambda p: None).for_file(source, main))
+    rendered = "\n".join(found[(tmp_path / "pkg" / "headers.py").resolve()])
+    assert 'class Header:\n    """One header."""\n    def __init__(self, name, value):\n        ...' in rendered
+    assert "    def render(self) -> str:\n        ..." in rendered and "_private" not in rendered
+    assert "LIMIT = 10" in rendered
+    # `from pkg import parse_header` follows the package's re-export to its definition.
+    init = "\n".join(found[(tmp_path / "pkg" / "__init__.py").resolve()])
+    assert init == (
+        "def parse_header(line: str,\n                 strict: bool = False) -> tuple[str, str]:\n"
+        '    """Split a "Name: value" line into its name and value."""\n    ...'
+    )
+    assert "More text" not in init and "partition" not in init
+    # A file being typed does not parse: its import lines still do.
+    broken = "from pkg.headers import (Header,\n    LIMIT)\n\ndef f(:\n"
+    assert context.imports_of(broken)[0].names == ("Header", "LIMIT")
+
+
+def test_a_hostile_workspace_cannot_make_it_read_outside_or_run_code(tmp_path: Path) -> None:
+    workspace, outside = tmp_path / "workspace", tmp_path / "outside"
+    workspace.mkdir()
+    outside.mkdir()
+    (outside / "secret.py").write_text("def leaked_secret():\n    'do not read'\n")
+    (workspace / "secret.py").symlink_to(outside / "secret.py")  # a symlink out of the workspace
+    (workspace / "sub").mkdir()
+    marker = tmp_path / "ran"
+    # A module shadowing the standard library, with code that would run on import.
+    (workspace / "json.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n\ndef loads(text):\n    ...\n")
+    source = "import secret\nfrom .. import secret as s2\nfrom ...outside.secret import leaked_secret\nimport json\n"
+    definitions = context.Definitions([workspace], lambda p: None)
+    found = definitions.for_file(source, workspace / "sub" / "main.py")
+    text = "\n".join(t for _, texts in found for t in texts)
+    assert "leaked_secret" not in text
+    assert "def loads(text):" in text  # the workspace's json.py is read as text...
+    assert not marker.exists()  # ...and never executed
+
+
+def test_the_block_stays_under_its_cap_and_puts_definitions_nearest_the_file() -> None:
+    ring = context.RingBuffer(size=16, chunk_lines=32)
+    for index in range(200):
+        ring.add(f"file:///m{index}.py", f"m{index}.py", chunk_lines(str(index)), 0)
+    definitions = [("pkg/headers.py", [f"def parse_{n}(line):\n    ..." for n in range(5)])]
+    block = context.assemble("main.py", definitions, ring.others("file:///main.py"), max_tokens=300, comment="#")
+    assert block is not None
+    assert block.chars <= 300 * context.CHARS_PER_TOKEN and block.tokens_estimate <= 300
+    # Chunks (newest last) first, the definitions last, then the current file's label.
+    assert block.files[-1][0] == "pkg/headers.py" and block.files[0][0].startswith("m")
+    assert block.comments.index("# Path: m") < block.comments.index("# Path: pkg/headers.py")
+    assert block.comments.endswith("# Path: main.py\n")
+    many = [("pkg/big.py", [f"def parse_{n}(line):\n    ..." for n in range(500)])]
+    full = context.assemble("main.py", many, ring.others("file:///main.py"), max_tokens=300, comment="//")
+    assert full is not None and full.chars <= 300 * context.CHARS_PER_TOKEN
+    assert context.assemble("main.py", [], [], max_tokens=300, comment="#") is None
+    assert context.comment_for("src/app.ts") == "//" and context.comment_for("a.py") == "#"
+
+
+def test_templates_place_the_context_where_the_model_reads_it() -> None:
+    block = context.assemble("main.py", [("util.py", ["def helper():\n    ..."])], [], max_tokens=100, comment="#")
+    assert block is not None
+    prefix_only = templates.by_name("prefix-only").segments(
+        "a = 1\n", "b = ", "", context_text=block.comments, extra_files=block.files, path="main.py"
+    )
+    assert prefix_only == [
+        ("text", "# Path: util.py\n# def helper():\n#     ...\n# Path: main.py\n"),
+        ("text", "a = 1\nb = "),
+    ]
+    qwen = templates.by_name("qwen2.5-coder").segments(
+        "a = 1\n", "b = ", "", context_text=block.comments, extra_files=block.files, path="main.py"
+    )
+    joined = "".join(text for _, text in qwen)
+    assert joined.startswith("<|file_sep|>util.py\ndef helper():\n    ...\n<|file_sep|>main.py\n<|fim_prefix|>")
+    assert "# Path" not in joined  # repository tokens instead of comments
+
+
+def prompt(before: str, line_prefix: str) -> Prompt:
+    return Prompt(before, line_prefix, "", "", 0)
+
+
+def test_multiline_modes() -> None:
+    opener, plain, mid = prompt("def f():\n", "    "), prompt("x = 1\n", ""), prompt("x = 1\n", "y = ")
+    assert postprocess.allows_multiline(opener, "auto") and not postprocess.allows_multiline(plain, "auto")
+    assert postprocess.allows_multiline(prompt("int main() {\n", "  "), "auto")
+    assert postprocess.allows_multiline(plain, "always") and not postprocess.allows_multiline(mid, "always")
+    assert not postprocess.allows_multiline(opener, "never")
+
+
+def config_with(multiline: object) -> tuple[object, list[object]]:
+    data = {
+        "tiers": {"local": {"provider": "llama-cpp", "model": "embedded:gemma3-270m"}},
+        "roles": {"autocomplete": {"tier": "local", "multiline": multiline}},
+    }
+    return validate(data, {})
+
+
+def test_multiline_accepts_the_old_bool_with_a_warning_and_rejects_nonsense() -> None:
+    for old, new in ((True, "auto"), (False, "never")):
+        config, problems = config_with(old)
+        assert config is not None and config.roles.autocomplete.multiline == new  # type: ignore[attr-defined]
+        assert [p.severity for p in problems] == ["warning"]  # type: ignore[attr-defined]
+        assert f'read as "{new}"' in problems[0].message  # type: ignore[attr-defined]
+    config, problems = config_with("sometimes")
+    assert config is None and "multiline" in problems[0].message  # type: ignore[attr-defined]
+    config, problems = config_with("always")
+    assert config is not None and not problems
+
+
+def offered(source: str = "model", length: int = 10) -> feedback.Offered:
+    return feedback.Offered("embedded:gemma3-270m", "prefix-only", source, 42.0, length, 1, "python", "x" * length)
+
+
+def test_feedback_records_lengths_only_and_stats_count_each_completion_once(tmp_path: Path) -> None:
+    path = tmp_path / "autocomplete.jsonl"
+    log = feedback.FeedbackLog(path)
+    first, second, third = log.offer(offered()), log.offer(offered("cache", 8)), log.offer(offered())
+    record = log.record
+    assert record(first, "shown")["recorded"]
+    assert record(first, "accepted")["recorded"]
+    assert record(second, "partial", 50)["recorded"]
+    assert record(third, "shown")["recorded"]
+    assert record(third, "dismissed")["recorded"]
+    assert not record("unknown", "accepted")["recorded"]
+    with pytest.raises(ValueError, match="accepted_length"):
+        record(first, "partial")
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert all("text" not in line for line in lines)
+    assert lines[2]["accepted_length"] == 8  # clamped to the suggestion's length
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    stats = feedback.stats(feedback.read(path=path))
+    model = stats["models"]["embedded:gemma3-270m"]
+    assert (model["shown"], model["accepted"], model["partial"], model["dismissed"]) == (3, 1, 1, 1)
+    assert model["acceptance_rate"] == round(2 / 3, 3)
+    assert model["sources"]["cache"]["partial"] == 1 and model["sources"]["model"]["accepted"] == 1
+    table = feedback.format_stats(stats)
+    assert "embedded:gemma3-270m" in table and "67%" in table
+    with_text = feedback.FeedbackLog(tmp_path / "text.jsonl", with_text=True)
+    with_text.record(with_text.offer(offered()), "accepted")
+    assert json.loads((tmp_path / "text.jsonl").read_text())["text"] == "x" * 10

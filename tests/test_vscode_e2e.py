@@ -42,7 +42,7 @@ def check_setup() -> None:
     if missing:
         pytest.fail(f"real-editor test setup missing: {', '.join(missing)}; {SETUP_HINT}", pytrace=False)
     vsix = VSIX.stat().st_mtime
-    sources = [p for p in (CLIENT / "src").rglob("*") if p.is_file()] + [CLIENT / "package.json"]
+    sources = [p for d in ("src", "media") for p in (CLIENT / d).rglob("*") if p.is_file()] + [CLIENT / "package.json"]
     stale = [str(p.relative_to(REPO)) for p in sources if p.stat().st_mtime > vsix]
     if stale:
         pytest.fail(f"the packaged extension is older than {', '.join(stale)}; {SETUP_HINT}", pytrace=False)

@@ -10,6 +10,8 @@ M.conversation = nil -- the server's conversation id
 M.turns = 0
 M.buf = nil
 M.busy = false
+M.answers = 0 -- answers received (for scripts and tests)
+M.streamed = 0 -- `tinyarms/stream` pieces shown so far
 local source_buf = nil -- the code buffer the last question came from
 
 local function tinyarms()
@@ -119,7 +121,7 @@ function M.send(text, where)
   M.busy = true
   local ok = t.exec(code_buf, 'tinyarms.chat', argument, function(result)
     M.busy = false
-    M.last_stream_chunks = stop()
+    M.streamed = M.streamed + stop()
     result = t.is_nil(result) and {} or result
     if not t.is_nil(result.conversation) then
       M.conversation = result.conversation
@@ -143,6 +145,7 @@ function M.send(text, where)
     replace_tail(buf, answer_from, table.concat(lines, '\n'))
     t.answered(result.decision, elapsed, result.cost_usd)
     M.last = result
+    M.answers = M.answers + 1
   end, function(message)
     M.busy = false
     stop()

@@ -210,7 +210,14 @@ class NvimSession:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"Neovim did not start: {self.stderr_path.read_text()}")
             time.sleep(0.05)
-        self.nvim = pynvim.attach("socket", path=str(socket))
+        for attempt in range(50):  # the socket file can appear before Neovim listens on it
+            try:
+                self.nvim = pynvim.attach("socket", path=str(socket))
+                break
+            except ConnectionRefusedError:
+                if attempt == 49 or self.proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
 
     def lua(self, code: str, *args: Any) -> Any:
         return self.nvim.exec_lua(code, *args)
@@ -574,13 +581,14 @@ def test_acceptance_feedback_from_the_menu_shows_in_tinyarms_stats(session: Nvim
         )
         assert session.lua("return #vim.fn.complete_info({ 'items' }).items") > 0, "no completion menu"
         session.nvim.input(keys)
-        session.wait_for("vim.fn.pumvisible() == 0", 5, f"{keys} closes the menu")
+        session.wait_for("vim.fn.complete_info({ 'mode' }).mode == ''", 5, f"{keys} ends completion")
         session.nvim.input("<Esc>")
         session.wait_for("vim.api.nvim_get_mode().mode == 'n'", 5, "normal mode")
         session.nvim.command("silent! undo 0")  # back to the file as it was
     sent = session.lua("return require('tinyarms.feedback').sent")
     events = {e["event"] for e in sent}
-    assert {"shown", "accepted", "dismissed", "partial"} <= events, sent
+    debug = session.lua("return require('tinyarms.feedback').last_mapping")
+    assert {"shown", "accepted", "dismissed", "partial"} <= events, (sent, debug)
     partial = [e for e in sent if e["event"] == "partial"]
     assert all(e["accepted_length"] > 0 for e in partial), partial
     # What the server recorded, as the user sees it.

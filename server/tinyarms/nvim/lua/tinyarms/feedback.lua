@@ -186,10 +186,11 @@ end
 -- text (<C-e>) and insert the next word or line of that item; else the key itself.
 local function part_mapping(kind, key)
   return function()
-    if vim.fn.pumvisible() == 0 then
+    local info = vim.fn.complete_info({ 'items', 'selected', 'mode' })
+    M.last_mapping = { kind = kind, pum = vim.fn.pumvisible(), mode = info.mode, items = #(info.items or {}) }
+    if info.mode == '' or #(info.items or {}) == 0 then
       return key
     end
-    local info = vim.fn.complete_info({ 'items', 'selected' })
     local chosen = info.items[(info.selected or -1) + 1]
     local candidates = chosen and { chosen } or info.items
     for _, item in ipairs(candidates) do
@@ -225,6 +226,7 @@ function M.attach(bufnr)
     buffer = bufnr,
     callback = function()
       menu_items = tinyarms_items()
+      on_changed(bufnr) -- what was in the menu was shown (CompleteChanged may not have fired)
     end,
   })
   vim.api.nvim_create_autocmd('CompleteDone', {

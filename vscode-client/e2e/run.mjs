@@ -17,6 +17,9 @@
 //   E2E_SKIP       development aid: "ghost" skips the completion steps (to try Explain against
 //                  a server branch without completions); the pytest then fails, by design
 //   E2E_CHAT_TIER  development aid: the chat tier set in settings.json (default local)
+//   E2E_SCRIPT_URL the fault server (tests/faultserver.py) that answers the edit and agent
+//                  roles with scripted turns (models vscode-edit, vscode-agent); chat runs on
+//                  the embedded model
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -46,7 +49,7 @@ const CHROMIUM_FLAGS = [
 const result = {
   ok: false,
   error: null, // a fatal error: the editor or the server never got ready
-  errors: {}, // per step: config, completions, explain, toggle, not_installed
+  errors: {}, // per step: config, completions, feedback, explain, chat, edit, agent, toggle, not_installed
   timings_ms: {},
   screenshots: [],
   ghost: null,
@@ -55,6 +58,11 @@ const result = {
   config: null,
   not_installed: null,
   toggle: null,
+  feedback: null,
+  chat: null,
+  edit: null,
+  agent: null,
+  stats: null,
   status_texts: [],
   leftover_pids: [],
   logs: {},
@@ -136,15 +144,29 @@ const TYPED = [
   "    print(count_words(",
 ];
 
+const TODO = "# TODO\n\n- [ ] count the words\n- [ ] print the total\n";
+const SCRIPT_URL = process.env.E2E_SCRIPT_URL || "";
+
 function prepare() {
   for (const dir of Object.values(dirs)) {
     fs.mkdirSync(dir, { recursive: true });
   }
   fs.writeFileSync(path.join(dirs.workspace, "example.py"), SOURCE);
+  fs.writeFileSync(path.join(dirs.workspace, "TODO.md"), TODO);
+  if (SCRIPT_URL) {
+    // The user file defines the scripted tiers; settings.json picks them for edit and agent.
+    const userConfig = path.join(dirs.xdg, "config", "tinyarms", "config.toml");
+    fs.mkdirSync(path.dirname(userConfig), { recursive: true });
+    const tier = (name, model) =>
+      `[tiers.${name}]\nprovider = "openai"\nbase_url = "${SCRIPT_URL}"\nmodel = "${model}"\n` +
+      `api_key_env = "SCRIPTED_KEY"\nmax_retries = 0\n\n`;
+    fs.writeFileSync(userConfig, tier("scripted-edit", "vscode-edit") + tier("scripted-agent", "vscode-agent"));
+  }
   writeJson(path.join(dirs.userData, "User", "settings.json"), {
     "tinyarms.python": python,
     // Chat on the embedded model, so Explain needs no cloud key; also proves the settings layer.
     "tinyarms.roles.chat.tier": process.env.E2E_CHAT_TIER || "local",
+    ...(SCRIPT_URL ? { "tinyarms.roles.edit.tier": "scripted-edit", "tinyarms.roles.agent.tier": "scripted-agent" } : {}),
     "tinyarms.trace.server": process.env.E2E_TRACE || "off",
     "editor.inlineSuggest.enabled": true,
     // No word-based suggest widget: Tab must reach the inline suggestion.
@@ -182,6 +204,7 @@ function serverEnv() {
     // XDG_CACHE_HOME stays shared: the embedded model is assembled there once.
     HF_HUB_OFFLINE: "1",
     TRANSFORMERS_OFFLINE: "1",
+    SCRIPTED_KEY: "test-key", // the scripted tiers' api_key_env (the fault server checks nothing)
     PYTHONPATH: process.env.E2E_PYTHONPATH || process.env.PYTHONPATH || "",
   });
   return env;
@@ -507,6 +530,182 @@ async function explainPhase(page) {
   await shot(page, "05-explain");
 }
 
+/** The chat view's page: the webview (an iframe in an iframe) in the side bar. */
+function chatFrame(page) {
+  return page.frameLocator("iframe.webview.ready").frameLocator("#active-frame");
+}
+
+/** The chat view: a question typed in its input gets a streamed answer with its decision. */
+async function chatPhase(page) {
+  const started = Date.now();
+  await runCommand(page, "tinyarms: Open Chat");
+  const frame = chatFrame(page);
+  const input = frame.locator("#input");
+  await input.waitFor({ timeout: bounded(30_000) });
+  const question = "What does read_lines return?";
+  await input.fill(question);
+  await input.press("Enter");
+  const answer = frame.locator(".turn.assistant").last();
+  await answer.locator(".decision").waitFor({ timeout: bounded(240_000) });
+  result.timings_ms.chat_answer = Date.now() - started;
+  result.chat = {
+    question: (await frame.locator(".turn.user").last().innerText()).trim(),
+    answer: (await answer.locator(".body").innerText()).trim(),
+    decision: (await answer.locator(".decision").innerText()).trim(),
+    context: (await answer.locator(".context").allInnerTexts()).join(" "),
+    code_blocks: await answer.locator(".code").count(),
+    buttons: await answer.locator(".code button").allInnerTexts(),
+    error: await answer.evaluate((n) => n.classList.contains("error")),
+    status: await statusText(page),
+  };
+  await shot(page, "08-chat");
+}
+
+async function saveActive(page) {
+  await page.keyboard.press("Control+S");
+  await page.locator(".tab.active.dirty").waitFor({ state: "detached", timeout: bounded(10_000) });
+}
+
+async function waitForFile(file, predicate, what, ms) {
+  const deadline = Date.now() + bounded(ms);
+  let text = "";
+  while (Date.now() < deadline) {
+    text = fs.readFileSync(file, "utf8");
+    if (predicate(text)) {
+      return text;
+    }
+    await sleep(200);
+  }
+  throw new Error(`${what}: not within ${ms / 1000} s; ${path.basename(file)} is:\n${text}`);
+}
+
+/** Edit Selection: the proposal opens as a diff; Accept applies it; one Ctrl+Z restores the file. */
+async function editPhase(page) {
+  const file = path.join(dirs.workspace, "example.py");
+  await page.locator(".tab", { hasText: "example.py" }).first().click();
+  const editor = page.locator(".editor-group-container.active .monaco-editor .view-lines").first();
+  await editor.click();
+  await saveActive(page).catch(() => undefined); // saved already unless a step left it dirty
+  const before = fs.readFileSync(file, "utf8");
+  // Select count_words (lines 10-11), from the start of its def to the end of its return.
+  await page.keyboard.press("Control+Home");
+  for (let i = 0; i < 9; i++) {
+    await page.keyboard.press("ArrowDown");
+  }
+  await page.keyboard.press("Home");
+  await page.keyboard.press("Shift+ArrowDown");
+  await page.keyboard.press("Shift+End");
+  const started = Date.now();
+  await runCommand(page, "tinyarms: Edit Selection…");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible", timeout: bounded(10_000) });
+  await input.fill("Add a docstring");
+  await page.keyboard.press("Enter");
+  const diff = page.locator(".monaco-diff-editor").first();
+  await diff.waitFor({ timeout: bounded(120_000) });
+  const toast = page.locator(".notification-toast", { hasText: "accept the proposed change" }).first();
+  await toast.waitFor({ timeout: bounded(30_000) });
+  result.timings_ms.edit_proposal = Date.now() - started;
+  await sleep(500); // let the diff render its decorations
+  const diffTab = (await page.locator(".tab.active").innerText()).trim();
+  const modified = (await diff.locator(".editor.modified .view-lines").innerText()).replace(/\u00a0/g, " ");
+  const inserted = await diff.locator(".editor.modified .line-insert, .editor.modified .char-insert").count();
+  const unchangedOnDisk = fs.readFileSync(file, "utf8") === before;
+  const titleActions = await page.locator(".editor-actions .action-label").evaluateAll((nodes) =>
+    nodes.map((n) => n.getAttribute("aria-label") || ""),
+  );
+  await shot(page, "09-edit-diff");
+  await toast.locator(".monaco-button", { hasText: "Accept" }).click();
+  await page.locator(".tab.active", { hasText: "example.py" }).waitFor({ timeout: bounded(10_000) });
+  await page.locator(".monaco-diff-editor").first().waitFor({ state: "detached", timeout: bounded(10_000) }).catch(() => undefined);
+  await saveActive(page);
+  const applied = await waitForFile(file, (t) => t !== before, "Accept changes example.py", 10_000);
+  await page.keyboard.press("Control+Z");
+  await sleep(300);
+  await saveActive(page);
+  const undone = await waitForFile(file, (t) => t === before, "one Ctrl+Z restores example.py", 10_000).catch((e) => e.message);
+  result.edit = {
+    diff_tab: diffTab,
+    modified: modified.slice(0, 2000),
+    inserted_decorations: inserted,
+    unchanged_before_accept: unchangedOnDisk,
+    title_actions: titleActions,
+    before,
+    applied,
+    undo_restores: undone === before,
+    undone: undone === before ? undefined : undone,
+    status: await statusText(page),
+  };
+}
+
+/** Agent…: a goal that edits TODO.md; the notification lists it; Undo restores it byte for byte. */
+async function agentPhase(page) {
+  const file = path.join(dirs.workspace, "TODO.md");
+  const original = fs.readFileSync(file);
+  const started = Date.now();
+  await runCommand(page, "tinyarms: Agent…");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible", timeout: bounded(10_000) });
+  await input.fill("Mark the first task in TODO.md as done");
+  await page.keyboard.press("Enter");
+  const done = page.locator(".notification-toast", { hasText: "tinyarms agent:" }).filter({ hasText: "changed" }).first();
+  await done.waitFor({ timeout: bounded(180_000) });
+  result.timings_ms.agent_run = Date.now() - started;
+  const message = (await done.innerText()).replace(/\u00a0/g, " ");
+  const edited = fs.readFileSync(file, "utf8");
+  await shot(page, "10-agent-done");
+  await done.locator(".monaco-button", { hasText: "Undo" }).click();
+  const undone = page.locator(".notification-toast", { hasText: "undone" }).first();
+  await undone.waitFor({ timeout: bounded(30_000) });
+  await waitForFile(file, (t) => t === original.toString("utf8"), "Undo restores TODO.md", 10_000).catch(() => undefined);
+  result.agent = {
+    message,
+    edited,
+    undo_message: (await undone.innerText()).replace(/\u00a0/g, " "),
+    restored: Buffer.compare(fs.readFileSync(file), original) === 0,
+    status: await statusText(page),
+  };
+}
+
+/** Acceptance feedback: a partial accept (Ctrl+Right, VS Code's Accept Word) and a dismiss (Escape). */
+async function feedbackPhase(page) {
+  const file = path.join(dirs.workspace, "example.py");
+  const editor = page.locator(".editor-group-container.active .monaco-editor .view-lines").first();
+  await editor.click();
+  const partial = await typeUntilGhost(page, "    total = count_words(", 60_000);
+  await page.keyboard.press("Control+Right"); // VS Code's own Accept Word
+  await sleep(500);
+  await page.keyboard.press("Escape"); // the rest of it: dismissed
+  await saveActive(page);
+  const partialLine = fs.readFileSync(file, "utf8").trimEnd().split("\n").at(-1);
+  const dismissed = await typeUntilGhost(page, "    words = read_lines(", 60_000);
+  await page.keyboard.press("Escape");
+  await sleep(300);
+  const ghostAfterEscape = (await ghostText(page)).present;
+  await saveActive(page);
+  const dismissedLine = fs.readFileSync(file, "utf8").trimEnd().split("\n").at(-1);
+  // Back to the original file (the edit step selects its lines): on disk, then revert to it.
+  fs.writeFileSync(file, SOURCE);
+  await runCommand(page, "File: Revert File");
+  await sleep(500);
+  result.feedback = {
+    partial: { typed: partial.typed, ghost: partial.ghost_inline, line: partialLine },
+    dismissed: { typed: dismissed.typed, ghost: dismissed.ghost_inline, line: dismissedLine, ghost_after_escape: ghostAfterEscape },
+    restored: (await editor.innerText()).replace(/\u00a0/g, " ").includes("def count_words(text):"),
+  };
+}
+
+/** `tinyarms stats` as the user runs it, with this session's state dir. */
+function statsAfter() {
+  const out = spawnSync(python, ["-m", "tinyarms", "stats"], {
+    env: serverEnv(),
+    cwd: dirs.workspace,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  result.stats = { returncode: out.status, stdout: out.stdout, stderr: (out.stderr || "").slice(-2000) };
+}
+
 /** The status bar item opens the tinyarms menu; toggle autocomplete off and on again. */
 async function togglePhase(page) {
   // The status bar item opens the tinyarms menu; toggle autocomplete off and on again.
@@ -643,8 +842,12 @@ async function main() {
     await phase("config", page, configPhase);
     if (!skip.has("ghost")) {
       await phase("completions", page, completions);
+      await phase("feedback", page, feedbackPhase);
     }
     await phase("explain", page, explainPhase);
+    await phase("chat", page, chatPhase);
+    await phase("edit", page, editPhase);
+    await phase("agent", page, agentPhase);
     await phase("toggle", page, togglePhase);
     await phase("not_installed", page, notInstalledPhase);
     result.ok = Object.keys(result.errors).length === 0;
@@ -665,6 +868,11 @@ async function main() {
 
 async function finish(code) {
   await stopAll();
+  try {
+    statsAfter();
+  } catch (err) {
+    result.stats = { error: String(err) };
+  }
   result.timings_ms.total = Date.now() - T0;
   result.logs.tinyarms = findLogs(dirs.userData, /tinyarms\.log$/);
   result.logs.exthost = findLogs(dirs.userData, /exthost\.log$/);

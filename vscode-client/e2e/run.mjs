@@ -471,15 +471,21 @@ async function configPhase(page) {
   await runCommand(page, "tinyarms: Show Effective Config");
   const configTab = page.locator(".tab.active", { hasText: "effective-config.toml" });
   await configTab.waitFor({ timeout: bounded(30_000) });
-  // The view is virtualised: read the top, then the end (where the roles are).
+  // The view is virtualised: read it a page at a time, from the top, until [roles.chat]'s
+  // editor-settings line shows (or the end).
   const configView = page.locator(".editor-group-container.active .view-lines").first();
-  let configText = await configView.innerText();
   await configView.click();
-  await page.keyboard.press("Control+End");
-  await sleep(300);
-  configText = `${configText}\n${await configView.innerText()}`.replace(/\u00a0/g, " ");
-  const chatTier = configText.split("\n").find((l) => /editor settings/.test(l)) ?? "";
-  result.config = { editor_settings_line: chatTier.trim(), text: configText.slice(-3000) };
+  await page.keyboard.press("Control+Home");
+  let configText = "";
+  const settingsLines = () =>
+    configText.split("\n").filter((l) => /editor settings/.test(l)).map((l) => l.trim());
+  for (let i = 0; i < 40 && !settingsLines().some((l) => /^tier = "local"/.test(l)); i++) {
+    configText += `\n${(await configView.innerText()).replace(/\u00a0/g, " ")}`;
+    await page.keyboard.press("PageDown");
+    await sleep(150);
+  }
+  const chatTier = settingsLines().find((l) => /^tier = "local"/.test(l)) ?? settingsLines()[0] ?? "";
+  result.config = { editor_settings_line: chatTier, settings_lines: settingsLines(), text: configText.slice(-3000) };
   await shot(page, "02-config");
   await page.keyboard.press("Control+W");
   await page.locator(".tab.active", { hasText: "example.py" }).waitFor({ timeout: bounded(10_000) });
@@ -545,13 +551,14 @@ async function chatPhase(page) {
   const question = "What does read_lines return?";
   await input.fill(question);
   await input.press("Enter");
-  const answer = frame.locator(".turn.assistant").last();
-  await answer.locator(".decision").waitFor({ timeout: bounded(240_000) });
+  // Done: the decision under the answer, or the error in its place.
+  const answer = frame.locator(".turn.assistant:not(.streaming)").last();
+  await frame.locator(".turn.assistant .decision, .turn.assistant.error").first().waitFor({ timeout: bounded(240_000) });
   result.timings_ms.chat_answer = Date.now() - started;
   result.chat = {
     question: (await frame.locator(".turn.user").last().innerText()).trim(),
     answer: (await answer.locator(".body").innerText()).trim(),
-    decision: (await answer.locator(".decision").innerText()).trim(),
+    decision: (await answer.locator(".decision").allInnerTexts()).join(" ").trim(),
     context: (await answer.locator(".context").allInnerTexts()).join(" "),
     code_blocks: await answer.locator(".code").count(),
     buttons: await answer.locator(".code button").allInnerTexts(),
@@ -602,7 +609,11 @@ async function editPhase(page) {
   await input.fill("Add a docstring");
   await page.keyboard.press("Enter");
   const diff = page.locator(".monaco-diff-editor").first();
-  await diff.waitFor({ timeout: bounded(120_000) });
+  const failed = page.locator(".notification-toast", { hasText: /tinyarms: (the edit was not offered|.*failed|.*not defined)/ });
+  await diff.or(failed).first().waitFor({ timeout: bounded(120_000) });
+  if (await failed.count()) {
+    throw new Error(`no proposal: ${(await failed.first().innerText()).replace(/\s+/g, " ")}`);
+  }
   const toast = page.locator(".notification-toast", { hasText: "accept the proposed change" }).first();
   await toast.waitFor({ timeout: bounded(30_000) });
   result.timings_ms.edit_proposal = Date.now() - started;
@@ -649,7 +660,11 @@ async function agentPhase(page) {
   await input.fill("Mark the first task in TODO.md as done");
   await page.keyboard.press("Enter");
   const done = page.locator(".notification-toast", { hasText: "tinyarms agent:" }).filter({ hasText: "changed" }).first();
-  await done.waitFor({ timeout: bounded(180_000) });
+  const failed = page.locator(".notification-toast", { hasText: /tinyarms agent failed|tinyarms: .*not defined/ });
+  await done.or(failed).first().waitFor({ timeout: bounded(180_000) });
+  if (await failed.count()) {
+    throw new Error(`the agent did not run: ${(await failed.first().innerText()).replace(/\s+/g, " ")}`);
+  }
   result.timings_ms.agent_run = Date.now() - started;
   const message = (await done.innerText()).replace(/\u00a0/g, " ");
   const edited = fs.readFileSync(file, "utf8");
@@ -673,7 +688,7 @@ async function feedbackPhase(page) {
   const editor = page.locator(".editor-group-container.active .monaco-editor .view-lines").first();
   await editor.click();
   const partial = await typeUntilGhost(page, "    total = count_words(", 60_000);
-  await page.keyboard.press("Control+Right"); // VS Code's own Accept Word
+  await page.keyboard.press("Control+ArrowRight"); // VS Code's own Accept Word
   await sleep(500);
   await page.keyboard.press("Escape"); // the rest of it: dismissed
   await saveActive(page);

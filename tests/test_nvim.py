@@ -520,6 +520,13 @@ def test_edit_shows_a_diff_accept_applies_and_u_undoes(session: NvimSession, htt
     assert re.match(r"tinyarms scripted-edit \d+ ms", session.lua("return require('tinyarms').statusline()"))
 
 
+def wait_file(path: Path, expected: bytes, what: str, timeout_s: float = 5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while path.read_bytes() != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.read_bytes() == expected, f"{what}: {path.read_bytes()!r}"
+
+
 def lua_list(lines: list[str]) -> str:
     return "{" + ", ".join(json.dumps(line) for line in lines) + "}"
 
@@ -542,7 +549,7 @@ def test_agent_goal_edits_a_file_and_undo_restores_it(session: NvimSession, http
     last = session.lua("return require('tinyarms.agent').last")
     files = last["report"]["files"]
     assert [Path(f["path"]).name for f in files] == ["TODO.md"], last
-    assert todo.read_text() == TODO.replace("- [ ] count the words", "- [x] count the words")
+    wait_file(todo, TODO.replace("- [ ] count the words", "- [x] count the words").encode(), "the agent's edit on disk")
     steps = session.lua("return require('tinyarms.agent').steps")
     assert steps, "no step streamed in ($/progress)"
     agent_text = "\n".join(session.scratch_lines("agent"))
@@ -550,7 +557,7 @@ def test_agent_goal_edits_a_file_and_undo_restores_it(session: NvimSession, http
     print(f"agent run:\n{agent_text}")
     session.nvim.command("TinyarmsAgentUndo")
     session.wait_for("require('tinyarms.agent').undo_result ~= nil", 30, ":TinyarmsAgentUndo answers")
-    assert todo.read_bytes() == original
+    wait_file(todo, original, "undo restores TODO.md byte for byte")
     loaded = session.lua("local b = vim.fn.bufnr('TODO.md'); return b ~= -1 and vim.api.nvim_buf_is_loaded(b)")
     if loaded:  # a buffer the agent's edit opened shows the restored text too
         restored = lua_list(TODO.splitlines())

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, SERVER_DIR, run_tinyarms
+from conftest import REPO, SERVER_DIR, acceptance_counts, run_tinyarms
 from faultserver import FaultServer
 
 SESSION_TIMEOUT_S = 900  # the watchdog: the whole module's Neovim session
@@ -602,11 +602,8 @@ def test_acceptance_feedback_from_the_menu_shows_in_tinyarms_stats(session: Nvim
     stats = run_tinyarms(session.env, "stats", cwd=session.workspace)
     assert stats.returncode == 0, stats.stderr
     print(f"tinyarms stats after the Neovim session:\n{stats.stdout}")
-    row = next((line for line in stats.stdout.splitlines() if line.strip().startswith("(all)") or "(all)" in line), "")
-    assert row, stats.stdout
-    numbers = [int(n) for n in re.findall(r"\b\d+\b", row.split("(all)", 1)[1])[:4]]
-    shown, accepted, partial_count, dismissed = numbers
-    assert shown >= 2 and accepted >= 1 and partial_count >= 1 and dismissed >= 1, stats.stdout
+    counts = acceptance_counts(stats.stdout)
+    assert counts["shown"] >= 2 and all(counts[k] >= 1 for k in ("accepted", "partial", "dismissed")), stats.stdout
 
 
 def test_no_errors_in_messages_or_the_lsp_log(session: NvimSession) -> None:

@@ -15,7 +15,8 @@
 //   E2E_ARTIFACTS  where screenshots go
 //   E2E_TIMEOUT_S  overall budget (default 420)
 //   E2E_SKIP       development aid: "ghost" skips the completion steps (to try Explain against
-//                  a server branch without completions); the pytest then fails, by design
+//                  a server branch without completions), or any step by name (explain, chat,
+//                  edit, agent, toggle, not_installed); the pytest then fails, by design
 //   E2E_CHAT_TIER  development aid: the chat tier set in settings.json (default local)
 //   E2E_SCRIPT_URL the fault server (tests/faultserver.py) that answers the edit and agent
 //                  roles with scripted turns (models vscode-edit, vscode-agent); chat runs on
@@ -688,23 +689,31 @@ async function feedbackPhase(page) {
   const editor = page.locator(".editor-group-container.active .monaco-editor .view-lines").first();
   await editor.click();
   const partial = await typeUntilGhost(page, "    total = count_words(", 60_000);
+  await sleep(300); // the suggestion settles (its context keys) before the key
   await page.keyboard.press("Control+ArrowRight"); // VS Code's own Accept Word
   await sleep(500);
+  const afterWord = await ghostText(page);
+  await shot(page, "11-accept-word");
   await page.keyboard.press("Escape"); // the rest of it: dismissed
   await saveActive(page);
-  const partialLine = fs.readFileSync(file, "utf8").trimEnd().split("\n").at(-1);
+  const lastLine = (t) => t.trimEnd().split("\n").at(-1);
+  const partialLine = lastLine(
+    await waitForFile(file, (t) => lastLine(t).startsWith(partial.typed), "the saved line", 5000).catch(() => ""),
+  );
   const dismissed = await typeUntilGhost(page, "    words = read_lines(", 60_000);
   await page.keyboard.press("Escape");
   await sleep(300);
   const ghostAfterEscape = (await ghostText(page)).present;
   await saveActive(page);
-  const dismissedLine = fs.readFileSync(file, "utf8").trimEnd().split("\n").at(-1);
+  const dismissedLine = lastLine(
+    await waitForFile(file, (t) => lastLine(t).startsWith(dismissed.typed), "the saved line", 5000).catch(() => ""),
+  );
   // Back to the original file (the edit step selects its lines): on disk, then revert to it.
   fs.writeFileSync(file, SOURCE);
   await runCommand(page, "File: Revert File");
   await sleep(500);
   result.feedback = {
-    partial: { typed: partial.typed, ghost: partial.ghost_inline, line: partialLine },
+    partial: { typed: partial.typed, ghost: partial.ghost_inline, line: partialLine, ghost_after: afterWord.inline },
     dismissed: { typed: dismissed.typed, ghost: dismissed.ghost_inline, line: dismissedLine, ghost_after_escape: ghostAfterEscape },
     restored: (await editor.innerText()).replace(/\u00a0/g, " ").includes("def count_words(text):"),
   };
@@ -859,12 +868,18 @@ async function main() {
       await phase("completions", page, completions);
       await phase("feedback", page, feedbackPhase);
     }
-    await phase("explain", page, explainPhase);
-    await phase("chat", page, chatPhase);
-    await phase("edit", page, editPhase);
-    await phase("agent", page, agentPhase);
-    await phase("toggle", page, togglePhase);
-    await phase("not_installed", page, notInstalledPhase);
+    for (const [name, run] of [
+      ["explain", explainPhase],
+      ["chat", chatPhase],
+      ["edit", editPhase],
+      ["agent", agentPhase],
+      ["toggle", togglePhase],
+      ["not_installed", notInstalledPhase],
+    ]) {
+      if (!skip.has(name)) {
+        await phase(name, page, run);
+      }
+    }
     result.ok = Object.keys(result.errors).length === 0;
   } catch (err) {
     result.error = err instanceof Error ? `${err.message}\n${err.stack}` : String(err);

@@ -708,14 +708,19 @@ async function feedbackPhase(page) {
   const dismissedLine = lastLine(
     await waitForFile(file, (t) => lastLine(t).startsWith(dismissed.typed), "the saved line", 5000).catch(() => ""),
   );
-  // Back to the original file (the edit step selects its lines): on disk, then revert to it.
-  fs.writeFileSync(file, SOURCE);
-  await runCommand(page, "File: Revert File");
-  await sleep(500);
+  // Back to the original file (the edit step works on it): clear the typed last line, save.
+  await page.keyboard.press("Control+End");
+  await page.keyboard.press("Control+L");
+  await page.keyboard.press("Backspace");
+  await saveActive(page).catch(() => undefined);
+  const restored = await waitForFile(file, (t) => t === SOURCE, "the file restored", 5000).then(
+    () => true,
+    () => false,
+  );
   result.feedback = {
     partial: { typed: partial.typed, ghost: partial.ghost_inline, line: partialLine, ghost_after: afterWord.inline },
     dismissed: { typed: dismissed.typed, ghost: dismissed.ghost_inline, line: dismissedLine, ghost_after_escape: ghostAfterEscape },
-    restored: (await editor.innerText()).replace(/\u00a0/g, " ").includes("def count_words(text):"),
+    restored,
   };
 }
 

@@ -500,6 +500,23 @@ function M.answered(decision, elapsed_ms, cost_usd)
   vim.api.nvim_exec_autocmds('User', { pattern = 'TinyarmsStatus', modeline = false, data = M.last_answer })
 end
 
+-- Client-side handlers for the commands the server's code actions and chat actions name, so
+-- they take the editor's own path: an edit shows its diff first, a chat turn goes to the chat
+-- buffer, an agent goal streams into the agent buffer (lsp/tinyarms.lua passes these as the
+-- client's `commands`).
+M.client_commands = {
+  ['tinyarms.edit'] = function(command)
+    require('tinyarms.edit').propose((command.arguments or {})[1] or {})
+  end,
+  ['tinyarms.chat'] = function(command, ctx)
+    local argument = (command.arguments or {})[1] or {}
+    require('tinyarms.chat').send(argument.text or '', { bufnr = ctx and ctx.bufnr, range = argument.range })
+  end,
+  ['tinyarms.agent'] = function(command)
+    require('tinyarms.agent').run((command.arguments or {})[1] or {})
+  end,
+}
+
 --- A short text for statuslines: the tier, latency and cost of the last answer (chat, edit,
 --- agent), else the latest completion or routed request.
 function M.statusline()

@@ -51,14 +51,6 @@ function M.client(bufnr)
   return client
 end
 
--- The buffer requests go out for: `bufnr` when the client is attached to it, else one it is.
-local function request_buf(client, bufnr)
-  if client.attached_buffers[bufnr] then
-    return bufnr
-  end
-  return next(client.attached_buffers) or bufnr
-end
-
 -- A scratch buffer per title, shown in a float; returns the buffer.
 local function show(title, lines, filetype)
   local buf = scratch_bufs[title]
@@ -138,7 +130,8 @@ function M.exec(bufnr, command, argument, on_result, on_error, opts)
     if on_result then
       on_result(result)
     end
-  end, request_buf(client, bufnr))
+  end) -- no bufnr: Neovim first sends every buffer's pending didChange, so the server never
+  -- works on a stale copy (an agent's undo right after its edit, an edit of a file just typed in)
   return true
 end
 

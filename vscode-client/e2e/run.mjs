@@ -161,7 +161,9 @@ function prepare() {
     const tier = (name, model) =>
       `[tiers.${name}]\nprovider = "openai"\nbase_url = "${SCRIPT_URL}"\nmodel = "${model}"\n` +
       `api_key_env = "SCRIPTED_KEY"\nmax_retries = 0\n\n`;
-    fs.writeFileSync(userConfig, tier("scripted-edit", "vscode-edit") + tier("scripted-agent", "vscode-agent"));
+    // The embedded model on a busy 2-core machine can take over a minute for one answer.
+    const slack = "[tiers.local]\ntimeout_s = 240\n\n[reliability]\ndeadline_s = 300\n\n";
+    fs.writeFileSync(userConfig, slack + tier("scripted-edit", "vscode-edit") + tier("scripted-agent", "vscode-agent"));
   }
   writeJson(path.join(dirs.userData, "User", "settings.json"), {
     "tinyarms.python": python,

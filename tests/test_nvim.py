@@ -453,8 +453,14 @@ def chat_lines(session: NvimSession) -> list[str]:
     return lines
 
 
+def back_to_app(session: NvimSession) -> None:
+    """One window, on app.py (a failed test before may have left a split or a float)."""
+    session.nvim.command("silent! only | silent! buffer app.py")
+
+
 def test_chat_twice_in_one_conversation(session: NvimSession) -> None:
     require_command(session, "tinyarms.chat")
+    back_to_app(session)
     questions = ["What does read_lines return?", "And what does count_words do with it?"]
     answers = []
     for turn, question in enumerate(questions, start=1):
@@ -484,7 +490,7 @@ def test_chat_twice_in_one_conversation(session: NvimSession) -> None:
         "return r and r.result or vim.NIL"
     )
     (kept,) = [c for c in listed["conversations"] if c["id"] == first["conversation"]]
-    assert kept["turns"] == 2, listed
+    assert kept["turns"] == 4, listed  # two questions and their two answers
     # The statusline shows the last answer's tier and latency.
     assert re.match(r"tinyarms local \d+ ms", session.lua("return require('tinyarms').statusline()"))
     print(f"chat, two turns in {first['conversation']}:\n{text}")
@@ -504,6 +510,7 @@ def app_lines(session: NvimSession) -> list[str]:
 
 def test_edit_shows_a_diff_accept_applies_and_u_undoes(session: NvimSession, http: FaultServer) -> None:
     require_command(session, "tinyarms.edit")
+    back_to_app(session)
     http.script("nvim-edit", [{"text": f"```python\n{COUNT_WORDS_NEW}```"}])
     before = app_lines(session)
     start = before.index("def count_words(path):") + 1
@@ -544,6 +551,7 @@ def lua_list(lines: list[str]) -> str:
 
 def test_agent_goal_edits_a_file_and_undo_restores_it(session: NvimSession, http: FaultServer) -> None:
     require_command(session, "tinyarms.agent")
+    back_to_app(session)
     todo = session.workspace / "TODO.md"
     original = todo.read_bytes()
     http.script(
@@ -584,7 +592,7 @@ def test_acceptance_feedback_from_the_menu_shows_in_tinyarms_stats(session: Nvim
     require_command(session, "tinyarms.autocomplete.feedback")
     # The completion test above kept an item (typed on); here a dismiss (<C-e>) and a partial
     # accept (the accept-word key), each on a fresh menu at the end of `        print`.
-    session.nvim.command(f"buffer {session.lua('return vim.fn.bufnr(' + json.dumps('app.py') + ')')}")
+    back_to_app(session)
     for keys in ["<C-e>", "<M-Right>"]:
         session.lua("vim.api.nvim_win_set_cursor(0, { ... + 1, 0 })", COMPLETION_LINE)
         session.nvim.input("A(")

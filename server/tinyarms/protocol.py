@@ -181,6 +181,9 @@ class AgentArgs:
 @define(kw_only=True)
 class RunArgs:
     run: str
+
+
+@define(kw_only=True)
 class FeedbackArgs:
     id: str  # the completion's id, from its item's command
     event: Literal["shown", "accepted", "partial", "dismissed"]

@@ -592,6 +592,7 @@ async function waitForFile(file, predicate, what, ms) {
 /** Edit Selection: the proposal opens as a diff; Accept applies it; one Ctrl+Z restores the file. */
 async function editPhase(page) {
   const file = path.join(dirs.workspace, "example.py");
+  await runCommand(page, "View: Single Column Editor Layout"); // the diff gets the full width
   await page.locator(".tab", { hasText: "example.py" }).first().click();
   const editor = page.locator(".editor-group-container.active .monaco-editor .view-lines").first();
   await editor.click();
@@ -621,7 +622,7 @@ async function editPhase(page) {
   await toast.waitFor({ timeout: bounded(30_000) });
   result.timings_ms.edit_proposal = Date.now() - started;
   await sleep(500); // let the diff render its decorations
-  const diffTab = (await page.locator(".tab.active").innerText()).trim();
+  const diffTab = (await page.locator(".editor-group-container.active .tab.active").innerText()).trim();
   const modified = (await diff.locator(".editor.modified .view-lines").innerText()).replace(/\u00a0/g, " ");
   const inserted = await diff.locator(".editor.modified .line-insert, .editor.modified .char-insert").count();
   const unchangedOnDisk = fs.readFileSync(file, "utf8") === before;
@@ -630,7 +631,7 @@ async function editPhase(page) {
   );
   await shot(page, "09-edit-diff");
   await toast.locator(".monaco-button", { hasText: "Accept" }).click();
-  await page.locator(".tab.active", { hasText: "example.py" }).waitFor({ timeout: bounded(10_000) });
+  await page.locator(".editor-group-container.active .tab.active", { hasText: "example.py" }).waitFor({ timeout: bounded(10_000) });
   await page.locator(".monaco-diff-editor").first().waitFor({ state: "detached", timeout: bounded(10_000) }).catch(() => undefined);
   await saveActive(page);
   const applied = await waitForFile(file, (t) => t !== before, "Accept changes example.py", 10_000);
@@ -690,11 +691,21 @@ async function feedbackPhase(page) {
   const file = path.join(dirs.workspace, "example.py");
   const editor = page.locator(".editor-group-container.active .monaco-editor .view-lines").first();
   await editor.click();
-  const partial = await typeUntilGhost(page, "    total = count_words(", 60_000);
-  await sleep(300); // the suggestion settles (its context keys) before the key
-  await page.keyboard.press("Control+ArrowRight"); // VS Code's own Accept Word
-  await sleep(500);
-  const afterWord = await ghostText(page);
+  // A suggestion of two words or more, so Accept Word leaves some of it (a few tries: the
+  // model decides what it suggests).
+  let partial;
+  let afterWord = { inline: "" };
+  for (const typed of ["    total = count_words(", "    path = os.path.join(", "    lines = read_lines(", "    name = "]) {
+    partial = await typeUntilGhost(page, typed, 60_000);
+    if (!/^\s*\w+\W/.test(partial.ghost_inline) && !/^\W+\w/.test(partial.ghost_inline)) {
+      continue; // one word only: Accept Word would take all of it
+    }
+    await sleep(300); // the suggestion settles (its context keys) before the key
+    await page.keyboard.press("Control+ArrowRight"); // VS Code's own Accept Word
+    await sleep(500);
+    afterWord = await ghostText(page);
+    break;
+  }
   await shot(page, "11-accept-word");
   await page.keyboard.press("Escape"); // the rest of it: dismissed
   await saveActive(page);

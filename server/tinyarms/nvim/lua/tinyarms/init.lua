@@ -2,8 +2,10 @@
 --
 -- lsp/tinyarms.lua calls register(); on every LspAttach of the `tinyarms` client this
 -- module creates the :Tinyarms* commands and turns completion on for the buffer. Commands go
--- through client:exec_cmd (workspace/executeCommand); the names are tinyarms' protocol
--- (server/tinyarms/protocol.py). Answers show in a scratch float; `q` closes it.
+-- out as workspace/executeCommand requests (M.exec); the names are tinyarms' protocol
+-- (server/tinyarms/protocol.py). Ask/Explain answers show in a scratch float (`q` closes it);
+-- the chat buffer, edits with a diff and the agent are in chat.lua, edit.lua and agent.lua,
+-- completion acceptance feedback in feedback.lua.
 local M = {}
 
 M.commands = {

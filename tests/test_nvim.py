@@ -333,6 +333,23 @@ def test_status_shows_tiers_models_and_the_last_decision(session: NvimSession) -
     session.nvim.command("close")
 
 
+def open_menu_after_print(session: NvimSession) -> None:
+    """Type `(` after `        print` in insert mode and wait (60 s at most) for the completion menu:
+    vim.lsp.completion (autotrigger) asks the server; an empty answer (past the engine's time budget,
+    it answers empty and computes on) is asked again as a user would (`vim.lsp.completion.get()`)."""
+    session.lua("vim.api.nvim_win_set_cursor(0, { ... + 1, 0 })", COMPLETION_LINE)
+    session.nvim.input("A(")
+    session.wait_for("vim.api.nvim_get_mode().mode == 'i'", 5, "insert mode")
+    session.lua(
+        "local deadline = vim.uv.now() + 60000\n"
+        "while #vim.fn.complete_info({ 'items' }).items == 0 and vim.uv.now() < deadline do\n"
+        "  if not vim.wait(2000, function() return #vim.fn.complete_info({ 'items' }).items > 0 end, 50) then\n"
+        "    vim.lsp.completion.get()\n"
+        "  end\n"
+        "end"
+    )
+
+
 def test_completion_item_comes_from_the_embedded_model(session: NvimSession) -> None:
     assert session.client_field("client.server_capabilities.completionProvider ~= nil")
     # The real request Neovim 0.11 sends, polled until the model (loading in the background) answers.
@@ -376,17 +393,7 @@ def test_completion_item_comes_from_the_embedded_model(session: NvimSession) -> 
     # (enabled with autotrigger on attach) asks the server and fills the menu. If that keystroke's
     # answer came back empty (the engine answers empty past its time budget and computes on),
     # ask again the way a user would (`vim.lsp.completion.get()`, what <C-x><C-o> runs).
-    session.lua("vim.api.nvim_win_set_cursor(0, { ... + 1, 0 })", COMPLETION_LINE)
-    session.nvim.input("A(")
-    session.wait_for("vim.api.nvim_get_mode().mode == 'i'", 5, "insert mode")
-    session.lua(
-        "local deadline = vim.uv.now() + 60000\n"
-        "while #vim.fn.complete_info({ 'items' }).items == 0 and vim.uv.now() < deadline do\n"
-        "  if not vim.wait(2000, function() return #vim.fn.complete_info({ 'items' }).items > 0 end, 50) then\n"
-        "    vim.lsp.completion.get()\n"
-        "  end\n"
-        "end"
-    )
+    open_menu_after_print(session)
     info = session.lua("return vim.fn.complete_info({ 'items', 'selected' })")
     words = [item["word"] for item in info["items"]]
     assert words and all(word.strip() for word in words), f"no completion menu after typing `print(`: {info}"
@@ -594,17 +601,7 @@ def test_acceptance_feedback_from_the_menu_shows_in_tinyarms_stats(session: Nvim
     # accept (the accept-word key), each on a fresh menu at the end of `        print`.
     back_to_app(session)
     for keys in ["<C-e>", "<M-Right>"]:
-        session.lua("vim.api.nvim_win_set_cursor(0, { ... + 1, 0 })", COMPLETION_LINE)
-        session.nvim.input("A(")
-        session.wait_for("vim.api.nvim_get_mode().mode == 'i'", 5, "insert mode")
-        session.lua(
-            "local deadline = vim.uv.now() + 60000\n"
-            "while #vim.fn.complete_info({ 'items' }).items == 0 and vim.uv.now() < deadline do\n"
-            "  if not vim.wait(2000, function() return #vim.fn.complete_info({ 'items' }).items > 0 end, 50) then\n"
-            "    vim.lsp.completion.get()\n"
-            "  end\n"
-            "end"
-        )
+        open_menu_after_print(session)
         assert session.lua("return #vim.fn.complete_info({ 'items' }).items") > 0, "no completion menu"
         session.nvim.input(keys)
         session.wait_for("vim.fn.complete_info({ 'mode' }).mode == ''", 5, f"{keys} ends completion")

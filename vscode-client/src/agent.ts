@@ -15,11 +15,12 @@ import { Documents } from "./documents";
 import { AgentFile, AgentResult, formatCost } from "./protocol";
 import { ProgressValue, Server } from "./server";
 import { StatusItem } from "./status";
+import { askFor, LspRange, lspRange } from "./ui";
 
 export interface AgentArgs {
   goal: string;
   uri?: string;
-  range?: { start: { line: number; character: number }; end: { line: number; character: number } };
+  range?: LspRange;
 }
 
 interface LastRun {
@@ -56,23 +57,18 @@ export class AgentRunner implements vscode.TreeDataProvider<AgentFile | string>,
       return;
     }
     const editor = vscode.window.activeTextEditor;
-    const goal = await vscode.window.showInputBox({
-      title: "tinyarms: Agent",
-      prompt: "A multi-step or multi-file task; you can cancel it, and undo everything it changed",
-      ignoreFocusOut: true,
-    });
-    if (!goal?.trim()) {
+    const goal = await askFor(
+      "tinyarms: Agent",
+      "A multi-step or multi-file task; you can cancel it, and undo everything it changed",
+    );
+    if (!goal) {
       return;
     }
-    const request: AgentArgs = { goal: goal.trim() };
+    const request: AgentArgs = { goal };
     if (editor && editor.document.uri.scheme === "file") {
       request.uri = editor.document.uri.toString();
       if (!editor.selection.isEmpty) {
-        const { start, end } = editor.selection;
-        request.range = {
-          start: { line: start.line, character: start.character },
-          end: { line: end.line, character: end.character },
-        };
+        request.range = lspRange(editor.selection);
       }
     }
     await this.run(request);

@@ -4,26 +4,16 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 
 import { Documents } from "./documents";
+import { Decision } from "./protocol";
 import { Server } from "./server";
 import { StatusItem } from "./status";
-
-interface Decision {
-  route: string | null;
-  role: string;
-  tier: string;
-  score?: number;
-  margin?: number;
-  stage?: string;
-  reason?: string;
-}
+import { askFor, LspRange, lspRange } from "./ui";
 
 interface AskResult {
   text?: string;
   decision?: Decision;
   trace?: Record<string, unknown>;
 }
-
-type AskRange = { start: { line: number; character: number }; end: { line: number; character: number } };
 
 export interface AskRequest {
   text: string;
@@ -69,11 +59,7 @@ export class Asker {
     if (request.editor) {
       args.uri = request.editor.document.uri.toString();
       if (request.selection && !request.selection.isEmpty) {
-        const { start, end } = request.selection;
-        args.range = {
-          start: { line: start.line, character: start.character },
-          end: { line: end.line, character: end.character },
-        };
+        args.range = lspRange(request.selection);
       }
     }
     try {
@@ -108,18 +94,17 @@ export class Asker {
    * The command. With an argument (a code action of an older server: `{text, uri, range}`)
    * it asks that at once, about that range; else it asks for the question.
    */
-  async askCommand(args?: { text?: string; uri?: string; range?: AskRange }): Promise<void> {
+  async askCommand(args?: { text?: string; uri?: string; range?: LspRange }): Promise<void> {
     if (args && typeof args.text === "string" && args.text.trim()) {
       await this.askAbout(args.text, args.uri, args.range);
       return;
     }
     const editor = vscode.window.activeTextEditor;
-    const text = await vscode.window.showInputBox({
-      title: "tinyarms: Ask",
-      prompt: "A question or request; it is routed to chat, edit or agent (start with /explain, /fix, ... to choose)",
-      ignoreFocusOut: true,
-    });
-    if (!text?.trim()) {
+    const text = await askFor(
+      "tinyarms: Ask",
+      "A question or request; it is routed to chat, edit or agent (start with /explain, /fix, ... to choose)",
+    );
+    if (!text) {
       return;
     }
     const selection = editor?.selection;
@@ -127,7 +112,7 @@ export class Asker {
     await this.ask({ text: body, title: text, editor, selection });
   }
 
-  private async askAbout(text: string, uri?: string, range?: AskRange): Promise<void> {
+  private async askAbout(text: string, uri?: string, range?: LspRange): Promise<void> {
     const editor = vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === uri);
     const selection = range
       ? new vscode.Selection(range.start.line, range.start.character, range.end.line, range.end.character)

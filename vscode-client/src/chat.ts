@@ -14,6 +14,7 @@ import { renderMarkdown } from "./markdown";
 import { ChatList, ChatResult, ContextPiece, decisionLine, ServerCommand } from "./protocol";
 import { Server } from "./server";
 import { StatusItem } from "./status";
+import { LspRange, lspRange } from "./ui";
 
 export const CHAT_VIEW = "tinyarms.chatView";
 const HISTORY_KEY = "tinyarms.chat.turns";
@@ -41,7 +42,7 @@ type FromView =
 export interface ChatRequest {
   text: string;
   uri?: string;
-  range?: { start: { line: number; character: number }; end: { line: number; character: number } };
+  range?: LspRange;
 }
 
 export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
@@ -146,10 +147,7 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
     const context: Omit<ChatRequest, "text"> = { uri: editor.document.uri.toString() };
     const selection = editor.selection;
     if (!selection.isEmpty) {
-      context.range = {
-        start: { line: selection.start.line, character: selection.start.character },
-        end: { line: selection.end.line, character: selection.end.character },
-      };
+      context.range = lspRange(selection);
     }
     return context;
   }

@@ -10,10 +10,11 @@ import { Documents } from "./documents";
 import { decisionLine, EditResult } from "./protocol";
 import { Server } from "./server";
 import { StatusItem } from "./status";
+import { askFor, LspRange, lspRange } from "./ui";
 
 export interface EditArgs {
   uri: string;
-  range: { start: { line: number; character: number }; end: { line: number; character: number } };
+  range: LspRange;
   instruction: string;
   version?: number;
 }
@@ -47,19 +48,17 @@ export class EditFlow implements vscode.Disposable {
       void vscode.window.showWarningMessage("tinyarms: Edit Selection needs some selected code.");
       return;
     }
-    const instruction = await vscode.window.showInputBox({
-      title: "tinyarms: Edit Selection",
-      prompt: "How should the selected code change? (you will see the change before it is applied)",
-      ignoreFocusOut: true,
-    });
-    if (!instruction?.trim()) {
+    const instruction = await askFor(
+      "tinyarms: Edit Selection",
+      "How should the selected code change? (you will see the change before it is applied)",
+    );
+    if (!instruction) {
       return;
     }
-    const { start, end } = editor.selection;
     await this.run({
       uri: editor.document.uri.toString(),
-      range: { start: { line: start.line, character: start.character }, end: { line: end.line, character: end.character } },
-      instruction: instruction.trim(),
+      range: lspRange(editor.selection),
+      instruction,
       version: editor.document.version,
     });
   }

@@ -21,28 +21,14 @@ local function tinyarms()
 end
 
 local function buffer()
-  if M.buf and vim.api.nvim_buf_is_valid(M.buf) then
-    return M.buf
+  if not (M.buf and vim.api.nvim_buf_is_valid(M.buf)) then
+    M.buf = tinyarms().scratch_buffer('agent', 'markdown')
   end
-  local buf = vim.api.nvim_create_buf(false, true)
-  vim.bo[buf].bufhidden = 'hide'
-  vim.bo[buf].filetype = 'markdown'
-  vim.bo[buf].modifiable = false
-  pcall(vim.api.nvim_buf_set_name, buf, 'tinyarms://agent')
-  vim.keymap.set('n', 'q', '<cmd>close<cr>', { buffer = buf, nowait = true, silent = true })
-  M.buf = buf
-  return buf
+  return M.buf
 end
 
 local function append(lines)
-  local buf = buffer()
-  vim.bo[buf].modifiable = true
-  vim.api.nvim_buf_set_lines(buf, -1, -1, false, lines)
-  vim.bo[buf].modifiable = false
-  local win = vim.fn.bufwinid(buf)
-  if win ~= -1 then
-    vim.api.nvim_win_set_cursor(win, { vim.api.nvim_buf_line_count(buf), 0 })
-  end
+  tinyarms().write_tail(buffer(), -1, lines)
 end
 
 local function open()

@@ -22,12 +22,7 @@ local function buffer()
   if M.buf and vim.api.nvim_buf_is_valid(M.buf) then
     return M.buf
   end
-  local buf = vim.api.nvim_create_buf(false, true)
-  vim.bo[buf].bufhidden = 'hide'
-  vim.bo[buf].filetype = 'markdown'
-  vim.bo[buf].modifiable = false
-  pcall(vim.api.nvim_buf_set_name, buf, 'tinyarms://chat')
-  vim.keymap.set('n', 'q', '<cmd>close<cr>', { buffer = buf, nowait = true, silent = true, desc = 'tinyarms: close the chat' })
+  local buf = tinyarms().scratch_buffer('chat', 'markdown')
   vim.keymap.set('n', '<CR>', function()
     M.prompt()
   end, { buffer = buf, nowait = true, silent = true, desc = 'tinyarms: ask the next question' })
@@ -60,16 +55,7 @@ end
 
 -- Replace the lines from `from` (0-based) to the end.
 local function replace_tail(buf, from, text)
-  if not vim.api.nvim_buf_is_valid(buf) then
-    return
-  end
-  vim.bo[buf].modifiable = true
-  vim.api.nvim_buf_set_lines(buf, from, -1, false, vim.split(text, '\n', { plain = true }))
-  vim.bo[buf].modifiable = false
-  local win = vim.fn.bufwinid(buf)
-  if win ~= -1 then
-    vim.api.nvim_win_set_cursor(win, { vim.api.nvim_buf_line_count(buf), 0 })
-  end
+  tinyarms().write_tail(buf, from, vim.split(text, '\n', { plain = true }))
 end
 
 local function context_line(context)

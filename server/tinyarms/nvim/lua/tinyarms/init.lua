@@ -88,6 +88,33 @@ local function show(title, lines, filetype)
 end
 M.show = show
 
+--- A new scratch buffer `tinyarms://NAME` (read-only, hidden when its window closes, `q`
+--- closes the window) for the chat and the agent.
+function M.scratch_buffer(name, filetype)
+  local buf = vim.api.nvim_create_buf(false, true)
+  vim.bo[buf].bufhidden = 'hide'
+  vim.bo[buf].filetype = filetype
+  vim.bo[buf].modifiable = false
+  pcall(vim.api.nvim_buf_set_name, buf, 'tinyarms://' .. name)
+  vim.keymap.set('n', 'q', '<cmd>close<cr>', { buffer = buf, nowait = true, silent = true, desc = 'tinyarms: close' })
+  return buf
+end
+
+--- Replace the lines of read-only `buf` from `from` (0-based; -1: append) to its end with
+--- `lines`, and keep its window (if shown) at the last line: how answers stream in.
+function M.write_tail(buf, from, lines)
+  if not vim.api.nvim_buf_is_valid(buf) then
+    return
+  end
+  vim.bo[buf].modifiable = true
+  vim.api.nvim_buf_set_lines(buf, from, -1, false, lines)
+  vim.bo[buf].modifiable = false
+  local win = vim.fn.bufwinid(buf)
+  if win ~= -1 then
+    vim.api.nvim_win_set_cursor(win, { vim.api.nvim_buf_line_count(buf), 0 })
+  end
+end
+
 local function set_buf_text(buf, text)
   if not vim.api.nvim_buf_is_valid(buf) then
     return

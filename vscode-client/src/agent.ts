@@ -242,8 +242,8 @@ function summary(result: AgentResult, elapsedMs: number, steps: number): string 
   const r = result.report;
   const lines = [
     "",
-    `**Stopped:** ${r.stopped ?? "done"} after ${r.steps?.length ?? steps} steps, ${(elapsedMs / 1000).toFixed(1)} s` +
-      `${r.tokens ? `, ${r.tokens} tokens` : ""}${formatCost(r.cost_usd) ? `, ${formatCost(r.cost_usd)}` : ""}`,
+    `**Stopped:** ${r.stopped ?? "done"} (${r.steps?.length ?? steps} steps, ${(elapsedMs / 1000).toFixed(1)} s` +
+      `${r.tokens ? `, ${r.tokens} tokens` : ""}${formatCost(r.cost_usd) ? `, ${formatCost(r.cost_usd)}` : ""})`,
     "",
   ];
   for (const file of r.files ?? []) {

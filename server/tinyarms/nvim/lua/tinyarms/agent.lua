@@ -102,7 +102,7 @@ function M.run(argument)
     local files = t.is_nil(report.files) and {} or report.files
     local lines = {
       '',
-      ('stopped: %s after %d steps, %.1f s%s%s'):format(
+      ('stopped: %s (%d steps, %.1f s%s%s)'):format(
         t.is_nil(report.stopped) and 'done' or one_line(report.stopped),
         t.is_nil(report.steps) and #M.steps or #report.steps,
         elapsed / 1000,

@@ -576,12 +576,13 @@ async function saveActive(page) {
   await page.locator(".tab.active.dirty").waitFor({ state: "detached", timeout: bounded(10_000) });
 }
 
+/** The file's text once `predicate` holds (an empty read is a save in progress: read again). */
 async function waitForFile(file, predicate, what, ms) {
   const deadline = Date.now() + bounded(ms);
   let text = "";
   while (Date.now() < deadline) {
     text = fs.readFileSync(file, "utf8");
-    if (predicate(text)) {
+    if (text && predicate(text)) {
       return text;
     }
     await sleep(200);
@@ -704,6 +705,7 @@ async function feedbackPhase(page) {
     await page.keyboard.press("Control+ArrowRight"); // VS Code's own Accept Word
     await sleep(500);
     afterWord = await ghostText(page);
+    afterWord.inline = afterWord.inline.replace(/\u00a0/g, " ");
     break;
   }
   await shot(page, "11-accept-word");

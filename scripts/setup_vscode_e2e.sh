@@ -68,7 +68,7 @@ if [ ! -d node_modules ] || [ "$(cat node_modules/.tinyarms-lock 2>/dev/null)" !
   sha256sum package-lock.json >node_modules/.tinyarms-lock
 fi
 VSIX=$REPO/vscode-client/tinyarms.vsix  # per clone, so two checkouts never share one
-if [ ! -f "$VSIX" ] || [ -n "$(find src package.json package-lock.json tsconfig.json esbuild.mjs .vscodeignore README.md -newer "$VSIX" 2>/dev/null | head -1)" ]; then
+if [ ! -f "$VSIX" ] || [ -n "$(find src media package.json package-lock.json tsconfig.json esbuild.mjs .vscodeignore README.md -newer "$VSIX" 2>/dev/null | head -1)" ]; then
   step "build and package the VSIX"
   npm run --silent build
   npm run --silent package -- --out "$VSIX"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -137,3 +138,13 @@ async def lsp_factory(
             await lsp.shutdown_session()
         except Exception:
             await lsp.stop()
+
+
+def acceptance_counts(stats_stdout: str) -> dict[str, int]:
+    """The all-models row of `tinyarms stats`' autocomplete acceptance table, as numbers."""
+    section = stats_stdout.split("autocomplete acceptance", 1)
+    assert len(section) == 2, f"tinyarms stats shows no autocomplete acceptance table:\n{stats_stdout}"
+    row = next((line for line in section[1].splitlines() if "(all)" in line), "")
+    assert row, f"no (all) row in the acceptance table:\n{stats_stdout}"
+    numbers = [int(n) for n in re.findall(r"\b\d+\b", row.split("(all)", 1)[1])[:4]]
+    return dict(zip(["shown", "accepted", "partial", "dismissed"], numbers, strict=True))

@@ -25,11 +25,44 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, SERVER_DIR, run_tinyarms
+from conftest import REPO, SERVER_DIR, acceptance_counts, run_tinyarms
+from faultserver import FaultServer
 
 SESSION_TIMEOUT_S = 900  # the watchdog: the whole module's Neovim session
 MODEL_TIMEOUT_S = 300  # the embedded model loads in the background after initialized
-COMMANDS = ["TinyarmsAsk", "TinyarmsExplain", "TinyarmsRoute", "TinyarmsStatus", "TinyarmsConfig"]
+COMMANDS = [
+    "TinyarmsAsk", "TinyarmsExplain", "TinyarmsRoute", "TinyarmsStatus", "TinyarmsConfig",
+    "TinyarmsChat", "TinyarmsChatNew", "TinyarmsChatAction", "TinyarmsEdit",
+    "TinyarmsAgent", "TinyarmsAgentCancel", "TinyarmsAgentUndo",
+]  # fmt: skip
+# Edits and agent steps come scripted from the fault server on 127.0.0.1 (a 270M model will not
+# produce a given edit or tool call on demand; the server tests run them on the real model).
+# Chat runs on the real embedded model. The user file defines the tiers, the workspace file
+# picks them (a workspace may choose a tier by name; it may not define an endpoint).
+USER_CONFIG = """
+# The embedded model on a busy 2-core machine can take over a minute for one answer.
+[tiers.local]
+timeout_s = 240
+
+[reliability]
+deadline_s = 300
+
+[tiers.scripted-edit]
+provider = "openai"
+base_url = "{url}"
+model = "nvim-edit"
+api_key_env = "SCRIPTED_KEY"
+max_retries = 0
+
+[tiers.scripted-agent]
+provider = "openai"
+base_url = "{url}"
+model = "nvim-agent"
+api_key_env = "SCRIPTED_KEY"
+max_retries = 0
+"""
+WORKSPACE_CONFIG = '[roles.edit]\ntier = "scripted-edit"\n\n[roles.agent]\ntier = "scripted-agent"\n'
+TODO = "# TODO\n\n- [ ] count the words\n- [ ] print the total\n"
 
 SOURCE = '''import os
 
@@ -141,16 +174,21 @@ end
 
 
 class NvimSession:
-    def __init__(self, nvim_path: str, root: Path) -> None:
+    def __init__(self, nvim_path: str, root: Path, http: FaultServer) -> None:
         import pynvim
 
         self.home = root / "home"
         self.workspace = root / "workspace"
         self.workspace.mkdir(parents=True)
         (self.workspace / ".git").mkdir()
-        (self.workspace / ".tinyarms.toml").write_text('[roles.edit]\ntier = "local"\n')
+        (self.workspace / ".tinyarms.toml").write_text(WORKSPACE_CONFIG)
         (self.workspace / "app.py").write_text(SOURCE)
+        (self.workspace / "TODO.md").write_text(TODO)
         self.env = nvim_env(self.home)
+        self.env["SCRIPTED_KEY"] = "test-key"
+        user_config = self.home / "config" / "tinyarms" / "config.toml"
+        user_config.parent.mkdir(parents=True)
+        user_config.write_text(USER_CONFIG.format(url=http.url))
 
         written = run_tinyarms(self.env, "setup", "nvim", "--write", "--yes")
         assert written.returncode == 0, written.stderr
@@ -179,7 +217,14 @@ class NvimSession:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"Neovim did not start: {self.stderr_path.read_text()}")
             time.sleep(0.05)
-        self.nvim = pynvim.attach("socket", path=str(socket))
+        for attempt in range(50):  # the socket file can appear before Neovim listens on it
+            try:
+                self.nvim = pynvim.attach("socket", path=str(socket))
+                break
+            except ConnectionRefusedError:
+                if attempt == 49 or self.proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
 
     def lua(self, code: str, *args: Any) -> Any:
         return self.nvim.exec_lua(code, *args)
@@ -232,9 +277,15 @@ class NvimSession:
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NvimSession]:
+def http() -> Iterator[FaultServer]:
+    with FaultServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory, http: FaultServer) -> Iterator[NvimSession]:
     nvim = nvim_binary()
-    live = NvimSession(nvim, tmp_path_factory.mktemp("nvim"))
+    live = NvimSession(nvim, tmp_path_factory.mktemp("nvim"), http)
     try:
         live.wait_for(
             "(function() local c = vim.lsp.get_clients({ name = 'tinyarms', bufnr = 0 })[1];"
@@ -265,7 +316,7 @@ def test_config_shows_every_value_with_its_source(session: NvimSession) -> None:
     chat = text[text.index("[roles.chat]") :]
     assert re.search(r'^tier = "local"\s+# editor settings$', chat, re.M), chat[:300]
     edit = text[text.index("[roles.edit]") :]
-    assert re.search(r'^tier = "local"\s+# .*\.tinyarms\.toml:2$', edit, re.M), edit[:300]
+    assert re.search(r'^tier = "scripted-edit"\s+# .*\.tinyarms\.toml:2$', edit, re.M), edit[:300]
     local_tier = text[text.index("[tiers.local]") :]
     assert re.search(r"^n_threads = 2\s+# editor settings$", local_tier, re.M), local_tier[:300]
     assert re.search(r"# preset default \(.*default\.toml:\d+\)", text)
@@ -280,6 +331,23 @@ def test_status_shows_tiers_models_and_the_last_decision(session: NvimSession) -
     assert re.search(r"^  local\s+llama-cpp\s+embedded:gemma3-270m$", text, re.M), text
     assert "last completion:" in text and "last decision:" in text
     session.nvim.command("close")
+
+
+def open_menu_after_print(session: NvimSession) -> None:
+    """Type `(` after `        print` in insert mode and wait (60 s at most) for the completion menu:
+    vim.lsp.completion (autotrigger) asks the server; an empty answer (past the engine's time budget,
+    it answers empty and computes on) is asked again as a user would (`vim.lsp.completion.get()`)."""
+    session.lua("vim.api.nvim_win_set_cursor(0, { ... + 1, 0 })", COMPLETION_LINE)
+    session.nvim.input("A(")
+    session.wait_for("vim.api.nvim_get_mode().mode == 'i'", 5, "insert mode")
+    session.lua(
+        "local deadline = vim.uv.now() + 60000\n"
+        "while #vim.fn.complete_info({ 'items' }).items == 0 and vim.uv.now() < deadline do\n"
+        "  if not vim.wait(2000, function() return #vim.fn.complete_info({ 'items' }).items > 0 end, 50) then\n"
+        "    vim.lsp.completion.get()\n"
+        "  end\n"
+        "end"
+    )
 
 
 def test_completion_item_comes_from_the_embedded_model(session: NvimSession) -> None:
@@ -325,17 +393,7 @@ def test_completion_item_comes_from_the_embedded_model(session: NvimSession) -> 
     # (enabled with autotrigger on attach) asks the server and fills the menu. If that keystroke's
     # answer came back empty (the engine answers empty past its time budget and computes on),
     # ask again the way a user would (`vim.lsp.completion.get()`, what <C-x><C-o> runs).
-    session.lua("vim.api.nvim_win_set_cursor(0, { ... + 1, 0 })", COMPLETION_LINE)
-    session.nvim.input("A(")
-    session.wait_for("vim.api.nvim_get_mode().mode == 'i'", 5, "insert mode")
-    session.lua(
-        "local deadline = vim.uv.now() + 60000\n"
-        "while #vim.fn.complete_info({ 'items' }).items == 0 and vim.uv.now() < deadline do\n"
-        "  if not vim.wait(2000, function() return #vim.fn.complete_info({ 'items' }).items > 0 end, 50) then\n"
-        "    vim.lsp.completion.get()\n"
-        "  end\n"
-        "end"
-    )
+    open_menu_after_print(session)
     info = session.lua("return vim.fn.complete_info({ 'items', 'selected' })")
     words = [item["word"] for item in info["items"]]
     assert words and all(word.strip() for word in words), f"no completion menu after typing `print(`: {info}"
@@ -382,6 +440,186 @@ def test_explain_on_a_selection_streams_an_answer(session: NvimSession) -> None:
     lines = session.scratch_lines("explain")
     assert answer["text"].strip().splitlines()[0] in lines, lines
     session.nvim.command("close")
+
+
+def require_command(session: NvimSession, command: str) -> None:
+    """The server branch that adds `command` may not be merged here yet: say exactly that."""
+    offered = session.lua(
+        "local c = vim.lsp.get_clients({ name = 'tinyarms' })[1]\n"
+        "return c and ((c.server_capabilities.executeCommandProvider or {}).commands or {}) or {}"
+    )
+    if command not in offered:
+        pytest.skip(f"the server does not offer {command} yet (its server branch is not merged into this one)")
+
+
+def chat_lines(session: NvimSession) -> list[str]:
+    lines: list[str] = session.lua(
+        "local buf = require('tinyarms.chat').buf\n"
+        "return buf and vim.api.nvim_buf_is_valid(buf) and vim.api.nvim_buf_get_lines(buf, 0, -1, false) or {}"
+    )
+    return lines
+
+
+def back_to_app(session: NvimSession) -> None:
+    """One window, on app.py (a failed test before may have left a split or a float)."""
+    session.nvim.command("silent! only | silent! buffer app.py")
+
+
+def test_chat_twice_in_one_conversation(session: NvimSession) -> None:
+    require_command(session, "tinyarms.chat")
+    back_to_app(session)
+    questions = ["What does read_lines return?", "And what does count_words do with it?"]
+    answers = []
+    for turn, question in enumerate(questions, start=1):
+        session.nvim.command(f"TinyarmsChat {question}")
+        session.wait_for(
+            f"require('tinyarms.chat').answers == {turn}", MODEL_TIMEOUT_S, f":TinyarmsChat turn {turn} answers"
+        )
+        answers.append(session.lua("return require('tinyarms.chat').last"))
+    first, second = answers
+    assert first["conversation"] and second["conversation"] == first["conversation"], (first, second)
+    for answer in answers:
+        assert answer["text"].strip() and answer["decision"]["role"] == "chat", answer
+    # One buffer holds the whole conversation: both questions, both answers, each decision line.
+    lines = chat_lines(session)
+    text = "\n".join(lines)
+    assert lines.count("## You") == 2 and lines.count("## tinyarms") == 2, text
+    assert all(question in lines for question in questions), text
+    decisions = [line for line in lines if line.startswith("> route ")]
+    assert len(decisions) == 2 and all(re.search(r"tier local, \d+ ms", d) for d in decisions), decisions
+    assert second["text"].strip().splitlines()[0] in lines, text
+    assert session.lua("return require('tinyarms.chat').streamed") > 0, "nothing streamed into the chat buffer"
+    # The server kept both turns under that conversation.
+    listed = session.lua(
+        "local c = vim.lsp.get_clients({ name = 'tinyarms' })[1]\n"
+        "local params = { command = 'tinyarms.chat.list', arguments = { {} } }\n"
+        "local r = c:request_sync('workspace/executeCommand', params, 30000)\n"
+        "return r and r.result or vim.NIL"
+    )
+    (kept,) = [c for c in listed["conversations"] if c["id"] == first["conversation"]]
+    assert kept["turns"] == 4, listed  # two questions and their two answers
+    # The statusline shows the last answer's tier and latency.
+    assert re.match(r"tinyarms local \d+ ms", session.lua("return require('tinyarms').statusline()"))
+    print(f"chat, two turns in {first['conversation']}:\n{text}")
+    session.lua("vim.api.nvim_win_close(vim.fn.bufwinid(require('tinyarms.chat').buf), true)")
+
+
+COUNT_WORDS_NEW = '''def count_words(path):
+    """Count the words in a text file."""
+    return sum(len(line.split()) for line in read_lines(path))
+'''
+
+
+def app_lines(session: NvimSession) -> list[str]:
+    lines: list[str] = session.lua("return vim.api.nvim_buf_get_lines(vim.fn.bufnr('app.py'), 0, -1, false)")
+    return lines
+
+
+def test_edit_shows_a_diff_accept_applies_and_u_undoes(session: NvimSession, http: FaultServer) -> None:
+    require_command(session, "tinyarms.edit")
+    back_to_app(session)
+    http.script("nvim-edit", [{"text": f"```python\n{COUNT_WORDS_NEW}```"}])
+    before = app_lines(session)
+    start = before.index("def count_words(path):") + 1
+    session.nvim.command(f"{start},{start + 5}TinyarmsEdit Use sum over a generator")
+    session.wait_for("require('tinyarms.edit').pending ~= nil", 120, "the proposed edit")
+    # The proposal shows as a diff in a split; nothing changed yet.
+    diff = session.scratch_lines("edit-proposal")
+    assert "-    total = 0" in diff and "+    return sum(len(line.split()) for line in read_lines(path))" in diff, diff
+    assert session.lua("return vim.fn.bufwinid(vim.fn.bufnr('tinyarms://edit-proposal'))") != -1
+    assert app_lines(session) == before
+    session.nvim.input("a")  # accept, in the diff split
+    session.wait_for("require('tinyarms.edit').result == 'applied'", 10, "accept applies the edit")
+    after = app_lines(session)
+    assert "\n".join(after).count("return sum(len(line.split()) for line in read_lines(path))") == 1, after
+    assert "    total = 0" not in after[start - 1 : start + 5], after
+    compile("\n".join(after), "app.py", "exec")  # still parses
+    assert session.lua("return vim.fn.bufwinid(vim.fn.bufnr('tinyarms://edit-proposal'))") == -1, "diff stays open"
+    assert session.lua("return vim.api.nvim_get_current_buf() == vim.fn.bufnr('app.py')")
+    session.nvim.input("u")  # one undo restores the file
+    session.wait_for(
+        f"vim.deep_equal(vim.api.nvim_buf_get_lines(vim.fn.bufnr('app.py'), 0, -1, false), {lua_list(before)})",
+        5,
+        "one `u` restores the file",
+    )
+    assert re.match(r"tinyarms scripted-edit \d+ ms", session.lua("return require('tinyarms').statusline()"))
+
+
+def wait_file(path: Path, expected: bytes, what: str, timeout_s: float = 5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while path.read_bytes() != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.read_bytes() == expected, f"{what}: {path.read_bytes()!r}"
+
+
+def lua_list(lines: list[str]) -> str:
+    return "{" + ", ".join(json.dumps(line) for line in lines) + "}"
+
+
+def test_agent_goal_edits_a_file_and_undo_restores_it(session: NvimSession, http: FaultServer) -> None:
+    require_command(session, "tinyarms.agent")
+    back_to_app(session)
+    todo = session.workspace / "TODO.md"
+    original = todo.read_bytes()
+    http.script(
+        "nvim-agent",
+        [
+            {"tool_calls": [{"name": "read_file", "arguments": {"path": "TODO.md"}}]},
+            {"tool_calls": [{"name": "edit_file", "arguments": {"path": "TODO.md", "start_line": 3, "end_line": 3,
+                                                                   "content": "- [x] count the words"}}]},
+            {"text": "Marked the first task in TODO.md as done."},
+        ],
+    )  # fmt: skip
+    session.nvim.command("TinyarmsAgent Mark the first task in TODO.md as done")
+    session.wait_for("require('tinyarms.agent').last ~= nil", 120, ":TinyarmsAgent finishes")
+    last = session.lua("return require('tinyarms.agent').last")
+    files = last["report"]["files"]
+    assert [Path(f["path"]).name for f in files] == ["TODO.md"], last
+    wait_file(todo, TODO.replace("- [ ] count the words", "- [x] count the words").encode(), "the agent's edit on disk")
+    steps = session.lua("return require('tinyarms.agent').steps")
+    assert steps, "no step streamed in ($/progress)"
+    agent_text = "\n".join(session.scratch_lines("agent"))
+    assert "stopped: " in agent_text and "TODO.md" in agent_text and "+- [x] count the words" in agent_text, agent_text
+    print(f"agent run:\n{agent_text}")
+    session.nvim.command("TinyarmsAgentUndo")
+    session.wait_for("require('tinyarms.agent').undo_result ~= nil", 30, ":TinyarmsAgentUndo answers")
+    wait_file(todo, original, "undo restores TODO.md byte for byte")
+    loaded = session.lua("local b = vim.fn.bufnr('TODO.md'); return b ~= -1 and vim.api.nvim_buf_is_loaded(b)")
+    if loaded:  # a buffer the agent's edit opened shows the restored text too
+        restored = lua_list(TODO.splitlines())
+        session.wait_for(
+            f"vim.deep_equal(vim.api.nvim_buf_get_lines(vim.fn.bufnr('TODO.md'), 0, -1, false), {restored})",
+            5,
+            "the TODO.md buffer is restored",
+        )
+    session.nvim.command("silent! only")
+
+
+def test_acceptance_feedback_from_the_menu_shows_in_tinyarms_stats(session: NvimSession) -> None:
+    require_command(session, "tinyarms.autocomplete.feedback")
+    # The completion test above kept an item (typed on); here a dismiss (<C-e>) and a partial
+    # accept (the accept-word key), each on a fresh menu at the end of `        print`.
+    back_to_app(session)
+    for keys in ["<C-e>", "<M-Right>"]:
+        open_menu_after_print(session)
+        assert session.lua("return #vim.fn.complete_info({ 'items' }).items") > 0, "no completion menu"
+        session.nvim.input(keys)
+        session.wait_for("vim.fn.complete_info({ 'mode' }).mode == ''", 5, f"{keys} ends completion")
+        session.nvim.input("<Esc>")
+        session.wait_for("vim.api.nvim_get_mode().mode == 'n'", 5, "normal mode")
+        session.nvim.command("silent! undo 0")  # back to the file as it was
+    sent = session.lua("return require('tinyarms.feedback').sent")
+    events = {e["event"] for e in sent}
+    debug = session.lua("return require('tinyarms.feedback').last_mapping")
+    assert {"shown", "accepted", "dismissed", "partial"} <= events, (sent, debug)
+    partial = [e for e in sent if e["event"] == "partial"]
+    assert all(e["accepted_length"] > 0 for e in partial), partial
+    # What the server recorded, as the user sees it.
+    stats = run_tinyarms(session.env, "stats", cwd=session.workspace)
+    assert stats.returncode == 0, stats.stderr
+    print(f"tinyarms stats after the Neovim session:\n{stats.stdout}")
+    counts = acceptance_counts(stats.stdout)
+    assert counts["shown"] >= 2 and all(counts[k] >= 1 for k in ("accepted", "partial", "dismissed")), stats.stdout
 
 
 def test_no_errors_in_messages_or_the_lsp_log(session: NvimSession) -> None:

@@ -15,8 +15,12 @@
 //   E2E_ARTIFACTS  where screenshots go
 //   E2E_TIMEOUT_S  overall budget (default 420)
 //   E2E_SKIP       development aid: "ghost" skips the completion steps (to try Explain against
-//                  a server branch without completions); the pytest then fails, by design
+//                  a server branch without completions), or any step by name (explain, chat,
+//                  edit, agent, toggle, not_installed); the pytest then fails, by design
 //   E2E_CHAT_TIER  development aid: the chat tier set in settings.json (default local)
+//   E2E_SCRIPT_URL the fault server (tests/faultserver.py) that answers the edit and agent
+//                  roles with scripted turns (models vscode-edit, vscode-agent); chat runs on
+//                  the embedded model
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -46,7 +50,7 @@ const CHROMIUM_FLAGS = [
 const result = {
   ok: false,
   error: null, // a fatal error: the editor or the server never got ready
-  errors: {}, // per step: config, completions, explain, toggle, not_installed
+  errors: {}, // per step: config, completions, feedback, explain, chat, edit, agent, toggle, not_installed
   timings_ms: {},
   screenshots: [],
   ghost: null,
@@ -55,6 +59,11 @@ const result = {
   config: null,
   not_installed: null,
   toggle: null,
+  feedback: null,
+  chat: null,
+  edit: null,
+  agent: null,
+  stats: null,
   status_texts: [],
   leftover_pids: [],
   logs: {},
@@ -136,15 +145,31 @@ const TYPED = [
   "    print(count_words(",
 ];
 
+const TODO = "# TODO\n\n- [ ] count the words\n- [ ] print the total\n";
+const SCRIPT_URL = process.env.E2E_SCRIPT_URL || "";
+
 function prepare() {
   for (const dir of Object.values(dirs)) {
     fs.mkdirSync(dir, { recursive: true });
   }
   fs.writeFileSync(path.join(dirs.workspace, "example.py"), SOURCE);
+  fs.writeFileSync(path.join(dirs.workspace, "TODO.md"), TODO);
+  if (SCRIPT_URL) {
+    // The user file defines the scripted tiers; settings.json picks them for edit and agent.
+    const userConfig = path.join(dirs.xdg, "config", "tinyarms", "config.toml");
+    fs.mkdirSync(path.dirname(userConfig), { recursive: true });
+    const tier = (name, model) =>
+      `[tiers.${name}]\nprovider = "openai"\nbase_url = "${SCRIPT_URL}"\nmodel = "${model}"\n` +
+      `api_key_env = "SCRIPTED_KEY"\nmax_retries = 0\n\n`;
+    // The embedded model on a busy 2-core machine can take over a minute for one answer.
+    const slack = "[tiers.local]\ntimeout_s = 240\n\n[reliability]\ndeadline_s = 300\n\n";
+    fs.writeFileSync(userConfig, slack + tier("scripted-edit", "vscode-edit") + tier("scripted-agent", "vscode-agent"));
+  }
   writeJson(path.join(dirs.userData, "User", "settings.json"), {
     "tinyarms.python": python,
     // Chat on the embedded model, so Explain needs no cloud key; also proves the settings layer.
     "tinyarms.roles.chat.tier": process.env.E2E_CHAT_TIER || "local",
+    ...(SCRIPT_URL ? { "tinyarms.roles.edit.tier": "scripted-edit", "tinyarms.roles.agent.tier": "scripted-agent" } : {}),
     "tinyarms.trace.server": process.env.E2E_TRACE || "off",
     "editor.inlineSuggest.enabled": true,
     // No word-based suggest widget: Tab must reach the inline suggestion.
@@ -182,6 +207,7 @@ function serverEnv() {
     // XDG_CACHE_HOME stays shared: the embedded model is assembled there once.
     HF_HUB_OFFLINE: "1",
     TRANSFORMERS_OFFLINE: "1",
+    SCRIPTED_KEY: "test-key", // the scripted tiers' api_key_env (the fault server checks nothing)
     PYTHONPATH: process.env.E2E_PYTHONPATH || process.env.PYTHONPATH || "",
   });
   return env;
@@ -448,15 +474,21 @@ async function configPhase(page) {
   await runCommand(page, "tinyarms: Show Effective Config");
   const configTab = page.locator(".tab.active", { hasText: "effective-config.toml" });
   await configTab.waitFor({ timeout: bounded(30_000) });
-  // The view is virtualised: read the top, then the end (where the roles are).
+  // The view is virtualised: read it a page at a time, from the top, until [roles.chat]'s
+  // editor-settings line shows (or the end).
   const configView = page.locator(".editor-group-container.active .view-lines").first();
-  let configText = await configView.innerText();
   await configView.click();
-  await page.keyboard.press("Control+End");
-  await sleep(300);
-  configText = `${configText}\n${await configView.innerText()}`.replace(/\u00a0/g, " ");
-  const chatTier = configText.split("\n").find((l) => /editor settings/.test(l)) ?? "";
-  result.config = { editor_settings_line: chatTier.trim(), text: configText.slice(-3000) };
+  await page.keyboard.press("Control+Home");
+  let configText = "";
+  const settingsLines = () =>
+    configText.split("\n").filter((l) => /editor settings/.test(l)).map((l) => l.trim());
+  for (let i = 0; i < 40 && !settingsLines().some((l) => /^tier = "local"/.test(l)); i++) {
+    configText += `\n${(await configView.innerText()).replace(/\u00a0/g, " ")}`;
+    await page.keyboard.press("PageDown");
+    await sleep(150);
+  }
+  const chatTier = settingsLines().find((l) => /^tier = "local"/.test(l)) ?? settingsLines()[0] ?? "";
+  result.config = { editor_settings_line: chatTier, settings_lines: settingsLines(), text: configText.slice(-3000) };
   await shot(page, "02-config");
   await page.keyboard.press("Control+W");
   await page.locator(".tab.active", { hasText: "example.py" }).waitFor({ timeout: bounded(10_000) });
@@ -505,6 +537,217 @@ async function explainPhase(page) {
   result.timings_ms.explain_answer = Date.now() - explainStarted;
   result.explain = { status, answer: answer.slice(-3000) };
   await shot(page, "05-explain");
+}
+
+/** The chat view's page: the webview (an iframe in an iframe) in the side bar. */
+function chatFrame(page) {
+  return page.frameLocator("iframe.webview.ready").frameLocator("#active-frame");
+}
+
+/** The chat view: a question typed in its input gets a streamed answer with its decision. */
+async function chatPhase(page) {
+  const started = Date.now();
+  await runCommand(page, "tinyarms: Open Chat");
+  const frame = chatFrame(page);
+  const input = frame.locator("#input");
+  await input.waitFor({ timeout: bounded(30_000) });
+  const question = "What does read_lines return?";
+  await input.fill(question);
+  await input.press("Enter");
+  // Done: the decision under the answer, or the error in its place.
+  const answer = frame.locator(".turn.assistant:not(.streaming)").last();
+  await frame.locator(".turn.assistant .decision, .turn.assistant.error").first().waitFor({ timeout: bounded(240_000) });
+  result.timings_ms.chat_answer = Date.now() - started;
+  result.chat = {
+    question: (await frame.locator(".turn.user").last().innerText()).trim(),
+    answer: (await answer.locator(".body").innerText()).trim(),
+    decision: (await answer.locator(".decision").allInnerTexts()).join(" ").trim(),
+    context: (await answer.locator(".context").allInnerTexts()).join(" "),
+    code_blocks: await answer.locator(".code").count(),
+    buttons: await answer.locator(".code button").allInnerTexts(),
+    error: await answer.evaluate((n) => n.classList.contains("error")),
+    status: await statusText(page),
+  };
+  await shot(page, "08-chat");
+}
+
+async function saveActive(page) {
+  await page.keyboard.press("Control+S");
+  await page.locator(".tab.active.dirty").waitFor({ state: "detached", timeout: bounded(10_000) });
+}
+
+/** The file's text once `predicate` holds (an empty read is a save in progress: read again). */
+async function waitForFile(file, predicate, what, ms) {
+  const deadline = Date.now() + bounded(ms);
+  let text = "";
+  while (Date.now() < deadline) {
+    text = fs.readFileSync(file, "utf8");
+    if (text && predicate(text)) {
+      return text;
+    }
+    await sleep(200);
+  }
+  throw new Error(`${what}: not within ${ms / 1000} s; ${path.basename(file)} is:\n${text}`);
+}
+
+/** Edit Selection: the proposal opens as a diff; Accept applies it; one Ctrl+Z restores the file. */
+async function editPhase(page) {
+  const file = path.join(dirs.workspace, "example.py");
+  await runCommand(page, "View: Single Column Editor Layout"); // the diff gets the full width
+  await page.locator(".tab", { hasText: "example.py" }).first().click();
+  const editor = page.locator(".editor-group-container.active .monaco-editor .view-lines").first();
+  await editor.click();
+  await saveActive(page).catch(() => undefined); // saved already unless a step left it dirty
+  const before = fs.readFileSync(file, "utf8");
+  // Select count_words (lines 10-11), from the start of its def to the end of its return.
+  await page.keyboard.press("Control+Home");
+  for (let i = 0; i < 9; i++) {
+    await page.keyboard.press("ArrowDown");
+  }
+  await page.keyboard.press("Home");
+  await page.keyboard.press("Shift+ArrowDown");
+  await page.keyboard.press("Shift+End");
+  const started = Date.now();
+  await runCommand(page, "tinyarms: Edit Selection…");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible", timeout: bounded(10_000) });
+  await input.fill("Add a docstring");
+  await page.keyboard.press("Enter");
+  const diff = page.locator(".monaco-diff-editor").first();
+  const failed = page.locator(".notification-toast", { hasText: /tinyarms: (the edit was not offered|.*failed|.*not defined)/ });
+  await diff.or(failed).first().waitFor({ timeout: bounded(120_000) });
+  if (await failed.count()) {
+    throw new Error(`no proposal: ${(await failed.first().innerText()).replace(/\s+/g, " ")}`);
+  }
+  const toast = page.locator(".notification-toast", { hasText: "accept the proposed change" }).first();
+  await toast.waitFor({ timeout: bounded(30_000) });
+  result.timings_ms.edit_proposal = Date.now() - started;
+  await sleep(500); // let the diff render its decorations
+  const diffTab = (await page.locator(".editor-group-container.active .tab.active").innerText()).trim();
+  const modified = (await diff.locator(".editor.modified .view-lines").innerText()).replace(/\u00a0/g, " ");
+  const inserted = await diff.locator(".editor.modified .line-insert, .editor.modified .char-insert").count();
+  const unchangedOnDisk = fs.readFileSync(file, "utf8") === before;
+  const titleActions = await page.locator(".editor-actions .action-label").evaluateAll((nodes) =>
+    nodes.map((n) => n.getAttribute("aria-label") || ""),
+  );
+  await shot(page, "09-edit-diff");
+  await toast.locator(".monaco-button", { hasText: "Accept" }).click();
+  await page.locator(".editor-group-container.active .tab.active", { hasText: "example.py" }).waitFor({ timeout: bounded(10_000) });
+  await page.locator(".monaco-diff-editor").first().waitFor({ state: "detached", timeout: bounded(10_000) }).catch(() => undefined);
+  await saveActive(page);
+  const applied = await waitForFile(file, (t) => t !== before, "Accept changes example.py", 10_000);
+  await page.keyboard.press("Control+Z");
+  await sleep(300);
+  await saveActive(page);
+  const undone = await waitForFile(file, (t) => t === before, "one Ctrl+Z restores example.py", 10_000).catch((e) => e.message);
+  result.edit = {
+    diff_tab: diffTab,
+    modified: modified.slice(0, 2000),
+    inserted_decorations: inserted,
+    unchanged_before_accept: unchangedOnDisk,
+    title_actions: titleActions,
+    before,
+    applied,
+    undo_restores: undone === before,
+    undone: undone === before ? undefined : undone,
+    status: await statusText(page),
+  };
+}
+
+/** Agent…: a goal that edits TODO.md; the notification lists it; Undo restores it byte for byte. */
+async function agentPhase(page) {
+  const file = path.join(dirs.workspace, "TODO.md");
+  const original = fs.readFileSync(file);
+  const started = Date.now();
+  await runCommand(page, "tinyarms: Agent…");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible", timeout: bounded(10_000) });
+  await input.fill("Mark the first task in TODO.md as done");
+  await page.keyboard.press("Enter");
+  const done = page.locator(".notification-toast", { hasText: "tinyarms agent:" }).filter({ hasText: "changed" }).first();
+  const failed = page.locator(".notification-toast", { hasText: /tinyarms agent failed|tinyarms: .*not defined/ });
+  await done.or(failed).first().waitFor({ timeout: bounded(180_000) });
+  if (await failed.count()) {
+    throw new Error(`the agent did not run: ${(await failed.first().innerText()).replace(/\s+/g, " ")}`);
+  }
+  result.timings_ms.agent_run = Date.now() - started;
+  const message = (await done.innerText()).replace(/\u00a0/g, " ");
+  const edited = fs.readFileSync(file, "utf8");
+  await shot(page, "10-agent-done");
+  await done.locator(".monaco-button", { hasText: "Undo" }).click();
+  const undone = page.locator(".notification-toast", { hasText: "undone" }).first();
+  await undone.waitFor({ timeout: bounded(30_000) });
+  await waitForFile(file, (t) => t === original.toString("utf8"), "Undo restores TODO.md", 10_000).catch(() => undefined);
+  result.agent = {
+    message,
+    edited,
+    undo_message: (await undone.innerText()).replace(/\u00a0/g, " "),
+    restored: Buffer.compare(fs.readFileSync(file), original) === 0,
+    status: await statusText(page),
+  };
+}
+
+/** Acceptance feedback: a partial accept (Ctrl+Right, VS Code's Accept Word) and a dismiss (Escape). */
+async function feedbackPhase(page) {
+  const file = path.join(dirs.workspace, "example.py");
+  const editor = page.locator(".editor-group-container.active .monaco-editor .view-lines").first();
+  await editor.click();
+  // A suggestion of two words or more, so Accept Word leaves some of it (a few tries: the
+  // model decides what it suggests).
+  let partial;
+  let afterWord = { inline: "" };
+  for (const typed of ["    total = count_words(", "    path = os.path.join(", "    lines = read_lines(", "    name = "]) {
+    partial = await typeUntilGhost(page, typed, 60_000);
+    if (!/^\s*\w+\W/.test(partial.ghost_inline) && !/^\W+\w/.test(partial.ghost_inline)) {
+      continue; // one word only: Accept Word would take all of it
+    }
+    await sleep(300); // the suggestion settles (its context keys) before the key
+    await page.keyboard.press("Control+ArrowRight"); // VS Code's own Accept Word
+    await sleep(500);
+    afterWord = await ghostText(page);
+    afterWord.inline = afterWord.inline.replace(/\u00a0/g, " ");
+    break;
+  }
+  await shot(page, "11-accept-word");
+  await page.keyboard.press("Escape"); // the rest of it: dismissed
+  await saveActive(page);
+  const lastLine = (t) => t.trimEnd().split("\n").at(-1);
+  const partialLine = lastLine(
+    await waitForFile(file, (t) => lastLine(t).startsWith(partial.typed), "the saved line", 5000).catch(() => ""),
+  );
+  const dismissed = await typeUntilGhost(page, "    words = read_lines(", 60_000);
+  await page.keyboard.press("Escape");
+  await sleep(300);
+  const ghostAfterEscape = (await ghostText(page)).present;
+  await saveActive(page);
+  const dismissedLine = lastLine(
+    await waitForFile(file, (t) => lastLine(t).startsWith(dismissed.typed), "the saved line", 5000).catch(() => ""),
+  );
+  // Back to the original file (the edit step works on it): clear the typed last line, save.
+  await page.keyboard.press("Control+End");
+  await page.keyboard.press("Control+L");
+  await page.keyboard.press("Backspace");
+  await saveActive(page).catch(() => undefined);
+  const restored = await waitForFile(file, (t) => t === SOURCE, "the file restored", 5000).then(
+    () => true,
+    () => false,
+  );
+  result.feedback = {
+    partial: { typed: partial.typed, ghost: partial.ghost_inline, line: partialLine, ghost_after: afterWord.inline },
+    dismissed: { typed: dismissed.typed, ghost: dismissed.ghost_inline, line: dismissedLine, ghost_after_escape: ghostAfterEscape },
+    restored,
+  };
+}
+
+/** `tinyarms stats` as the user runs it, with this session's state dir. */
+function statsAfter() {
+  const out = spawnSync(python, ["-m", "tinyarms", "stats"], {
+    env: serverEnv(),
+    cwd: dirs.workspace,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  result.stats = { returncode: out.status, stdout: out.stdout, stderr: (out.stderr || "").slice(-2000) };
 }
 
 /** The status bar item opens the tinyarms menu; toggle autocomplete off and on again. */
@@ -643,10 +886,20 @@ async function main() {
     await phase("config", page, configPhase);
     if (!skip.has("ghost")) {
       await phase("completions", page, completions);
+      await phase("feedback", page, feedbackPhase);
     }
-    await phase("explain", page, explainPhase);
-    await phase("toggle", page, togglePhase);
-    await phase("not_installed", page, notInstalledPhase);
+    for (const [name, run] of [
+      ["explain", explainPhase],
+      ["chat", chatPhase],
+      ["edit", editPhase],
+      ["agent", agentPhase],
+      ["toggle", togglePhase],
+      ["not_installed", notInstalledPhase],
+    ]) {
+      if (!skip.has(name)) {
+        await phase(name, page, run);
+      }
+    }
     result.ok = Object.keys(result.errors).length === 0;
   } catch (err) {
     result.error = err instanceof Error ? `${err.message}\n${err.stack}` : String(err);
@@ -665,6 +918,11 @@ async function main() {
 
 async function finish(code) {
   await stopAll();
+  try {
+    statsAfter();
+  } catch (err) {
+    result.stats = { error: String(err) };
+  }
   result.timings_ms.total = Date.now() - T0;
   result.logs.tinyarms = findLogs(dirs.userData, /tinyarms\.log$/);
   result.logs.exthost = findLogs(dirs.userData, /exthost\.log$/);

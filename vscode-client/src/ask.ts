@@ -1,21 +1,13 @@
-// Ask, Explain Selection, Edit Selection and Agent: one request shape (`tinyarms.ask`),
-// answers streamed into a read-only document beside the code.
+// Ask and Explain Selection: one request shape (`tinyarms.ask`), answers streamed into a
+// read-only document beside the code. (Chat, edits and the agent have their own modules.)
 import * as path from "node:path";
 import * as vscode from "vscode";
 
 import { Documents } from "./documents";
+import { Decision } from "./protocol";
 import { Server } from "./server";
 import { StatusItem } from "./status";
-
-interface Decision {
-  route: string | null;
-  role: string;
-  tier: string;
-  score?: number;
-  margin?: number;
-  stage?: string;
-  reason?: string;
-}
+import { askFor, LspRange, lspRange } from "./ui";
 
 interface AskResult {
   text?: string;
@@ -63,14 +55,11 @@ export class Asker {
     if (request.role) {
       args.role = request.role;
     }
+    const started = Date.now();
     if (request.editor) {
       args.uri = request.editor.document.uri.toString();
       if (request.selection && !request.selection.isEmpty) {
-        const { start, end } = request.selection;
-        args.range = {
-          start: { line: start.line, character: start.character },
-          end: { line: end.line, character: end.character },
-        };
+        args.range = lspRange(request.selection);
       }
     }
     try {
@@ -87,7 +76,7 @@ export class Asker {
         // An answer cut off inside a code block (max_tokens) would swallow the footer.
         const unclosed = (this.docs.text(uri).match(/^```/gm) ?? []).length % 2 === 1;
         this.docs.append(uri, `${unclosed ? "\n```" : ""}\n\n---\n${describe(result.decision)}\n`);
-        this.status.update({ kind: "decision", elapsed_ms: 0, ...result.decision });
+        this.status.answer(result.decision, Date.now() - started);
       }
       return { result, uri };
     } catch (err) {
@@ -101,19 +90,35 @@ export class Asker {
     }
   }
 
-  async askCommand(): Promise<void> {
+  /**
+   * The command. With an argument (a code action of an older server: `{text, uri, range}`)
+   * it asks that at once, about that range; else it asks for the question.
+   */
+  async askCommand(args?: { text?: string; uri?: string; range?: LspRange }): Promise<void> {
+    if (args && typeof args.text === "string" && args.text.trim()) {
+      await this.askAbout(args.text, args.uri, args.range);
+      return;
+    }
     const editor = vscode.window.activeTextEditor;
-    const text = await vscode.window.showInputBox({
-      title: "tinyarms: Ask",
-      prompt: "A question or request; it is routed to chat, edit or agent (start with /explain, /fix, ... to choose)",
-      ignoreFocusOut: true,
-    });
-    if (!text?.trim()) {
+    const text = await askFor(
+      "tinyarms: Ask",
+      "A question or request; it is routed to chat, edit or agent (start with /explain, /fix, ... to choose)",
+    );
+    if (!text) {
       return;
     }
     const selection = editor?.selection;
     const body = selection && !selection.isEmpty ? `${text}\n\n${fenced(editor, selection)}` : text;
     await this.ask({ text: body, title: text, editor, selection });
+  }
+
+  private async askAbout(text: string, uri?: string, range?: LspRange): Promise<void> {
+    const editor = vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === uri);
+    const selection = range
+      ? new vscode.Selection(range.start.line, range.start.character, range.end.line, range.end.character)
+      : undefined;
+    const body = editor && selection && !selection.isEmpty ? `${text}\n\n${fenced(editor, selection)}` : text;
+    await this.ask({ text: body, title: text.split("\n")[0].slice(0, 60), editor, selection });
   }
 
   async explainSelection(): Promise<void> {
@@ -128,60 +133,6 @@ export class Asker {
       editor,
       selection: editor.selection,
     });
-  }
-
-  async editSelection(): Promise<void> {
-    const editor = requireSelection("Edit Selection");
-    if (!editor) {
-      return;
-    }
-    const instruction = await vscode.window.showInputBox({
-      title: "tinyarms: Edit Selection",
-      prompt: "How should the selected code change?",
-      ignoreFocusOut: true,
-    });
-    if (!instruction?.trim()) {
-      return;
-    }
-    const selection = editor.selection;
-    const version = editor.document.version;
-    const { result } = await this.ask({
-      text: `${instruction}\n\nReply with the replacement code only.\n${fenced(editor, selection)}`,
-      role: "edit",
-      title: `Edit: ${instruction}`,
-      editor,
-      selection,
-    });
-    const code = result?.text ? firstCodeBlock(result.text) : "";
-    if (!code.trim()) {
-      return;
-    }
-    const pick = await vscode.window.showInformationMessage(
-      "tinyarms: replace the selection with the suggested code?",
-      "Replace",
-      "Keep",
-    );
-    if (pick !== "Replace") {
-      return;
-    }
-    if (editor.document.version !== version) {
-      void vscode.window.showWarningMessage("tinyarms: the file changed meanwhile; the edit was not applied.");
-      return;
-    }
-    await editor.edit((builder) => builder.replace(selection, code));
-  }
-
-  async agent(): Promise<void> {
-    const editor = vscode.window.activeTextEditor;
-    const text = await vscode.window.showInputBox({
-      title: "tinyarms: Agent",
-      prompt: "A multi-step or multi-file task",
-      ignoreFocusOut: true,
-    });
-    if (!text?.trim()) {
-      return;
-    }
-    await this.ask({ text, role: "agent", title: `Agent: ${text}`, editor, selection: editor?.selection });
   }
 }
 
@@ -205,12 +156,6 @@ function fenced(editor: vscode.TextEditor, selection: vscode.Selection): string 
   const code = editor.document.getText(selection);
   const fence = code.includes("```") ? "````" : "```";
   return `${fence}${editor.document.languageId}\n${code}\n${fence}`;
-}
-
-/** The first fenced block's body, else the whole answer (models do not always fence). */
-export function firstCodeBlock(text: string): string {
-  const match = /(`{3,})[^\n]*\n([\s\S]*?)\n\1/.exec(text);
-  return match ? match[2] : text.trim();
 }
 
 export function describe(d: Decision): string {

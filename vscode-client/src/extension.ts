@@ -1,12 +1,19 @@
 // tinyarms for VS Code: starts `python -m tinyarms serve` and gives it a status bar item,
 // commands, a log and settings. Inline completions come from vscode-languageclient's
-// built-in inlineCompletion support; everything else is in the modules imported here.
+// built-in inlineCompletion support (feedback.ts reports what happens to them); the chat
+// view (chat.ts), edits with a diff preview (edit.ts) and the agent (agent.ts) are the
+// modules imported here. This file only wires them to VS Code commands.
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as vscode from "vscode";
 
+import { AgentArgs, AgentRunner } from "./agent";
 import { Asker } from "./ask";
+import { CHAT_VIEW, ChatRequest, ChatView } from "./chat";
 import { Documents, SCHEME } from "./documents";
+import { EditArgs, EditFlow } from "./edit";
+import { Feedback } from "./feedback";
+import { AgentFile, FEEDBACK } from "./protocol";
 import { runCli, tracePath } from "./python";
 import { Server } from "./server";
 import { affectsLayer, needsRestart } from "./settings";
@@ -30,12 +37,19 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   server = new Server(log, status);
   const asker = new Asker(server, docs, status, log);
   const srv = server;
+  const chat = new ChatView(context.extensionUri, srv, status, context.workspaceState, log);
+  const edits = new EditFlow(srv, docs, status, log);
+  const agent = new AgentRunner(srv, docs, status, log);
+  const feedback = new Feedback((args) => srv.execute(FEEDBACK, { ...args }), log);
+  srv.hooks.inlineAnswered = (document, position, result) => feedback.answered(document, position, result);
   let autocompleteEnabled = true;
 
-  const command = (name: string, run: () => unknown) =>
-    vscode.commands.registerCommand(name, async () => {
+  // Every command reports its failure; commands the server's code actions and chat actions
+  // name (tinyarms.chat, tinyarms.edit, tinyarms.agent, tinyarms.ask) get the server's argument.
+  const command = <A>(name: string, run: (arg?: A) => unknown) =>
+    vscode.commands.registerCommand(name, async (arg?: A) => {
       try {
-        await run();
+        await run(arg);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         log.error(`${name}: ${message}`);
@@ -169,10 +183,42 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     docs,
     srv,
     vscode.workspace.registerTextDocumentContentProvider(SCHEME, docs),
-    command("tinyarms.ask", () => asker.askCommand()),
+    chat,
+    edits,
+    agent,
+    feedback,
+    vscode.window.registerWebviewViewProvider(CHAT_VIEW, chat, { webviewOptions: { retainContextWhenHidden: true } }),
+    vscode.window.registerTreeDataProvider("tinyarms.agentView", agent),
+    vscode.languages.registerCodeActionsProvider({ scheme: "file" }, new EditSelectionAction(), {
+      providedCodeActionKinds: [vscode.CodeActionKind.RefactorRewrite],
+    }),
+    command("tinyarms.ask", (args?: { text?: string; uri?: string }) => asker.askCommand(args)),
     command("tinyarms.explainSelection", () => asker.explainSelection()),
-    command("tinyarms.editSelection", () => asker.editSelection()),
-    command("tinyarms.agent", () => asker.agent()),
+    command("tinyarms.openChat", () => chat.reveal()),
+    command("tinyarms.newChat", async () => {
+      chat.newConversation();
+      await chat.reveal();
+    }),
+    command("tinyarms.chat", async (args?: ChatRequest) => {
+      if (args && typeof args.text === "string") {
+        await chat.ask(args);
+      } else {
+        await chat.reveal();
+      }
+    }),
+    command("tinyarms.editSelection", () => edits.editSelection()),
+    command("tinyarms.edit", async (args?: EditArgs) => {
+      if (args && typeof args.uri === "string" && args.range && typeof args.instruction === "string") {
+        await edits.run(args);
+      } else {
+        await edits.editSelection();
+      }
+    }),
+    command("tinyarms.acceptEdit", () => edits.accept()),
+    command("tinyarms.rejectEdit", () => edits.reject()),
+    command("tinyarms.agent", (args?: Partial<AgentArgs>) => agent.command(args)),
+    command("tinyarms.agentUndo", () => agent.undo()),
+    command("tinyarms.agentShowDiff", (file?: AgentFile) => file && agent.showDiff(file)),
     command("tinyarms.showConfig", showConfig),
     command("tinyarms.openUserConfig", openUserConfig),
     command("tinyarms.showStats", showStats),
@@ -194,6 +240,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   // Do not block activation on Python start-up.
   void srv.restart();
+}
+
+/** The light bulb on a selection: "tinyarms: Edit Selection…" (the diff preview flow). */
+class EditSelectionAction implements vscode.CodeActionProvider {
+  provideCodeActions(_document: vscode.TextDocument, range: vscode.Range | vscode.Selection): vscode.CodeAction[] {
+    if (range.isEmpty) {
+      return [];
+    }
+    const action = new vscode.CodeAction("tinyarms: Edit Selection…", vscode.CodeActionKind.RefactorRewrite);
+    action.command = { title: "tinyarms: Edit Selection…", command: "tinyarms.editSelection" };
+    return [action];
+  }
 }
 
 export async function deactivate(): Promise<void> {

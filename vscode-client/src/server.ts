@@ -2,8 +2,15 @@
 import * as readline from "node:readline";
 import type { Readable } from "node:stream";
 import * as vscode from "vscode";
-import { ExecuteCommandRequest, LanguageClient, State } from "vscode-languageclient/node";
-import type { LanguageClientOptions, ServerOptions } from "vscode-languageclient/node";
+import { ExecuteCommandRequest, LanguageClient, State, WorkDoneProgress } from "vscode-languageclient/node";
+import type {
+  ApplyWorkspaceEditParams,
+  LanguageClientOptions,
+  ServerOptions,
+  WorkDoneProgressBegin,
+  WorkDoneProgressEnd,
+  WorkDoneProgressReport,
+} from "vscode-languageclient/node";
 
 import { serverLaunch } from "./launch";
 import { findInterpreter, installCommand, Interpreter, probeTinyarms } from "./python";
@@ -18,11 +25,26 @@ export interface StreamEvent {
   reason?: string;
 }
 
+export type ProgressValue = WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd;
+
+/** Hooks the other modules add to the client (feedback on inline answers, agent edits). */
+export interface ServerHooks {
+  inlineAnswered?: (
+    document: vscode.TextDocument,
+    position: vscode.Position,
+    result: vscode.InlineCompletionItem[] | vscode.InlineCompletionList | null | undefined,
+  ) => void;
+  /** After a server's workspace/applyEdit; `dirtyBefore`: documents with unsaved changes before it. */
+  editApplied?: (params: ApplyWorkspaceEditParams, applied: boolean, dirtyBefore: Set<string>) => Promise<void>;
+}
+
 export class Server implements vscode.Disposable {
   private client?: LanguageClient;
   interpreter?: Interpreter;
+  readonly hooks: ServerHooks = {};
   private readonly streams = new Map<string, (event: StreamEvent) => void>();
   private queue: Promise<unknown> = Promise.resolve();
+  private tokens = 0;
 
   constructor(
     private readonly log: vscode.LogOutputChannel,
@@ -88,9 +110,24 @@ export class Server implements vscode.Disposable {
             }
             result = await next(document, position, context, token);
           }
+          if (!token.isCancellationRequested) {
+            this.hooks.inlineAnswered?.(document, position, result);
+          }
           return result;
         },
         workspace: {
+          // Edits the server applies (tinyarms.edit without preview, the agent's writes) go
+          // through VS Code's own applyEdit, so they are undoable; the hook sees the outcome.
+          handleApplyEdit: async (params, next) => {
+            const dirtyBefore = new Set(
+              vscode.workspace.textDocuments.filter((d) => d.isDirty).map((d) => d.uri.toString()),
+            );
+            const outcome = await next(params, new vscode.CancellationTokenSource().token);
+            if (this.hooks.editApplied && !(outcome instanceof Error) && outcome && "applied" in outcome) {
+              await this.hooks.editApplied(params, outcome.applied, dirtyBefore);
+            }
+            return outcome;
+          },
           // The server pulls section "tinyarms": answer with the config layer, not the raw
           // VS Code settings (which also hold client-only keys such as tinyarms.python).
           configuration: (params, token, next) => {
@@ -183,14 +220,54 @@ export class Server implements vscode.Disposable {
   }
 
   /** workspace/executeCommand with one JSON object argument (or none). */
-  async execute<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  async execute<T>(command: string, args?: Record<string, unknown>, cancel?: vscode.CancellationToken): Promise<T> {
     if (!this.client || !this.running) {
       throw new Error("the tinyarms server is not running (tinyarms: Restart Server, or see the 'tinyarms' output)");
     }
-    return this.client.sendRequest(ExecuteCommandRequest.type, {
-      command,
-      arguments: args === undefined ? [] : [args],
-    }) as Promise<T>;
+    return this.client.sendRequest(
+      ExecuteCommandRequest.type,
+      { command, arguments: args === undefined ? [] : [args] },
+      cancel,
+    ) as Promise<T>;
+  }
+
+  /**
+   * workspace/executeCommand with a workDoneToken (in the params, as LSP has it, and in the
+   * argument, as tinyarms' commands take it): `onProgress` gets every $/progress value.
+   */
+  async executeWithProgress<T>(
+    command: string,
+    args: Record<string, unknown>,
+    onProgress: (value: ProgressValue) => void,
+    cancel?: vscode.CancellationToken,
+  ): Promise<T> {
+    const client = this.client;
+    if (!client || !this.running) {
+      throw new Error("the tinyarms server is not running (tinyarms: Restart Server, or see the 'tinyarms' output)");
+    }
+    this.tokens += 1;
+    const token = `vscode-${process.pid}-${Date.now()}-${this.tokens}`;
+    const listener = client.onProgress(WorkDoneProgress.type, token, onProgress);
+    try {
+      return (await client.sendRequest(
+        ExecuteCommandRequest.type,
+        { command, arguments: [{ ...args, workDoneToken: token }], workDoneToken: token },
+        cancel,
+      )) as T;
+    } finally {
+      listener.dispose();
+    }
+  }
+
+  /** The running client (for its protocol converters); undefined when stopped. */
+  get languageClient(): LanguageClient | undefined {
+    return this.running ? this.client : undefined;
+  }
+
+  /** Whether the running server offers `command` (older servers lack the newer ones). */
+  offers(command: string): boolean {
+    const provider = this.client?.initializeResult?.capabilities.executeCommandProvider;
+    return !!provider?.commands.includes(command);
   }
 
   /** Send the editor-settings layer again (after the user changed a tinyarms setting). */

@@ -1,6 +1,8 @@
 // The status bar item: whose it is (the text starts with "tinyarms"), what happened last.
 import * as vscode from "vscode";
 
+import { formatLatency } from "./protocol";
+
 /** `tinyarms/status` payloads, see server/tinyarms/protocol.py. */
 export interface CompletionStatus {
   kind: "completion";
@@ -57,6 +59,18 @@ export class StatusItem implements vscode.Disposable {
     }
   }
 
+  /** A finished chat, edit or agent answer: route, tier, latency and cost as the client saw them. */
+  answer(decision: { route: string | null; role: string; tier: string }, elapsedMs: number, cost?: number | null): void {
+    this.update({
+      kind: "decision",
+      route: decision.route,
+      role: decision.role,
+      tier: decision.tier,
+      elapsed_ms: elapsedMs,
+      cost_usd: cost ?? undefined,
+    });
+  }
+
   update(event: StatusEvent): void {
     if (event.kind === "completion") {
       this.lastCompletion = event as CompletionStatus;
@@ -76,8 +90,9 @@ export class StatusItem implements vscode.Disposable {
 
   private showDecision(d: DecisionStatus): void {
     const cost = d.cost_usd !== undefined && d.cost_usd !== null ? ` · $${d.cost_usd.toFixed(4)}` : "";
+    const latency = d.elapsed_ms ? ` · ${formatLatency(d.elapsed_ms)}` : "";
     this.set(
-      `$(sparkle) tinyarms: ${d.route ?? "no route"} → ${d.tier}${cost}${this.offSuffix()}`,
+      `$(sparkle) tinyarms: ${d.route ?? "no route"} → ${d.tier}${latency}${cost}${this.offSuffix()}`,
       this.decisionLine().trim() +
         (this.lastCompletion
           ? `\nLast completion: tier ${this.lastCompletion.tier}, model ${this.lastCompletion.model}, ` +

@@ -14,4 +14,5 @@ return {
   filetypes = tinyarms.filetypes,
   root_markers = { '.tinyarms.toml', '.git' },
   handlers = tinyarms.handlers,
+  commands = tinyarms.client_commands,
 }

@@ -2,8 +2,10 @@
 --
 -- lsp/tinyarms.lua calls register(); on every LspAttach of the `tinyarms` client this
 -- module creates the :Tinyarms* commands and turns completion on for the buffer. Commands go
--- through client:exec_cmd (workspace/executeCommand); the names are tinyarms' protocol
--- (server/tinyarms/protocol.py). Answers show in a scratch float; `q` closes it.
+-- out as workspace/executeCommand requests (M.exec); the names are tinyarms' protocol
+-- (server/tinyarms/protocol.py). Ask/Explain answers show in a scratch float (`q` closes it);
+-- the chat buffer, edits with a diff and the agent are in chat.lua, edit.lua and agent.lua,
+-- completion acceptance feedback in feedback.lua.
 local M = {}
 
 M.commands = {
@@ -51,14 +53,6 @@ function M.client(bufnr)
   return client
 end
 
--- The buffer requests go out for: `bufnr` when the client is attached to it, else one it is.
-local function request_buf(client, bufnr)
-  if client.attached_buffers[bufnr] then
-    return bufnr
-  end
-  return next(client.attached_buffers) or bufnr
-end
-
 -- A scratch buffer per title, shown in a float; returns the buffer.
 local function show(title, lines, filetype)
   local buf = scratch_bufs[title]
@@ -94,6 +88,33 @@ local function show(title, lines, filetype)
 end
 M.show = show
 
+--- A new scratch buffer `tinyarms://NAME` (read-only, hidden when its window closes, `q`
+--- closes the window) for the chat and the agent.
+function M.scratch_buffer(name, filetype)
+  local buf = vim.api.nvim_create_buf(false, true)
+  vim.bo[buf].bufhidden = 'hide'
+  vim.bo[buf].filetype = filetype
+  vim.bo[buf].modifiable = false
+  pcall(vim.api.nvim_buf_set_name, buf, 'tinyarms://' .. name)
+  vim.keymap.set('n', 'q', '<cmd>close<cr>', { buffer = buf, nowait = true, silent = true, desc = 'tinyarms: close' })
+  return buf
+end
+
+--- Replace the lines of read-only `buf` from `from` (0-based; -1: append) to its end with
+--- `lines`, and keep its window (if shown) at the last line: how answers stream in.
+function M.write_tail(buf, from, lines)
+  if not vim.api.nvim_buf_is_valid(buf) then
+    return
+  end
+  vim.bo[buf].modifiable = true
+  vim.api.nvim_buf_set_lines(buf, from, -1, false, lines)
+  vim.bo[buf].modifiable = false
+  local win = vim.fn.bufwinid(buf)
+  if win ~= -1 then
+    vim.api.nvim_win_set_cursor(win, { vim.api.nvim_buf_line_count(buf), 0 })
+  end
+end
+
 local function set_buf_text(buf, text)
   if not vim.api.nvim_buf_is_valid(buf) then
     return
@@ -105,7 +126,9 @@ end
 
 --- Run a tinyarms command on the buffer's server; `on_result(result)` gets the answer,
 --- `on_error(message)` (optional) a failure, which is also reported with vim.notify.
-function M.exec(bufnr, command, argument, on_result, on_error)
+--- `opts.work_done_token`: sent as the request's workDoneToken (LSP) and in the argument
+--- (tinyarms' commands read it there); the $/progress it names arrive as LspProgress.
+function M.exec(bufnr, command, argument, on_result, on_error, opts)
   bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
   local client = M.client(bufnr)
   if not client then
@@ -117,9 +140,12 @@ function M.exec(bufnr, command, argument, on_result, on_error)
     notify(('the server does not offer %s (is tinyarms up to date?)'):format(command), vim.log.levels.ERROR)
     return false
   end
-  local arguments = argument ~= nil and { argument } or {}
-  local context = { bufnr = request_buf(client, bufnr) }
-  client:exec_cmd({ title = command, command = command, arguments = arguments }, context, function(err, result)
+  local token = opts and opts.work_done_token
+  if token and argument ~= nil then
+    argument.workDoneToken = token
+  end
+  local params = { command = command, arguments = argument ~= nil and { argument } or {}, workDoneToken = token }
+  client:request('workspace/executeCommand', params, function(err, result)
     if err then
       M.last[command] = { error = err.message or tostring(err) }
       local message = ('%s failed: %s'):format(command, err.message or vim.inspect(err))
@@ -133,9 +159,30 @@ function M.exec(bufnr, command, argument, on_result, on_error)
     if on_result then
       on_result(result)
     end
-  end)
+  end) -- no bufnr: Neovim first sends every buffer's pending didChange, so the server never
+  -- works on a stale copy (an agent's undo right after its edit, an edit of a file just typed in)
   return true
 end
+
+--- Route `tinyarms/stream` pieces of `stream_id` to `on_text(text_so_far)` (until the
+--- command's answer arrives; call the returned function to stop).
+function M.on_stream(stream_id, on_text)
+  streams[stream_id] = { text = '', note = nil, chunks = 0, on_text = on_text }
+  return function()
+    local stream = streams[stream_id]
+    streams[stream_id] = nil
+    return stream and stream.chunks or 0
+  end
+end
+
+--- A new id for a stream or a run: unique in this Neovim.
+function M.new_id(kind)
+  stream_counter = stream_counter + 1
+  return ('nvim-%s-%d-%d'):format(kind, vim.fn.getpid(), stream_counter)
+end
+
+M.notify = notify
+M.is_nil = is_nil
 
 -- Formatting ---------------------------------------------------------------------------
 
@@ -209,7 +256,7 @@ end
 
 -- The selected text (charwise, linewise or blockwise) when the command was given the
 -- visual range, else whole lines line1..line2; and its LSP range.
-local function selection(opts, client)
+function M.selection(opts, client)
   local bufnr = vim.api.nvim_get_current_buf()
   local start_mark = vim.api.nvim_buf_get_mark(bufnr, '<')
   local end_mark = vim.api.nvim_buf_get_mark(bufnr, '>')
@@ -287,7 +334,7 @@ local function cmd_ask(opts)
   local range
   if opts.range > 0 then
     local code
-    code, range = selection(opts, client)
+    code, range = M.selection(opts, client)
     text = text .. '\n\n```' .. vim.bo.filetype .. '\n' .. code .. '\n```'
   end
   if vim.trim(text) == '' then
@@ -306,7 +353,7 @@ local function cmd_explain(opts)
   if not client then
     return
   end
-  local code, range = selection(opts, client)
+  local code, range = M.selection(opts, client)
   local question = opts.args ~= '' and (' ' .. opts.args) or ''
   -- The slash command sends this to the `explain` route without asking the router.
   local text = '/explain' .. question .. '\n\n```' .. vim.bo.filetype .. '\n' .. code .. '\n```'
@@ -335,12 +382,25 @@ local function cmd_config()
   end)
 end
 
+local function lazy(module, fn)
+  return function(opts)
+    require(module)[fn](opts)
+  end
+end
+
 local user_commands = {
   TinyarmsAsk = { cmd_ask, { nargs = '*', range = true, desc = 'tinyarms: ask (routed); a range adds the selection' } },
   TinyarmsExplain = { cmd_explain, { nargs = '*', range = true, desc = 'tinyarms: explain the selection' } },
   TinyarmsRoute = { cmd_route, { nargs = '+', desc = 'tinyarms: where a request would go, and why' } },
   TinyarmsStatus = { cmd_status, { nargs = 0, desc = 'tinyarms: tiers, models, last completion and decision' } },
   TinyarmsConfig = { cmd_config, { nargs = 0, desc = 'tinyarms: the effective config with sources' } },
+  TinyarmsChat = { lazy('tinyarms.chat', 'command'), { nargs = '*', range = true, desc = 'tinyarms: the next turn of the chat' } },
+  TinyarmsChatNew = { lazy('tinyarms.chat', 'new_conversation'), { nargs = 0, desc = 'tinyarms: start a new chat conversation' } },
+  TinyarmsChatAction = { lazy('tinyarms.chat', 'action'), { nargs = '?', desc = "tinyarms: run an action of the chat's last answer" } },
+  TinyarmsEdit = { lazy('tinyarms.edit', 'command'), { nargs = '*', range = true, desc = 'tinyarms: propose an edit of the range, as a diff' } },
+  TinyarmsAgent = { lazy('tinyarms.agent', 'command'), { nargs = '*', desc = 'tinyarms: run the agent on a goal' } },
+  TinyarmsAgentCancel = { lazy('tinyarms.agent', 'cancel'), { nargs = 0, desc = 'tinyarms: stop the agent run' } },
+  TinyarmsAgentUndo = { lazy('tinyarms.agent', 'undo'), { nargs = 0, desc = 'tinyarms: undo the last agent run' } },
 }
 
 -- Completion: inline (ghost text) on 0.12+, the completion menu on 0.11.
@@ -358,6 +418,7 @@ local function enable_completion(client, bufnr)
     end
   elseif client:supports_method('textDocument/completion', bufnr) then
     vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = true })
+    require('tinyarms.feedback').attach(bufnr)
   end
 end
 
@@ -387,6 +448,19 @@ end
 -- Server notifications -----------------------------------------------------------------
 
 M.handlers = {
+  -- Neovim's own handler applies the edit (so `u` undoes it); during an agent run the
+  -- buffers it changed are written, as the agent reads the files from disk.
+  ['workspace/applyEdit'] = function(err, params, ctx)
+    local modified = {}
+    for _, buf in ipairs(vim.api.nvim_list_bufs()) do
+      modified[buf] = vim.api.nvim_buf_is_loaded(buf) and vim.bo[buf].modified or nil
+    end
+    local result = vim.lsp.handlers['workspace/applyEdit'](err, params, ctx)
+    if result and result.applied and params then
+      require('tinyarms.agent').edit_applied(params.edit, modified)
+    end
+    return result
+  end,
   ['tinyarms/stream'] = function(_, params)
     local stream = params and streams[params.stream_id]
     if not stream then
@@ -401,7 +475,11 @@ M.handlers = {
       stream.chunks = stream.chunks + 1
     end
     local prefix = stream.note and ('(restarted: ' .. stream.note .. ')\n') or ''
-    set_buf_text(stream.buf, prefix .. stream.text)
+    if stream.on_text then
+      stream.on_text(prefix .. stream.text)
+    else
+      set_buf_text(stream.buf, prefix .. stream.text)
+    end
   end,
   ['tinyarms/status'] = function(_, params)
     if type(params) ~= 'table' or not params.kind then
@@ -412,8 +490,66 @@ M.handlers = {
   end,
 }
 
---- A short text for statuslines: the latest completion or decision.
+--- "route chat -> tier local, 840 ms, $0.00012" for an answer (chat, edit, agent).
+function M.answer_line(decision, elapsed_ms, cost_usd)
+  if is_nil(decision) then
+    return ('no decision, %s ms'):format(fmt_number(elapsed_ms, '%.0f'))
+  end
+  local cost = not is_nil(cost_usd) and cost_usd or decision.cost_usd
+  return ('route %s -> tier %s, %s ms%s'):format(
+    is_nil(decision.route) and 'none' or decision.route,
+    decision.tier or '?',
+    fmt_number(elapsed_ms, '%.0f'),
+    is_nil(cost) and '' or (', $%.5f'):format(cost)
+  )
+end
+
+--- Record the last answer for the statusline; fires `User TinyarmsStatus`.
+function M.answered(decision, elapsed_ms, cost_usd)
+  if is_nil(decision) then
+    return
+  end
+  local cost = not is_nil(cost_usd) and cost_usd or decision.cost_usd
+  M.last_answer = {
+    kind = 'answer',
+    route = decision.route,
+    role = decision.role,
+    tier = decision.tier,
+    elapsed_ms = elapsed_ms,
+    cost_usd = not is_nil(cost) and cost or nil,
+    at = vim.uv.hrtime(),
+  }
+  vim.api.nvim_exec_autocmds('User', { pattern = 'TinyarmsStatus', modeline = false, data = M.last_answer })
+end
+
+-- Client-side handlers for the commands the server's code actions and chat actions name, so
+-- they take the editor's own path: an edit shows its diff first, a chat turn goes to the chat
+-- buffer, an agent goal streams into the agent buffer (lsp/tinyarms.lua passes these as the
+-- client's `commands`).
+M.client_commands = {
+  ['tinyarms.edit'] = function(command)
+    require('tinyarms.edit').propose((command.arguments or {})[1] or {})
+  end,
+  ['tinyarms.chat'] = function(command, ctx)
+    local argument = (command.arguments or {})[1] or {}
+    require('tinyarms.chat').send(argument.text or '', { bufnr = ctx and ctx.bufnr, range = argument.range })
+  end,
+  ['tinyarms.agent'] = function(command)
+    require('tinyarms.agent').run((command.arguments or {})[1] or {})
+  end,
+}
+
+--- A short text for statuslines: the tier, latency and cost of the last answer (chat, edit,
+--- agent), else the latest completion or routed request.
 function M.statusline()
+  local answer = M.last_answer
+  if answer then
+    return ('tinyarms %s %s ms%s'):format(
+      answer.tier or '?',
+      fmt_number(answer.elapsed_ms, '%.0f'),
+      answer.cost_usd and (' $%.4f'):format(answer.cost_usd) or ''
+    )
+  end
   local latest = M.last_status.decision or M.last_status.completion
   if not latest then
     return ''

@@ -230,3 +230,5 @@ async def test_a_workspace_route_offers_its_action_and_sends_its_instruction(
     [sent] = [entry["messages"] for entry in http.log if entry["model"] == model]
     code = "```\ndef add(a, b):\n    return a + b\n```"
     assert sent[-1]["content"] == f"{code}\n\nTranslate this code into idiomatic Rust."
+    # The selection goes once, in the user message: no second "File context" copy (nor a hash of it).
+    assert [m["role"] for m in sent] == ["system", "user"] and "File context" not in sent[0]["content"]

@@ -62,7 +62,8 @@ async def ask(
         decision=decision,
         on_delta=on_delta,
         on_restart=on_restart,
-        context=hashlib.sha256(request.selection.encode()).hexdigest() if request.selection else "",
+        # The selection is in the messages already; its hash keeps cached answers of other code apart.
+        cache_scope=hashlib.sha256(request.selection.encode()).hexdigest() if request.selection else "",
         embed=await routing.embedder(config),
     )
     return Answered(decision, answer)

@@ -92,6 +92,7 @@ async def run_role(
     on_delta: Callable[[str], None] | None = None,
     on_restart: Callable[[str], None] | None = None,
     context: str = "",
+    cache_scope: str = "",
     embed: Callable[[str], Sequence[float]] | None = None,
     shared: Shared | None = None,
     tools: Sequence[ToolSpec] = (),
@@ -100,7 +101,8 @@ async def run_role(
     with a message naming each tier and why when nothing answered. `embed` feeds the
     semantic cache (`cache.semantic`); without it only exact repeats are reused. With
     `tools`, an answer may be tool calls instead of text (the agent's steps); those
-    requests are never cached."""
+    requests are never cached. `context` is file text sent to the model beside the messages;
+    `cache_scope` (e.g. a hash of the selection) only keeps cached answers apart, never sent."""
     record = Record(
         role=role,
         route=decision.route if decision else None,
@@ -116,7 +118,7 @@ async def run_role(
     run = Run(config, record, health=shared.health, clients=shared.clients, on_delta=on_delta, on_restart=on_restart)
     try:
         chain, budget = _prepare(run, tier, decision)
-        lookup = None if tools else _lookup(run, chain, messages, context, embed)
+        lookup = None if tools else _lookup(run, chain, messages, context + cache_scope, embed)
         if lookup is not None and (hit := _cached(run, lookup)) is not None:
             return hit
         return await _walk(run, chain, budget, messages, context, lookup, list(tools))

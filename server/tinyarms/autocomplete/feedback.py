@@ -11,9 +11,7 @@ one O_APPEND write of about 250 bytes; the file is rotated at 20 MB.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 import uuid
 from collections import OrderedDict, defaultdict
@@ -23,6 +21,8 @@ from typing import Any
 
 import attrs
 import platformdirs
+
+from tinyarms import jsonl
 
 log = logging.getLogger(__name__)
 
@@ -100,38 +100,11 @@ class FeedbackLog:
             record["accepted_length"] = min(int(length), offered.length)
         if self.with_text:
             record["text"] = offered.text
-        return {"recorded": _append(self.path or feedback_path(), record)}
-
-
-def _append(path: Path, record: dict[str, Any]) -> bool:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_file() and path.stat().st_size > ROTATE_BYTES:
-            os.replace(path, path.with_suffix(".jsonl.1"))
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
-        finally:
-            os.close(fd)
-        return True
-    except OSError as exc:  # a full disk must not break the editor
-        log.warning("could not record autocomplete feedback in %s: %s", path, exc)
-        return False
+        return {"recorded": jsonl.append(self.path or feedback_path(), record, rotate_bytes=ROTATE_BYTES)}
 
 
 def read(*, since_s: float | None = None, path: Path | None = None) -> Iterator[dict[str, Any]]:
-    path = path or feedback_path()
-    if not path.is_file():
-        return
-    cutoff = time.time() - since_s if since_s else 0.0
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a torn line: skip it, keep the rest
-            if isinstance(record, dict) and float(record.get("ts", 0)) >= cutoff:
-                yield record
+    return jsonl.read(path or feedback_path(), since_s=since_s)
 
 
 def stats(records: Iterable[dict[str, Any]]) -> dict[str, Any]:

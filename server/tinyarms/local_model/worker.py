@@ -57,6 +57,16 @@ PLAIN_CHAT_STOPS = ["\nQ:", "\nA:", "\nB:"]
 PROMPT_CHUNK = 64  # tokens evaluated between cancel checks (0.4-1 s cold; smaller chunks cost throughput)
 
 
+
+def common_prefix(cached: list[int], tokens: list[int]) -> int:
+    """How many leading tokens the KV cache already holds: those are not evaluated again."""
+    keep = 0
+    for a, b in zip(cached, tokens, strict=False):
+        if a != b:
+            break
+        keep += 1
+    return keep
+
 class Cancelled(Exception):
     pass
 
@@ -194,11 +204,7 @@ class Worker:
         if len(tokens) > limit:
             raise ValueError(f"prompt of {len(tokens)} tokens does not fit the context ({limit})")
         cached = llm.input_ids[: llm.n_tokens].tolist()
-        keep = 0
-        for a, b in zip(cached, tokens, strict=False):
-            if a != b:
-                break
-            keep += 1
+        keep = common_prefix(cached, tokens)
         keep = min(keep, len(tokens) - 1)  # always evaluate one token, for fresh logits
         llm.n_tokens = keep
         log.debug("prepare %d: %d tokens, %d cached, %d kept", rid, len(tokens), len(cached), keep)
@@ -316,11 +322,7 @@ class Worker:
         if len(tokens) < 2 or len(tokens) > llm.n_ctx() - 1:
             return {"evaluated": 0, "prompt_tokens": len(tokens), "preempted": False}
         cached = llm.input_ids[: llm.n_tokens].tolist()
-        keep = 0
-        for a, b in zip(cached, tokens, strict=False):
-            if a != b:
-                break
-            keep += 1
+        keep = common_prefix(cached, tokens)
         llm.n_tokens = min(keep, len(tokens))
         evaluated = 0
         for start in range(llm.n_tokens, len(tokens), chunk):

@@ -4,18 +4,17 @@ wrote itself: never request or answer text, never keys."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 import statistics
-import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from tinyarms import jsonl
 
 log = logging.getLogger(__name__)
 
@@ -26,32 +25,11 @@ def trace_path() -> Path:
 
 def append(record: dict[str, Any], *, path: Path | None = None) -> None:
     """One line, one write(2) on an O_APPEND file: concurrent servers do not interleave."""
-    path = path or trace_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
-    except OSError as exc:  # a full disk must not fail the answer
-        log.warning("could not write the decision trace to %s: %s", path, exc)
+    jsonl.append(path or trace_path(), record)
 
 
 def read(*, since_s: float | None = None, path: Path | None = None) -> Iterator[dict[str, Any]]:
-    path = path or trace_path()
-    if not path.is_file():
-        return
-    cutoff = time.time() - since_s if since_s else 0.0
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a torn line after a crash: skip it, keep the rest
-            if isinstance(record, dict) and float(record.get("ts", 0)) >= cutoff:
-                yield record
+    return jsonl.read(path or trace_path(), since_s=since_s)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

@@ -130,7 +130,7 @@ async def fault_matrix(url: str, repeats: int) -> dict[str, Any]:
                     except tiers.AllTiersFailed as exc:
                         outcome = "clear_errors" if "failed" in str(exc) else "lost"
                         trace = exc.trace
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         outcome, trace = "hangs", {}
                     except Exception:
                         outcome, trace = "lost", {}

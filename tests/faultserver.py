@@ -157,7 +157,7 @@ class FaultServer:
                 try:
                     await asyncio.wait_for(reader.read(), turn["delay"])  # the client closing ends the wait
                     return False
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             events = _scripted_events(turn, anthropic, sum(len(str(m).split()) for m in request.get("messages") or []))
             await _stream(writer, events)

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,6 @@ import pytest
 from conftest import REPO, run_tinyarms
 from tinyarms.config.jsonschema import SCHEMA_FILE, field_docs, generate, shipped_schema_text
 from tinyarms.config.layers import presets_dir
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SHIPPED = sorted(presets_dir().glob("*.toml"))
 VSCODE_COPY = REPO / "vscode-client" / "schemas" / "tinyarms.schema.json"

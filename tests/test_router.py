@@ -6,11 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 
 from tinyarms.config import ConfigInputs, load_config
 from tinyarms.router import Decision, Router, load_router

@@ -6,11 +6,11 @@ import json
 import math
 import random
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomllib
 
 from conftest import run_tinyarms
 from tinyarms.config import ConfigInputs, load_config

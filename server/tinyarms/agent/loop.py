@@ -174,7 +174,7 @@ class Run:
         self._current = task
         try:
             return await asyncio.wait_for(task, remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise self._time_stop(what) from None
         except asyncio.CancelledError:
             if self._cancelled:

@@ -360,7 +360,7 @@ async def execute(argv: list[str], cwd: Path, timeout: float, cap: int) -> str:
     try:
         await asyncio.wait_for(asyncio.gather(read(), proc.wait()), timeout)
         status = f"exit code {proc.returncode}"
-    except asyncio.TimeoutError:
+    except TimeoutError:
         _kill(proc)
         await proc.wait()
         status = f"killed after {timeout:g}s (agent.command_timeout_s)"

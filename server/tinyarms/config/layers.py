@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import re
-import sys
+import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -24,11 +24,6 @@ import platformdirs
 from attrs import define, field
 
 from tinyarms.config.locate import KeyPath, key_lines, line_of
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SourceKind = Literal["default", "preset", "user", "workspace", "editor", "env"]
 WORKSPACE_FILE = ".tinyarms.toml"

@@ -169,7 +169,7 @@ class LocalModel:
                 proc.stdin.close()
             try:
                 await asyncio.wait_for(proc.wait(), timeout=3)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.kill()
                 await proc.wait()
         self._fail_pending("the model is shut down")
@@ -248,7 +248,7 @@ class LocalModel:
                 continue
             try:
                 await asyncio.wait_for(self._call("ping"), timeout=3 * interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._hung = f"hung: no answer to a ping in {3 * interval:g} s; killed"
                 log.error("model %s (%s): child pid %d %s", self.spec, self.purpose, proc.pid, self._hung)
                 with contextlib.suppress(ProcessLookupError):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import difflib
 import json
-import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,11 +24,6 @@ from tinyarms.atomic import write_bytes
 from tinyarms.config.layers import PRESET_NAME, find_preset, installed_presets_dir, leaves, presets_dir
 from tinyarms.presets.fetch import is_url, read_source, sha256
 from tinyarms.presets.verify import PresetError, check
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 class PresetChanged(PresetError):

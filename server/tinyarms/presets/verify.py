@@ -13,7 +13,7 @@ A preset is shared text from someone else, so three things are refused:
 from __future__ import annotations
 
 import re
-import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,6 @@ from tinyarms.config.layers import PRESET_NAME, Layer, Problem, leaves, merge_in
 from tinyarms.config.loader import load_preset_chain
 from tinyarms.config.locate import KeyPath
 from tinyarms.config.validate import validate
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 class PresetError(Exception):

@@ -87,7 +87,7 @@ class Routing:
             task = self._task
             try:
                 await asyncio.wait_for(asyncio.shield(task), timeout=max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.error = f"it is still loading after {self.timeout_s:.0f} s"
                 return None
             if task is self._task:

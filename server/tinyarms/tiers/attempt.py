@@ -67,7 +67,7 @@ async def stream_once(
 
     try:
         await asyncio.wait_for(consume(), timeout)  # wait_for, not asyncio.timeout: Python 3.10 too
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise TierError("timeout", f"tier '{name}' did not finish within {timeout:.3g}s") from None
     return result
 

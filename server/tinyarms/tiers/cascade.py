@@ -8,7 +8,6 @@ quality escalations per request; tier failures always fall back regardless.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from tinyarms.backends import ChatRequest, TierError
@@ -43,7 +42,7 @@ async def self_check(run: Run, name: str, tier: Tier, question: str, answer: str
         verdict = await stream_once(
             run, name, tier, request, max(0.1, min(run.remaining(), tier.timeout_s)), show=False
         )
-    except (TierError, asyncio.TimeoutError):
+    except (TimeoutError, TierError):
         return None
     run.charge(name, tier, verdict.usage, None)
     return not verdict.text.strip().lower().startswith("no")

@@ -18,7 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
@@ -156,7 +156,7 @@ def _replace_corrupt(path: Path, exc: BaseException) -> None:
 
 def _periods(now: float) -> tuple[str, str]:
     # Local calendar days and months: that is what a user means by "per day".
-    local = datetime.fromtimestamp(now, timezone.utc).astimezone()
+    local = datetime.fromtimestamp(now, UTC).astimezone()
     return local.strftime("%Y-%m-%d"), local.strftime("%Y-%m")
 
 

@@ -24,7 +24,7 @@ from test_autocomplete_lsp import end_of, model_status, open_doc, vscode_inline_
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 # Generous budget: what is checked is the text, not the speed (see scripts/bench_autocomplete.py).
-SETTINGS = {"roles": {"autocomplete": {"max_latency_ms": 120000, "prefill": False}}}
+SETTINGS = {"roles": {"autocomplete": {"max_latency_ms": 60000, "prefill": False}}}
 CONTEXT_TOKENS = 512  # the default cap
 
 HEADERS = '''"""Parsing and formatting of mail headers."""

@@ -67,9 +67,10 @@ class Completion:
 class Generation:
     """One running (or finished) generation and the text it has produced so far."""
 
-    def __init__(self, key: int, line_prefix: str) -> None:
-        self.key = key
+    def __init__(self, key: int, line_prefix: str, context: str | None = None) -> None:
+        self.key = key  # the text around the cursor
         self.line_prefix = line_prefix
+        self.context = context  # the other files' block it was generated with
         self.text = ""
         self.done = False
         self.reason = ""
@@ -180,11 +181,11 @@ class CompletionEngine:
             return self._answer("", started, "binary")
         multiline = postprocess.allows_multiline(prompt, self.multiline)
         context_key = request.context.comments if request.context else None
-        key = hash((request.doc, context_key, prompt.before, prompt.line_suffix, prompt.below))
+        key = hash((request.doc, prompt.before, prompt.line_suffix, prompt.below))
         budget_ms = 1e9 if self.max_latency_ms is None else max(self.max_latency_ms - MARGIN_MS, 5)
         deadline = started + budget_ms / 1000
 
-        hit = self._lookup(key, prompt.line_prefix)
+        hit = self._lookup(key, prompt.line_prefix, context_key)
         if hit is not None:
             generation, rest = hit
             if rest:
@@ -201,7 +202,7 @@ class CompletionEngine:
             return await self._wait(current, prompt, multiline, deadline, started, "speculation")
         if current is not None:
             current.cancel()
-        generation = Generation(key, prompt.line_prefix)
+        generation = Generation(key, prompt.line_prefix, context_key)
         self._remember(generation)
         segments = self._segments(request, prompt)
         self._prefilled = hash(repr(segments))
@@ -286,10 +287,15 @@ class CompletionEngine:
             self._prefilled = None  # not all of it is in the cache: a later prefill may finish it
         log.debug("prefill %s: %s", outcome, reply)
 
-    def _lookup(self, key: int, line_prefix: str) -> tuple[Generation, str] | None:
-        """The newest generation that still offers text; else one the user caught up with."""
+    def _lookup(self, key: int, line_prefix: str, context: str | None) -> tuple[Generation, str] | None:
+        """The newest generation that still offers text; else one the user caught up with.
+        One made with another context block counts only once the user typed into it: typing
+        a suggestion through stays instant when the block is rebuilt meanwhile, but asking
+        again at the same place with new context asks the model again."""
         live = ended = None
         for generation in reversed(self.cache.get(key, [])):
+            if generation.context != context and len(line_prefix) <= len(generation.line_prefix):
+                continue
             rest = generation.remainder(line_prefix)
             if rest is None:
                 continue

@@ -40,6 +40,10 @@ COMMANDS = [
 # Chat runs on the real embedded model. The user file defines the tiers, the workspace file
 # picks them (a workspace may choose a tier by name; it may not define an endpoint).
 USER_CONFIG = """
+# The workspace file moves edit and agent onto the scripted (remote) tiers: only a trusted
+# workspace may send a role somewhere the user's own layers do not.
+trusted_workspaces = ["{workspace}"]
+
 # The embedded model on a busy 2-core machine can take over a minute for one answer.
 [tiers.local]
 timeout_s = 240
@@ -188,7 +192,7 @@ class NvimSession:
         self.env["SCRIPTED_KEY"] = "test-key"
         user_config = self.home / "config" / "tinyarms" / "config.toml"
         user_config.parent.mkdir(parents=True)
-        user_config.write_text(USER_CONFIG.format(url=http.url))
+        user_config.write_text(USER_CONFIG.format(url=http.url, workspace=self.workspace))
 
         written = run_tinyarms(self.env, "setup", "nvim", "--write", "--yes")
         assert written.returncode == 0, written.stderr

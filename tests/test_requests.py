@@ -71,7 +71,6 @@ TRANSLATE = """
 role = "chat"
 utterances = ["port this to rust", "rewrite this function in rust", "convert this code to rust"]
 instruction = "Translate this code into idiomatic Rust."
-description = "translate code into Rust"
 action = "tinyarms: Translate to Rust"
 action_kind = "refactor.rewrite"
 """
@@ -99,7 +98,7 @@ def test_a_route_added_in_the_workspace_reaches_the_model_with_its_instruction(
     (workspace / ".tinyarms.toml").write_text(TRANSLATE.replace('"refactor.rewrite"', '"rewrite-it"'))
     broken = run_tinyarms(env, "config", "show", "--workspace", str(workspace))
     assert broken.returncode == 1
-    assert "unknown action_kind 'rewrite-it'" in broken.stderr and ".tinyarms.toml:8" in broken.stderr
+    assert "unknown action_kind 'rewrite-it'" in broken.stderr and ".tinyarms.toml:7" in broken.stderr
 
 
 def test_slash_commands_are_spelled_out_and_other_text_is_left_alone(tmp_path: Path) -> None:

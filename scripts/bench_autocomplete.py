@@ -116,10 +116,8 @@ def humaneval_sample(count: int) -> list[dict[str, Any]]:
 # -- 1. typing replay over LSP -------------------------------------------------------------
 
 
-async def typing_replay(spec: str, files: list[Path], spots: int, per_spot: int, interval_ms: float) -> dict[str, Any]:
-    from lsprotocol import types
-    from pygls.lsp.client import LanguageClient
-
+def server_env(spec: str) -> tuple[Path, dict[str, str]]:
+    """A server's home (its own config and state dirs) and environment, the model `spec` on the local tier."""
     home = Path(tempfile.mkdtemp(prefix="tinyarms-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TINYARMS_")}
     env.update(
@@ -130,6 +128,14 @@ async def typing_replay(spec: str, files: list[Path], spots: int, per_spot: int,
         TINYARMS_ROLES__AUTOCOMPLETE__TIER='"local"',
         HF_HUB_OFFLINE="1",
     )
+    return home, env
+
+
+async def typing_replay(spec: str, files: list[Path], spots: int, per_spot: int, interval_ms: float) -> dict[str, Any]:
+    from lsprotocol import types
+    from pygls.lsp.client import LanguageClient
+
+    home, env = server_env(spec)
     client = LanguageClient("bench", "1")
     statuses: list[Any] = []
 
@@ -607,16 +613,7 @@ class Session:
         from lsprotocol import types
         from pygls.lsp.client import LanguageClient
 
-        home = Path(tempfile.mkdtemp(prefix="tinyarms-bench-"))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TINYARMS_")}
-        env.update(
-            PYTHONPATH=str(REPO / "server"),
-            XDG_CONFIG_HOME=str(home / "config"),
-            XDG_STATE_HOME=str(home / "state"),
-            TINYARMS_TIERS__LOCAL__MODEL=json.dumps(self.spec),
-            TINYARMS_ROLES__AUTOCOMPLETE__TIER='"local"',
-            HF_HUB_OFFLINE="1",
-        )
+        home, env = server_env(self.spec)
         self.client = client = LanguageClient("bench", "1")
 
         @client.feature("tinyarms/status")

@@ -56,9 +56,11 @@ expected str @ $.text``):
 - ``tinyarms.chat.delete`` ``({"conversation"})``: ``{"deleted": bool}``.
 - ``tinyarms.edit`` ``({"uri", "range", "instruction", "version", "preview"?, "answer"?})``: the
   edit role rewrites the range's whole lines (``/test`` writes tests into the project's test
-  file instead). ``preview: true`` -> ``{"diff", "edit": WorkspaceEdit, "decision"}``,
+  file instead). ``preview: true`` -> ``{"diff", "edit": WorkspaceEdit, "decision", "trace"}``,
   nothing applied; otherwise ``workspace/applyEdit`` labelled ``tinyarms: <instruction>`` ->
-  ``{"applied": true, "decision", "diff"}``. Refused (the document is not at ``version``,
+  ``{"applied": true, "decision", "diff", "trace"}``. ``trace`` is the model call's trace
+  record (null when ``answer`` was given): an editor that accepts or rejects a preview sends
+  ``tinyarms.feedback {"trace_id": trace.id, "outcome": "accepted" | "rejected"}``. Refused (the document is not at ``version``,
   the answer is empty, unchanged, words instead of code, or breaks the file's syntax, the
   editor cannot create the test file or did not apply the edit) -> ``{"applied": false,
   "refused": "<one sentence>", "decision"}``, nothing changed. ``answer``: apply this text

@@ -60,11 +60,12 @@ expected str @ $.text``):
   nothing applied; otherwise ``workspace/applyEdit`` labelled ``tinyarms: <instruction>`` ->
   ``{"applied": true, "decision", "diff", "trace"}``. ``trace`` is the model call's trace
   record (null when ``answer`` was given): an editor that accepts or rejects a preview sends
-  ``tinyarms.feedback {"trace_id": trace.id, "outcome": "accepted" | "rejected"}``. Refused (the document is not at ``version``,
-  the answer is empty, unchanged, words instead of code, or breaks the file's syntax, the
-  editor cannot create the test file or did not apply the edit) -> ``{"applied": false,
-  "refused": "<one sentence>", "decision"}``, nothing changed. ``answer``: apply this text
-  (a chat answer) instead of asking the model; the same checks apply.
+  ``tinyarms.feedback {"trace_id": trace.id, "outcome": "accepted" | "rejected"}``.
+  Refused (the document is not at ``version``, the answer is empty, unchanged, words instead
+  of code, or breaks the file's syntax, the editor cannot create the test file or did not
+  apply the edit) -> ``{"applied": false, "refused": "<one sentence>", "decision"}``, nothing
+  changed. ``answer``: apply this text (a chat answer) instead of asking the model; the same
+  checks apply.
 - ``tinyarms.agent`` ``({"goal", "uri"?, "range"?, "workDoneToken"?, "run"?})``: run the agent
   (features/agent.py) in the workspace folders; ``run`` is an optional client-chosen id. Each
   step is a ``$/progress`` report under ``workDoneToken`` (or a server-created token): the

@@ -580,7 +580,7 @@ async function chatPhase(page) {
 }
 
 /**
- * Under the chat answer: 👎, then Wrong route… (the quick pick: fix), then Try a stronger tier;
+ * Under the chat answer: thumbs down, then Wrong route… (the quick pick: fix), then Try a stronger tier;
  * each shows what the server recorded. The trace itself is read after the session (statsAfter).
  */
 async function chatFeedbackPhase(page) {
@@ -589,14 +589,16 @@ async function chatFeedbackPhase(page) {
   await answer.waitFor({ timeout: bounded(10_000) });
   const index = await answer.getAttribute("data-index");
   const turn = frame.locator(`.turn[data-index="${index}"]`);
-  const buttons = await turn.locator(".feedback button").allInnerTexts();
+  const labels = (node) =>
+    node.locator(".feedback button").evaluateAll((all) => all.map((b) => b.getAttribute("aria-label") || b.innerText.trim()));
+  const buttons = await labels(turn);
   const recorded = async (pattern) => {
     const note = turn.locator(".feedback .recorded", { hasText: pattern });
     await note.waitFor({ timeout: bounded(30_000) });
     return (await note.innerText()).trim();
   };
   await turn.locator(".feedback button.rate.down").click();
-  const down = await recorded("👎");
+  const down = await recorded("thumbs down");
   const downPressed = await turn.locator(".feedback button.rate.down").getAttribute("aria-pressed");
   await shot(page, "chat-feedback");
 
@@ -631,7 +633,7 @@ async function chatFeedbackPhase(page) {
     stronger: {
       answer: (await again.locator(".body").innerText()).trim(),
       decision: (await again.locator(".decision").innerText()).trim(),
-      buttons: await again.locator(".feedback button").allInnerTexts(),
+      buttons: await labels(again),
     },
     original_note: originalNote,
     status: await statusText(page),

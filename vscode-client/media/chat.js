@@ -19,20 +19,40 @@
     turns.scrollTop = turns.scrollHeight;
   }
 
-  // Under an answer with a trace id: 👍 / 👎, "Try a stronger tier", "Wrong route…", and what
+  // A thumb icon drawn here (an emoji needs a colour-emoji font, which many Linux systems lack).
+  function thumb(down) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 16 16");
+    svg.setAttribute("width", "14");
+    svg.setAttribute("height", "14");
+    svg.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("fill", "currentColor");
+    path.setAttribute(
+      "d",
+      "M1 7h3v8H1z M5 7.5 8.2 1.6c.9-.3 2 .3 2 1.4L9.8 6h4c.8 0 1.4.8 1.2 1.6l-1.4 6.2c-.1.7-.7 1.2-1.4 1.2H5z",
+    );
+    if (down) path.setAttribute("transform", "rotate(180 8 8)");
+    svg.appendChild(path);
+    return svg;
+  }
+
+  // Under an answer with a trace id: thumbs up / down, "Try a stronger tier", "Wrong route…", and what
   // the last click recorded (the extension sends it to the server's trace).
   function feedbackBar(index, feedback) {
     const bar = element("div", "feedback");
-    const rate = (rating, label, title) => {
-      const button = element("button", `rate ${rating}`, label);
+    const rate = (rating, title) => {
+      const button = element("button", `rate ${rating}`);
+      button.appendChild(thumb(rating === "down"));
       button.title = title;
       button.setAttribute("aria-label", title);
       button.setAttribute("aria-pressed", String(feedback.rating === rating));
       button.addEventListener("click", () => vscode.postMessage({ type: "rate", turn: index, rating }));
       bar.appendChild(button);
     };
-    rate("up", "👍", "Good answer");
-    rate("down", "👎", "Not a good answer");
+    rate("up", "Good answer");
+    rate("down", "Not a good answer");
     if (feedback.stronger) {
       const stronger = element("button", "stronger", "Try a stronger tier");
       stronger.title = "Ask the same question again on the role's strong tier (recorded in the trace)";

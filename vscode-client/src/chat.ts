@@ -1,7 +1,7 @@
 // The chat view in the side bar: one conversation at a time (`tinyarms.chat` keeps its
 // turns on the server, in the state dir), answers streamed in as Markdown, code blocks with
 // Copy and Insert, and under each answer the decision (route, tier, latency, cost) and the
-// context that was sent, and the user's verdict on it: 👍 / 👎, "Try a stronger tier" and
+// context that was sent, and the user's verdict on it: thumbs up / down, "Try a stronger tier" and
 // "Wrong route…" (answers.ts sends them to the server's decision trace, by the answer's trace id).
 //
 // A webview, unlike the read-only answer tabs of tinyarms: Ask: a conversation needs an
@@ -255,7 +255,7 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
     }
   }
 
-  /** 👍 / 👎 on answer `index`: `tinyarms.feedback {trace_id, rating}`; the answer shows it was recorded. */
+  /** Thumbs up / down on answer `index`: `tinyarms.feedback {trace_id, rating}`; the answer shows it was recorded. */
   private async rate(index: number, rating: Rating): Promise<void> {
     const turn = this.turns[index];
     if (!turn?.traceId) {
@@ -263,7 +263,7 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
     }
     await sendFeedback(this.server, { trace_id: turn.traceId, rating });
     turn.rating = rating;
-    this.recorded(index, `recorded: ${rating === "up" ? "👍 good answer" : "👎 not a good answer"}`);
+    this.recorded(index, `recorded: ${rating === "up" ? "thumbs up (a good answer)" : "thumbs down (not a good answer)"}`);
   }
 
   /** "Wrong route…": pick the route the request should have taken; `tinyarms.feedback {trace_id, route}`. */

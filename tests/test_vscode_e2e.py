@@ -234,14 +234,14 @@ def test_thumbs_down_route_correction_and_stronger_tier_from_the_chat_view_reach
     assert feedback["down_pressed"] == "true", feedback
     routes = feedback["routes"]
     assert any(r.startswith("fix") for r in routes) and any(r.startswith("none") for r in routes), routes
-    assert feedback["route"] == "recorded: route should have been fix", feedback
+    assert feedback["route"] == "recorded: thumbs down (not a good answer) · route should have been fix", feedback
     # The stronger tier (the fault server's model "ok", chat's strong_tier) answered below it,
     # and was asked the same question.
     stronger = feedback["stronger"]
     assert stronger["answer"] == "Answer from ok.", stronger
     assert "tier scripted-strong" in stronger["decision"] and stronger["decision"].startswith("stronger tier"), stronger
     assert "Try a stronger tier" not in stronger["buttons"] and "Not a good answer" in stronger["buttons"], stronger
-    assert "scripted-strong again" in feedback["original_note"], feedback
+    assert feedback["original_note"].endswith("· asked scripted-strong again (below)"), feedback
     asked = [e for e in http.log if e["model"] == "ok"]
     assert asked and CHAT_QUESTION in json.dumps(asked[-1]["messages"]), asked
     # The decision trace, as the session left it.

@@ -37,8 +37,8 @@ interface Turn {
   correctedRoute?: string;
   /** This answer is a re-ask on a stronger tier (it gets no second "Try a stronger tier"). */
   stronger?: boolean;
-  /** What the last feedback on this answer recorded, shown under it. */
-  recorded?: string;
+  /** The tier this answer's question was asked again on. */
+  reaskedOn?: string;
 }
 
 type Rating = "up" | "down";
@@ -263,7 +263,7 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
     }
     await sendFeedback(this.server, { trace_id: turn.traceId, rating });
     turn.rating = rating;
-    this.recorded(index, `recorded: ${rating === "up" ? "thumbs up (a good answer)" : "thumbs down (not a good answer)"}`);
+    this.refresh(index);
   }
 
   /** "Wrong route…": pick the route the request should have taken; `tinyarms.feedback {trace_id, route}`. */
@@ -278,7 +278,7 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
     }
     await sendFeedback(this.server, { trace_id: turn.traceId, route });
     turn.correctedRoute = route;
-    this.recorded(index, `recorded: route should have been ${route}`);
+    this.refresh(index);
   }
 
   /** "Try a stronger tier": `tinyarms.reask` answers the same request on the role's strong tier. */
@@ -294,7 +294,8 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
       if (result.decision) {
         this.status.answer(result.decision, elapsed, result.cost_usd);
       }
-      this.recorded(index, `recorded: asked ${result.decision?.tier ?? "a stronger tier"} again (below)`);
+      turn.reaskedOn = result.decision?.tier ?? "a stronger tier";
+      this.refresh(index);
       return {
         role: "assistant",
         text: result.text || "_(no answer text)_",
@@ -305,9 +306,9 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
     });
   }
 
-  private recorded(index: number, note: string): void {
+  /** Show answer `index` again, with what the server has recorded about it. */
+  private refresh(index: number): void {
     const turn = this.turns[index];
-    turn.recorded = note;
     this.post({ type: "update", index, turn: this.rendered(turn) });
     this.save();
   }
@@ -327,7 +328,7 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
       actions: (turn.actions ?? []).map((a) => a.title),
       error: turn.error,
       feedback: turn.traceId
-        ? { rating: turn.rating, recorded: turn.recorded, stronger: !turn.stronger, route: turn.correctedRoute }
+        ? { rating: turn.rating, recorded: recordedNote(turn), stronger: !turn.stronger }
         : undefined,
     };
   }
@@ -428,6 +429,16 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
       s.dispose();
     }
   }
+}
+
+/** "recorded: thumbs down (not a good answer) · route should have been fix": what the server has. */
+function recordedNote(turn: Turn): string | undefined {
+  const notes = [
+    turn.rating && (turn.rating === "up" ? "thumbs up (a good answer)" : "thumbs down (not a good answer)"),
+    turn.correctedRoute && `route should have been ${turn.correctedRoute}`,
+    turn.reaskedOn && `asked ${turn.reaskedOn} again (below)`,
+  ].filter(Boolean);
+  return notes.length ? `recorded: ${notes.join(" · ")}` : undefined;
 }
 
 /** The feedback fields of an answer with trace id `id` (none without one: nothing to name). */

@@ -113,6 +113,7 @@ class Session:
     lsp: LanguageClient
     editor: Editor
     workspace: Path
+    env: dict[str, str] = attrs.field(factory=dict)  # its XDG dirs: the trace is under XDG_STATE_HOME
 
 
 async def start_session(client: str, tmp_path_factory: Any, url: str, model: str) -> Session:
@@ -121,7 +122,7 @@ async def start_session(client: str, tmp_path_factory: Any, url: str, model: str
     write_config(Path(env["XDG_CONFIG_HOME"]) / "tinyarms" / "config.toml", url, model)
     workspace = tmp_path_factory.mktemp("workspace")
     lsp = await start_client(client, workspace, env)
-    return Session(lsp=lsp, editor=Editor(lsp), workspace=workspace)
+    return Session(lsp=lsp, editor=Editor(lsp), workspace=workspace, env=env)
 
 
 def types_uri_path(uri: str) -> str:

@@ -109,13 +109,21 @@ async def test_preview_returns_the_diff_and_the_edit_and_applies_nothing(session
     uri = session.editor.open(session.workspace / "shapes_preview.py", MODULE)
     before = len(session.editor.requests)
     result = await edit(session, uri, "/refactor", http, f"```python\n{AREA_NEW}```", preview=True)
-    assert set(result) == {"diff", "edit", "decision"} and result["decision"]["route"] == "refactor"
+    assert set(result) == {"diff", "edit", "decision", "trace"} and result["decision"]["route"] == "refactor"
     assert len(session.editor.requests) == before and session.editor.text(uri) == MODULE
     [change] = result["edit"]["documentChanges"]
     assert change["textDocument"] == {"uri": uri, "version": 1}
     edits = [types.TextEdit(types.Range(types.Position(**e["range"]["start"]), types.Position(**e["range"]["end"])),
                             e["newText"]) for e in change["edits"]]  # fmt: skip
     assert apply_text_edits(MODULE, edits) == MODULE.replace("return total\n", "return round(total, 2)\n")
+    # The editor accepts or rejects the preview itself; the result's trace id lets it say which.
+    trace_id = result["trace"]["id"]
+    recorded = await execute(session.lsp, "tinyarms.feedback", {"trace_id": trace_id, "outcome": "rejected"})
+    assert recorded == {"recorded": True, "trace_id": trace_id, "correction": False}
+    trace = Path(session.env["XDG_STATE_HOME"]) / "tinyarms" / "trace.jsonl"
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert any(r.get("id") == trace_id and r.get("role") == "edit" for r in lines), lines[-3:]
+    assert {"kind": "feedback", "trace_id": trace_id, "outcome": "rejected"}.items() <= lines[-1].items(), lines[-1]
 
 
 @pytest.mark.parametrize(

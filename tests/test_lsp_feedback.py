@@ -1,5 +1,6 @@
 """Over LSP (stdio, VS Code and Neovim capabilities): the strong/weak decision in what `tinyarms.ask`
-returns, and `tinyarms.feedback` (a thumbs-down, a route correction) reaching the decision trace."""
+returns, `tinyarms.feedback` (a thumbs-down, a route correction) reaching the decision trace, and
+`tinyarms.reask` ("try a stronger tier") answering again on the strong tier and recording it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from lsprotocol import types
 
 from faultserver import FaultServer
+from model_server import llama_server
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +24,10 @@ def http() -> Iterator[FaultServer]:
 
 async def execute(lsp: Any, command: str, argument: dict[str, Any]) -> Any:
     return await lsp.workspace_execute_command_async(types.ExecuteCommandParams(command=command, arguments=[argument]))
+
+
+def tier(name: str, url: str, model: str, extra: str = 'api_key_env = "TEAM_KEY"') -> str:
+    return f'[tiers.{name}]\nprovider = "openai"\nbase_url = "{url}"\nmodel = "{model}"\n{extra}\n'
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -105,3 +111,65 @@ escalate_to = ["strong"]
         ("fix", "what does this regex match: ^a+b?$", short["trace"]["id"])
     ]
     assert (state / "corrections.jsonl").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.fixture(scope="module")
+def model_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from llama_server(tmp_path_factory, "embedded:gemma3-270m", "gemma3", "--chat_format", "alpaca")
+
+
+async def test_try_a_stronger_tier_answers_again_and_is_recorded(
+    lsp_factory: Callable[..., Any], user_config: Path, env: dict[str, str], http: FaultServer, model_url: str
+) -> None:
+    """`tinyarms.reask` on a chat answer goes to the strong tier (the real Gemma behind llama_cpp.server)
+    with the same messages; on an ask answer to a named tier (scripted, so its log shows what it got);
+    each leaves a `reask_stronger` feedback line that `router fit --from-log` counts against the cheap tier."""
+    user_config.parent.mkdir(parents=True, exist_ok=True)
+    user_config.write_text(
+        tier("cheap", http.url, "ok") + tier("strong", model_url, "gemma3", "max_tokens = 12")
+        + tier("scripted", http.url, "strong-script")
+        + """
+[roles.chat]
+tier = "cheap"
+escalate_to = ["strong"]
+"""
+    )
+    env["TEAM_KEY"] = "not-a-real-key"
+    lsp = await lsp_factory()
+    assert "tinyarms.reask" in lsp.initialize_result.capabilities.execute_command_provider.commands
+
+    chat = await execute(lsp, "tinyarms.chat", {"text": "/chat what is a closure in JavaScript?"})
+    assert chat["decision"]["tier"] == "cheap" and chat["text"] == "Answer from ok."
+    first_id = chat["trace"]["id"]
+    again = await execute(lsp, "tinyarms.reask", {"trace_id": first_id, "stream_id": "s1"})
+    assert again["reask_of"] == first_id and again["trace"]["id"] != first_id
+    assert again["decision"]["tier"] == "strong" and again["trace"]["steps"][0]["tier"] == "strong"
+    assert again["trace"]["steps"][0]["model"] == "gemma3" and again["text"].strip()
+    assert "asked again on strong" in again["decision"]["reason"]
+    # Asking the strong answer again: the chain has nothing stronger, and that is an error writing nothing.
+    with pytest.raises(Exception, match="no tier stronger than strong for the chat role"):
+        await execute(lsp, "tinyarms.reask", {"trace_id": again["trace"]["id"]})
+
+    http.scripts["strong-script"] = [{"text": "the scripted strong answer"}]
+    before = len(http.log)  # the fault server is shared by the module's tests
+    asked = await execute(lsp, "tinyarms.ask", {"text": "/chat explain what a monad is", "role": "chat"})
+    named = await execute(lsp, "tinyarms.reask", {"tier": "scripted"})  # no trace id: the last request
+    assert named["reask_of"] == asked["trace"]["id"] and named["text"] == "the scripted strong answer"
+    sent = [(e["model"], e["messages"]) for e in http.log[before:]]
+    assert [model for model, _ in sent] == ["ok", "strong-script"] and sent[0][1] == sent[1][1]  # the same messages
+    for bad, why in (({"trace_id": "nope"}, "not remembered"), ({"tier": "nope"}, "unknown tier 'nope'"),
+                     ({"tier": 3}, "tier")):  # fmt: skip
+        with pytest.raises(Exception, match=why):
+            await execute(lsp, "tinyarms.reask", bad)
+
+    trace = lines(Path(env["XDG_STATE_HOME"]) / "tinyarms" / "trace.jsonl")
+    reasks = [r for r in trace if r.get("kind") == "feedback"]
+    assert [(r["trace_id"], r["outcome"], r["reask_trace_id"], r["tier"]) for r in reasks] == [
+        (first_id, "reask_stronger", again["trace"]["id"], "strong"),
+        (asked["trace"]["id"], "reask_stronger", named["trace"]["id"], "scripted"),
+    ]
+    # The difficulty model reads it as "the cheap tier's answer did not do".
+    from tinyarms.router.difficulty import feedback_by_request, outcome_label
+
+    first_record = next(r for r in trace if r.get("id") == first_id)
+    assert outcome_label(first_record, feedback_by_request(trace)[first_id], "cheap") == 1

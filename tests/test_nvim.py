@@ -33,6 +33,7 @@ MODEL_TIMEOUT_S = 300  # the embedded model loads in the background after initia
 COMMANDS = [
     "TinyarmsAsk", "TinyarmsExplain", "TinyarmsRoute", "TinyarmsStatus", "TinyarmsConfig",
     "TinyarmsChat", "TinyarmsChatNew", "TinyarmsChatAction", "TinyarmsEdit",
+    "TinyarmsRate", "TinyarmsReroute", "TinyarmsStronger",
     "TinyarmsAgent", "TinyarmsAgentCancel", "TinyarmsAgentUndo",
 ]  # fmt: skip
 # Edits and agent steps come scripted from the fault server on 127.0.0.1 (a 270M model will not
@@ -64,6 +65,18 @@ base_url = "{url}"
 model = "nvim-agent"
 api_key_env = "SCRIPTED_KEY"
 max_retries = 0
+
+# :TinyarmsStronger re-asks on the chat role's strong tier: the fault server's model "ok"
+# ("Answer from ok.").
+[tiers.scripted-strong]
+provider = "openai"
+base_url = "{url}"
+model = "ok"
+api_key_env = "SCRIPTED_KEY"
+max_retries = 0
+
+[roles.chat]
+strong_tier = "scripted-strong"
 """
 WORKSPACE_CONFIG = '[roles.edit]\ntier = "scripted-edit"\n\n[roles.agent]\ntier = "scripted-agent"\n'
 TODO = "# TODO\n\n- [ ] count the words\n- [ ] print the total\n"
@@ -508,6 +521,94 @@ def test_chat_twice_in_one_conversation(session: NvimSession) -> None:
     session.lua("vim.api.nvim_win_close(vim.fn.bufwinid(require('tinyarms.chat').buf), true)")
 
 
+def trace_lines(session: NvimSession, name: str = "trace.jsonl") -> list[dict[str, Any]]:
+    path = session.home / "state" / "tinyarms" / name
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def test_chat_answer_rated_rerouted_and_asked_stronger_reach_the_trace(session: NvimSession, http: FaultServer) -> None:
+    require_command(session, "tinyarms.reask")
+    back_to_app(session)
+    question = "What does read_lines return?"
+    if not session.lua("return #require('tinyarms.chat').shown > 0"):  # run alone: one chat turn first
+        before = session.lua("return require('tinyarms.chat').answers")
+        session.nvim.command(f"TinyarmsChat {question}")
+        session.wait_for(f"require('tinyarms.chat').answers > {before}", MODEL_TIMEOUT_S, ":TinyarmsChat answers")
+    first = session.lua(
+        "local a = require('tinyarms.chat').shown[1]; return { trace_id = a.trace_id, route = a.route }"
+    )
+    first.setdefault("route", None)
+    assert re.fullmatch(r"[0-9a-f]{12}", first["trace_id"]), first
+    # In the chat buffer, the cursor on the first answer's text: `-` rates it down.
+    session.lua("local c = require('tinyarms.chat'); c.open(); vim.api.nvim_set_current_win(vim.fn.bufwinid(c.buf))")
+    to_first_answer = "call cursor(1, 1) | call cursor(search('^## tinyarms$', 'cW') + 2, 1)"
+    session.nvim.command(to_first_answer)
+    session.nvim.input("-")
+    session.wait_for("#require('tinyarms.answers').sent == 1", 30, "`-` records a thumbs-down")
+    # `R`: vim.ui.select with the config's routes (a picker the test answers: "fix").
+    session.lua(
+        "_G.test_select = nil\n"
+        "vim.ui.select = function(items, opts, on_choice)\n"
+        "  local shown = {}\n"
+        "  for _, item in ipairs(items) do table.insert(shown, opts.format_item(item)) end\n"
+        "  _G.test_select = { prompt = opts.prompt, items = shown }\n"
+        "  for _, item in ipairs(items) do if item.route == 'fix' then return on_choice(item) end end\n"
+        "  on_choice(nil)\n"
+        "end"
+    )
+    session.nvim.input("R")
+    session.wait_for("#require('tinyarms.answers').sent == 2", 30, "`R` records the route correction")
+    picker = session.lua("return _G.test_select")
+    assert "fix (edit)" in picker["items"] and "none (the fallback role)" in picker["items"], picker
+    assert f"the router chose {first['route'] or 'none'}" in picker["prompt"], picker
+    sent = session.lua("return require('tinyarms.answers').sent")
+    assert [(f["trace_id"], f.get("rating"), f.get("route")) for f in sent] == [
+        (first["trace_id"], "down", None), (first["trace_id"], None, "fix")
+    ], sent  # fmt: skip
+    # What was recorded shows at the end of the answer's decision line.
+    notes = session.lua(
+        "local c = require('tinyarms.chat')\n"
+        "local marks = vim.api.nvim_buf_get_extmarks(c.buf, vim.api.nvim_create_namespace('tinyarms.chat'), 0, -1,"
+        " { details = true })\n"
+        "local out = {}\n"
+        "for _, m in ipairs(marks) do if m[4].virt_text then"
+        " table.insert(out, { vim.api.nvim_buf_get_lines(c.buf, m[2], m[2] + 1, false)[1], m[4].virt_text[1][1] })"
+        " end end\n"
+        "return out"
+    )
+    assert len(notes) == 1 and notes[0][0].startswith("> route ") and "route should have been fix" in notes[0][1], notes
+    # `S`: the same question again on the strong tier; the answer streams in below.
+    answers = session.lua("return require('tinyarms.chat').answers")
+    session.nvim.command(to_first_answer)
+    session.nvim.input("S")
+    session.wait_for(f"require('tinyarms.chat').answers == {answers + 1}", 60, "`S` answers on the strong tier")
+    again = session.lua("return require('tinyarms.chat').last")
+    assert again["text"] == "Answer from ok." and again["decision"]["tier"] == "scripted-strong", again
+    assert again["reask_of"] == first["trace_id"], again
+    lines = chat_lines(session)
+    assert "## tinyarms, again on a stronger tier" in lines and "Answer from ok." in lines, lines
+    assert any(re.match(r"> stronger tier: route \S+ -> tier scripted-strong, \d+ ms", line) for line in lines), lines
+    asked = [e for e in http.log if e["model"] == "ok"]
+    assert asked and question in json.dumps(asked[-1]["messages"]), asked
+    # The decision trace and the corrections file, as the server wrote them.
+    trace = trace_lines(session)
+    requests = {r["id"]: r for r in trace if r.get("kind") != "feedback"}
+    assert requests[first["trace_id"]]["role"] == "chat" and requests[first["trace_id"]]["tier"] == "local"
+    feedback = [r for r in trace if r.get("kind") == "feedback" and r["trace_id"] == first["trace_id"]]
+    assert [(f.get("rating"), f.get("route"), f.get("outcome")) for f in feedback] == [
+        ("down", None, None), (None, "fix", None), (None, None, "reask_stronger")
+    ], feedback  # fmt: skip
+    assert requests[feedback[2]["reask_trace_id"]]["tier"] == "scripted-strong", feedback[2]
+    corrections = trace_lines(session, "corrections.jsonl")
+    assert [(c["route"], c["text"]) for c in corrections if c["trace_id"] == first["trace_id"]] == [("fix", question)]
+    # Outside the chat buffer, :TinyarmsRate rates the last answer (the stronger one).
+    back_to_app(session)
+    session.nvim.command("TinyarmsRate up")
+    session.wait_for("#require('tinyarms.answers').sent == 3", 30, ":TinyarmsRate up")
+    last = trace_lines(session)[-1]
+    assert last["kind"] == "feedback" and last["rating"] == "up" and last["trace_id"] == feedback[2]["reask_trace_id"]
+
+
 COUNT_WORDS_NEW = '''def count_words(path):
     """Count the words in a text file."""
     return sum(len(line.split()) for line in read_lines(path))
@@ -547,6 +648,20 @@ def test_edit_shows_a_diff_accept_applies_and_u_undoes(session: NvimSession, htt
         "one `u` restores the file",
     )
     assert re.match(r"tinyarms scripted-edit \d+ ms", session.lua("return require('tinyarms').statusline()"))
+    # Accept went into the proposal's trace; a second proposal, rejected with `r`, too.
+    session.wait_for("#require('tinyarms.edit').outcomes == 1", 10, "the accepted outcome is recorded")
+    http.script("nvim-edit", [{"text": f"```python\n{COUNT_WORDS_NEW}```"}])
+    session.nvim.command(f"{start},{start + 5}TinyarmsEdit Use sum over a generator")
+    session.wait_for("require('tinyarms.edit').pending ~= nil", 120, "the second proposed edit")
+    session.nvim.input("r")
+    session.wait_for("#require('tinyarms.edit').outcomes == 2", 10, "the rejected outcome is recorded")
+    assert app_lines(session) == before
+    outcomes = session.lua("return require('tinyarms.edit').outcomes")
+    trace = trace_lines(session)
+    edits = {r["id"] for r in trace if r.get("kind") != "feedback" and r["role"] == "edit"}
+    recorded = [(r["trace_id"], r["outcome"]) for r in trace if r.get("kind") == "feedback" and r["trace_id"] in edits]
+    assert recorded == [(o["trace_id"], o["outcome"]) for o in outcomes], (recorded, outcomes)
+    assert [o["outcome"] for o in outcomes] == ["accepted", "rejected"], outcomes
 
 
 def wait_file(path: Path, expected: bytes, what: str, timeout_s: float = 5) -> None:

@@ -83,8 +83,9 @@ AGENT_TURNS = [
 
 
 def server_offers(command: str) -> bool:
-    """Whether this checkout's server has `command` (protocol.py lists every command name)."""
-    return f'"{command}"' in (SERVER_DIR / "tinyarms" / "protocol.py").read_text()
+    """Whether the server the editor runs has `command` (protocol.py lists every command name)."""
+    server = Path(os.environ.get("TINYARMS_E2E_SERVER_PATH") or SERVER_DIR)
+    return f'"{command}"' in (server / "tinyarms" / "protocol.py").read_text()
 
 
 def require_command(command: str) -> None:
@@ -93,12 +94,16 @@ def require_command(command: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def editor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    with FaultServer() as http:
-        if hasattr(http, "script"):  # scripted turns come with the agent's server branch
-            http.script("vscode-edit", [{"text": EDIT_ANSWER}])
-            http.script("vscode-agent", AGENT_TURNS)
-        yield run_editor(tmp_path_factory, http)
+def http() -> Iterator[FaultServer]:
+    with FaultServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def editor(tmp_path_factory: pytest.TempPathFactory, http: FaultServer) -> dict[str, Any]:
+    http.script("vscode-edit", [{"text": EDIT_ANSWER}])
+    http.script("vscode-agent", AGENT_TURNS)
+    return run_editor(tmp_path_factory, http)
 
 
 def run_editor(tmp_path_factory: pytest.TempPathFactory, http: FaultServer) -> dict[str, Any]:
@@ -215,6 +220,48 @@ def test_chat_view_streams_an_answer_with_its_decision(editor: dict[str, Any]) -
     print(f"chat view: {chat['decision']}\n{chat['answer'][:500]}")
 
 
+CHAT_QUESTION = "What does read_lines return?"  # as e2e/run.mjs asks it
+
+
+def test_thumbs_down_route_correction_and_stronger_tier_from_the_chat_view_reach_the_trace(
+    editor: dict[str, Any], http: FaultServer
+) -> None:
+    require_command("tinyarms.reask")
+    feedback = step(editor, "chat_feedback", "chat_feedback")
+    # The buttons under the answer, and what each click showed it recorded.
+    assert {"Good answer", "Not a good answer", "Try a stronger tier", "Wrong route…"} <= set(feedback["buttons"])
+    assert feedback["down"] == "recorded: thumbs down (not a good answer)", feedback
+    assert feedback["down_pressed"] == "true", feedback
+    routes = feedback["routes"]
+    assert any(r.startswith("fix") for r in routes) and any(r.startswith("none") for r in routes), routes
+    assert feedback["route"] == "recorded: thumbs down (not a good answer) · route should have been fix", feedback
+    # The stronger tier (the fault server's model "ok", chat's strong_tier) answered below it,
+    # and was asked the same question.
+    stronger = feedback["stronger"]
+    assert stronger["answer"] == "Answer from ok.", stronger
+    assert "tier scripted-strong" in stronger["decision"] and stronger["decision"].startswith("stronger tier"), stronger
+    assert "Try a stronger tier" not in stronger["buttons"] and "Not a good answer" in stronger["buttons"], stronger
+    assert feedback["original_note"].endswith("· asked scripted-strong again (below)"), feedback
+    asked = [e for e in http.log if e["model"] == "ok"]
+    assert asked and CHAT_QUESTION in json.dumps(asked[-1]["messages"]), asked
+    # The decision trace, as the session left it.
+    trace = editor["trace_feedback"]
+    assert "error" not in trace, trace
+    chats = {r["id"] for r in trace["requests"] if r["role"] == "chat" and r["tier"] == "local"}
+    lines = trace["feedback"]
+    (down,) = [f for f in lines if f.get("rating") == "down"]
+    answered = down["trace_id"]
+    assert answered in chats, (down, trace["requests"])
+    (fixed,) = [f for f in lines if f.get("route") == "fix"]
+    assert fixed["trace_id"] == answered and fixed["from_route"] != "fix", fixed
+    (again,) = [f for f in lines if f.get("outcome") == "reask_stronger"]
+    assert again["trace_id"] == answered and again["tier"] == "scripted-strong", again
+    strong = {r["id"] for r in trace["requests"] if r["tier"] == "scripted-strong"}
+    assert again["reask_trace_id"] in strong, (again, trace["requests"])
+    assert [(c["route"], c["text"], c["trace_id"]) for c in trace["corrections"]] == [("fix", CHAT_QUESTION, answered)]
+    print(f"chat feedback in the trace: {json.dumps(lines, indent=1)}")
+
+
 def test_edit_selection_shows_a_diff_accept_applies_one_undo_restores(editor: dict[str, Any]) -> None:
     require_command("tinyarms.edit")
     edit = step(editor, "edit", "edit")
@@ -228,6 +275,11 @@ def test_edit_selection_shows_a_diff_accept_applies_one_undo_restores(editor: di
     compile(applied, "example.py", "exec")
     assert edit["undo_restores"], edit.get("undone")
     assert re.search(r"tinyarms: (no route|\S+) → scripted-edit · [\d.]+ (ms|s)", edit["status"]), edit["status"]
+    # Accept went into the proposal's trace as its outcome.
+    trace = editor["trace_feedback"]
+    edits = {r["id"] for r in trace["requests"] if r["role"] == "edit" and r["tier"] == "scripted-edit"}
+    accepted = [f for f in trace["feedback"] if f.get("outcome") == "accepted"]
+    assert len(accepted) == 1 and accepted[0]["trace_id"] in edits, (accepted, trace["requests"])
 
 
 def test_agent_edits_a_file_lists_it_and_undo_restores_it(editor: dict[str, Any]) -> None:

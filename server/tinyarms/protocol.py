@@ -25,12 +25,22 @@ expected str @ $.text``):
 - ``tinyarms.feedback`` ``({"trace_id"?, "rating"?, "route"?, "outcome"?})``: what the user
   said about a request's answer, into the decision trace. ``trace_id``: the ``id`` of the
   ``trace`` a request returned (omitted: this session's last request); ``rating``: ``"up"`` |
-  ``"down"``; ``outcome``: ``"accepted"`` | ``"rejected"`` (an edit), ``"stronger"`` (the user
-  asked a stronger tier); ``route``: a route correction, a route name or ``"none"`` (needs a
-  request this server answered, for its text). At least one of them. Returns ``{"recorded":
+  ``"down"``; ``outcome``: ``"accepted"`` | ``"rejected"`` (an edit), ``"stronger"`` or
+  ``"reask_stronger"`` (the user asked a stronger tier); ``route``: a route correction, a route
+  name or ``"none"`` (needs a request this server answered, for its text). At least one of them. Returns ``{"recorded":
   true, "trace_id", "correction"}``; an unknown route, rating or outcome, or a correction of
   a request this server does not remember, is InvalidParams and writes nothing.
   ``tinyarms router fit --from-log`` learns from these.
+- ``tinyarms.reask`` ``({"trace_id"?, "tier"?, "stream_id"?})``: "try a stronger tier". The
+  request that ``trace_id`` names (an answer of ``tinyarms.ask`` or ``tinyarms.chat`` from this
+  process, its last 200; omitted: the last one) is answered again with the same messages on
+  ``tier``, else the role's strong tier (``strong_tier``, else the first of ``escalate_to``), else
+  the next tier of the chain after the one that answered; not routed again. Streams like
+  ``tinyarms.ask``. Returns ``{"text", "decision", "trace", "reask_of"}`` (``reask_of``: the
+  first request's trace id) and records ``{"kind": "feedback", "trace_id": <first>, "outcome":
+  "reask_stronger", "reask_trace_id", "tier"}`` in the trace; ``router fit --from-log`` counts
+  it against the cheap tier. A request not remembered, an unknown tier or no stronger tier
+  is InvalidParams and writes nothing. The conversation of a chat answer is not rewritten.
 - ``tinyarms.chat`` ``({"text", "conversation"?, "uri"?, "range"?, "workDoneToken"?, "stream_id"?})``:
   one turn of a conversation (a new one when ``conversation`` is absent or unknown; ids are
   1-64 of ``[A-Za-z0-9_-]``). Free text is routed, slash commands name the route; the routed
@@ -39,7 +49,8 @@ expected str @ $.text``):
   earlier turns that fit ``roles.ROLE.context_tokens``. Returns ``{"text", "decision",
   "conversation", "usage": {"prompt_tokens", "completion_tokens", "total_tokens",
   "estimated"?}, "cost_usd", "context": [{"kind", "path"?, "tokens", "note"?, "turns"?}],
-  "actions": [{"title", "command", "arguments"}], "note"}``. ``decision`` is the routing
+  "actions": [{"title", "command", "arguments"}], "note", "trace"}`` (``trace.id`` names the answer
+  for ``tinyarms.feedback`` and ``tinyarms.reask``). ``decision`` is the routing
   decision with ``tier``, ``model``, ``elapsed_ms`` and ``cost_usd`` of the tier that
   answered (``routed_tier`` when a fallback answered). Context kinds: ``history``,
   ``rules``, ``selection``, ``file``, ``diagnostics``, ``mention``; a ``note`` says why a
@@ -56,13 +67,16 @@ expected str @ $.text``):
 - ``tinyarms.chat.delete`` ``({"conversation"})``: ``{"deleted": bool}``.
 - ``tinyarms.edit`` ``({"uri", "range", "instruction", "version", "preview"?, "answer"?})``: the
   edit role rewrites the range's whole lines (``/test`` writes tests into the project's test
-  file instead). ``preview: true`` -> ``{"diff", "edit": WorkspaceEdit, "decision"}``,
+  file instead). ``preview: true`` -> ``{"diff", "edit": WorkspaceEdit, "decision", "trace"}``,
   nothing applied; otherwise ``workspace/applyEdit`` labelled ``tinyarms: <instruction>`` ->
-  ``{"applied": true, "decision", "diff"}``. Refused (the document is not at ``version``,
-  the answer is empty, unchanged, words instead of code, or breaks the file's syntax, the
-  editor cannot create the test file or did not apply the edit) -> ``{"applied": false,
-  "refused": "<one sentence>", "decision"}``, nothing changed. ``answer``: apply this text
-  (a chat answer) instead of asking the model; the same checks apply.
+  ``{"applied": true, "decision", "diff", "trace"}``. ``trace`` is the model call's trace
+  record (null when ``answer`` was given): an editor that accepts or rejects a preview sends
+  ``tinyarms.feedback {"trace_id": trace.id, "outcome": "accepted" | "rejected"}``.
+  Refused (the document is not at ``version``, the answer is empty, unchanged, words instead
+  of code, or breaks the file's syntax, the editor cannot create the test file or did not
+  apply the edit) -> ``{"applied": false, "refused": "<one sentence>", "decision"}``, nothing
+  changed. ``answer``: apply this text (a chat answer) instead of asking the model; the same
+  checks apply.
 - ``tinyarms.agent`` ``({"goal", "uri"?, "range"?, "workDoneToken"?, "run"?})``: run the agent
   (features/agent.py) in the workspace folders; ``run`` is an optional client-chosen id. Each
   step is a ``$/progress`` report under ``workDoneToken`` (or a server-created token): the
@@ -121,6 +135,7 @@ ROUTE = "tinyarms.route"
 ASK = "tinyarms.ask"
 STATUS = "tinyarms.status"
 FEEDBACK = "tinyarms.feedback"
+REASK = "tinyarms.reask"
 CHAT = "tinyarms.chat"
 CHAT_LIST = "tinyarms.chat.list"
 CHAT_DELETE = "tinyarms.chat.delete"
@@ -159,7 +174,14 @@ class AnswerFeedbackArgs:
     trace_id: str | None = None  # the request's trace id; None: this session's last request
     rating: str | None = None  # up | down
     route: str | None = None  # a route correction: a route name or "none"
-    outcome: str | None = None  # accepted | rejected | stronger
+    outcome: str | None = None  # accepted | rejected | stronger | reask_stronger
+
+
+@define(kw_only=True)
+class ReaskArgs:
+    trace_id: str | None = None  # the answer to redo; None: this session's last request
+    tier: str | None = None  # None: the role's strong tier (requests/reask.py)
+    stream_id: str | None = None  # tinyarms/stream notifications carry it
 
 
 @define(kw_only=True)

@@ -47,14 +47,13 @@ class TinyarmsServer(LanguageServer):
         self.autocomplete = AutocompleteFeature(self, self.settings, self.status)
         self.ask = AskFeature(self, self.settings, self.status)
         self.documents = Documents(self, self.settings, self.status)
-        self.chat = ChatFeature(self, self.settings, self.status, self.ask.routing, self.documents)
+        self.chat = ChatFeature(
+            self, self.settings, self.status, self.ask.routing, self.documents, recent=self.ask.recent
+        )  # one memory of recent requests: feedback and tinyarms.reask name chat answers too
         self.edit = EditFeature(self, self.settings, self.status, self.ask.routing, self.documents)
         self.agent = AgentFeature(self, self.settings, self.status)
         # No hooks: it reads the open buffer and the config feature's result on each request.
         self.config_editing = ConfigEditingFeature(self, self.settings, self.status, lambda: self.config_feature.result)
-        self.documents = Documents(self, self.settings, self.status)
-        self.chat = ChatFeature(self, self.settings, self.status, self.ask.routing, self.documents)
-        self.edit = EditFeature(self, self.settings, self.status, self.ask.routing, self.documents)
 
     # Transports: pygls' own, with the read loop of jsonrpc.py (bounded, every request answered).
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
@@ -201,6 +200,10 @@ def create_server() -> TinyarmsServer:
     @server.command(protocol.FEEDBACK)
     async def feedback(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
         return await ls.ask.feedback(protocol.arguments(protocol.FEEDBACK, args, protocol.AnswerFeedbackArgs))
+
+    @server.command(protocol.REASK)
+    async def reask(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:
+        return await ls.ask.reask(protocol.arguments(protocol.REASK, args, protocol.ReaskArgs))
 
     # -- chat (features/chat.py over requests/context, chat, conversations) --------------
 

@@ -19,8 +19,9 @@
 //                  edit, agent, toggle, not_installed); the pytest then fails, by design
 //   E2E_CHAT_TIER  development aid: the chat tier set in settings.json (default local)
 //   E2E_SCRIPT_URL the fault server (tests/faultserver.py) that answers the edit and agent
-//                  roles with scripted turns (models vscode-edit, vscode-agent); chat runs on
-//                  the embedded model
+//                  roles with scripted turns (models vscode-edit, vscode-agent) and is the
+//                  chat role's strong tier (model ok: "Answer from ok.") for "Try a stronger
+//                  tier"; chat runs on the embedded model
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -61,6 +62,8 @@ const result = {
   toggle: null,
   feedback: null,
   chat: null,
+  chat_feedback: null,
+  trace_feedback: null,
   edit: null,
   agent: null,
   stats: null,
@@ -163,7 +166,12 @@ function prepare() {
       `api_key_env = "SCRIPTED_KEY"\nmax_retries = 0\n\n`;
     // The embedded model on a busy 2-core machine can take over a minute for one answer.
     const slack = "[tiers.local]\ntimeout_s = 240\n\n[reliability]\ndeadline_s = 300\n\n";
-    fs.writeFileSync(userConfig, slack + tier("scripted-edit", "vscode-edit") + tier("scripted-agent", "vscode-agent"));
+    // "Try a stronger tier" re-asks on the chat role's strong tier: the fault server's model "ok".
+    const strong = '[roles.chat]\nstrong_tier = "scripted-strong"\n\n';
+    fs.writeFileSync(
+      userConfig,
+      slack + strong + tier("scripted-edit", "vscode-edit") + tier("scripted-agent", "vscode-agent") + tier("scripted-strong", "ok"),
+    );
   }
   writeJson(path.join(dirs.userData, "User", "settings.json"), {
     "tinyarms.python": python,
@@ -571,6 +579,86 @@ async function chatPhase(page) {
   await shot(page, "08-chat");
 }
 
+/**
+ * Under the chat answer: thumbs down, then Wrong route… (the quick pick: fix), then Try a stronger tier;
+ * each shows what the server recorded. The trace itself is read after the session (statsAfter).
+ */
+async function chatFeedbackPhase(page) {
+  const frame = chatFrame(page);
+  const answer = frame.locator(".turn.assistant:not(.error)").filter({ has: frame.locator(".feedback") }).last();
+  await answer.waitFor({ timeout: bounded(10_000) });
+  const index = await answer.getAttribute("data-index");
+  const turn = frame.locator(`.turn[data-index="${index}"]`);
+  const labels = (node) =>
+    node.locator(".feedback button").evaluateAll((all) => all.map((b) => b.getAttribute("aria-label") || b.innerText.trim()));
+  const buttons = await labels(turn);
+  const recorded = async (pattern) => {
+    const note = turn.locator(".feedback .recorded", { hasText: pattern });
+    await note.waitFor({ timeout: bounded(30_000) });
+    return (await note.innerText()).trim();
+  };
+  await turn.locator(".feedback button.rate.down").click();
+  const down = await recorded("thumbs down");
+  const downPressed = await turn.locator(".feedback button.rate.down").getAttribute("aria-pressed");
+  await shot(page, "chat-feedback");
+
+  await turn.locator(".feedback button.reroute").click();
+  const pick = page.locator(".quick-input-widget input");
+  await pick.waitFor({ state: "visible", timeout: bounded(30_000) });
+  const routes = await page.locator(".quick-input-list .monaco-list-row").allInnerTexts();
+  await pick.fill("fix");
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: "fix" }).first().waitFor({ timeout: bounded(10_000) });
+  await page.keyboard.press("Enter");
+  const route = await recorded("route should have been");
+
+  const started = Date.now();
+  await turn.locator(".feedback button.stronger").click();
+  const again = frame.locator(".turn.assistant", { has: frame.locator(".decision", { hasText: "stronger tier, again" }) }).last();
+  await again
+    .or(frame.locator(".turn.assistant.error"))
+    .first()
+    .waitFor({ timeout: bounded(120_000) });
+  result.timings_ms.stronger_answer = Date.now() - started;
+  const failed = frame.locator(".turn.assistant.error");
+  if (await failed.count()) {
+    throw new Error(`the stronger tier did not answer: ${(await failed.last().innerText()).replace(/\s+/g, " ")}`);
+  }
+  const originalNote = await recorded("again");
+  result.chat_feedback = {
+    buttons,
+    down,
+    down_pressed: downPressed,
+    routes: routes.map((r) => r.replace(/\s+/g, " ").trim()),
+    route,
+    stronger: {
+      answer: (await again.locator(".body").innerText()).trim(),
+      decision: (await again.locator(".decision").innerText()).trim(),
+      buttons: await labels(again),
+    },
+    original_note: originalNote,
+    status: await statusText(page),
+  };
+  await shot(page, "chat-stronger");
+}
+
+/** The feedback lines and request records of this session's decision trace, and the corrections. */
+function traceAfter() {
+  const state = path.join(dirs.xdg, "state", "tinyarms");
+  const read = (name) => {
+    try {
+      return fs.readFileSync(path.join(state, name), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    } catch {
+      return [];
+    }
+  };
+  const trace = read("trace.jsonl");
+  result.trace_feedback = {
+    feedback: trace.filter((r) => r.kind === "feedback"),
+    requests: trace.filter((r) => r.kind !== "feedback").map((r) => ({ id: r.id, role: r.role, tier: r.tier, route: r.route })),
+    corrections: read("corrections.jsonl").map((c) => ({ route: c.route, text: c.text, trace_id: c.trace_id })),
+  };
+}
+
 async function saveActive(page) {
   await page.keyboard.press("Control+S");
   await page.locator(".tab.active.dirty").waitFor({ state: "detached", timeout: bounded(10_000) });
@@ -891,6 +979,7 @@ async function main() {
     for (const [name, run] of [
       ["explain", explainPhase],
       ["chat", chatPhase],
+      ["chat_feedback", chatFeedbackPhase],
       ["edit", editPhase],
       ["agent", agentPhase],
       ["toggle", togglePhase],
@@ -922,6 +1011,11 @@ async function finish(code) {
     statsAfter();
   } catch (err) {
     result.stats = { error: String(err) };
+  }
+  try {
+    traceAfter();
+  } catch (err) {
+    result.trace_feedback = { error: String(err) };
   }
   result.timings_ms.total = Date.now() - T0;
   result.logs.tinyarms = findLogs(dirs.userData, /tinyarms\.log$/);

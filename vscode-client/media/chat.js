@@ -19,7 +19,55 @@
     turns.scrollTop = turns.scrollHeight;
   }
 
-  function addTurn(index, turn) {
+  // A thumb icon drawn here (an emoji needs a colour-emoji font, which many Linux systems lack).
+  function thumb(down) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 16 16");
+    svg.setAttribute("width", "14");
+    svg.setAttribute("height", "14");
+    svg.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("fill", "currentColor");
+    path.setAttribute(
+      "d",
+      "M1 7h3v8H1z M5 7.5 8.2 1.6c.9-.3 2 .3 2 1.4L9.8 6h4c.8 0 1.4.8 1.2 1.6l-1.4 6.2c-.1.7-.7 1.2-1.4 1.2H5z",
+    );
+    if (down) path.setAttribute("transform", "rotate(180 8 8)");
+    svg.appendChild(path);
+    return svg;
+  }
+
+  // Under an answer with a trace id: thumbs up / down, "Try a stronger tier", "Wrong route…", and what
+  // the last click recorded (the extension sends it to the server's trace).
+  function feedbackBar(index, feedback) {
+    const bar = element("div", "feedback");
+    const rate = (rating, title) => {
+      const button = element("button", `rate ${rating}`);
+      button.appendChild(thumb(rating === "down"));
+      button.title = title;
+      button.setAttribute("aria-label", title);
+      button.setAttribute("aria-pressed", String(feedback.rating === rating));
+      button.addEventListener("click", () => vscode.postMessage({ type: "rate", turn: index, rating }));
+      bar.appendChild(button);
+    };
+    rate("up", "Good answer");
+    rate("down", "Not a good answer");
+    if (feedback.stronger) {
+      const stronger = element("button", "stronger", "Try a stronger tier");
+      stronger.title = "Ask the same question again on the role's strong tier (recorded in the trace)";
+      stronger.addEventListener("click", () => vscode.postMessage({ type: "stronger", turn: index }));
+      bar.appendChild(stronger);
+    }
+    const reroute = element("button", "reroute", "Wrong route…");
+    reroute.title = "Tell tinyarms which route this request should have taken";
+    reroute.addEventListener("click", () => vscode.postMessage({ type: "reroute", turn: index }));
+    bar.appendChild(reroute);
+    if (feedback.recorded) bar.appendChild(element("span", "recorded", feedback.recorded));
+    return bar;
+  }
+
+  function turnNode(index, turn) {
     const node = element("div", `turn ${turn.role}${turn.error ? " error" : ""}`);
     node.dataset.index = String(index);
     if (turn.role === "user") {
@@ -39,9 +87,19 @@
         });
         node.appendChild(bar);
       }
+      if (turn.feedback) node.appendChild(feedbackBar(index, turn.feedback));
     }
-    turns.appendChild(node);
+    return node;
+  }
+
+  function addTurn(index, turn) {
+    turns.appendChild(turnNode(index, turn));
     scrollDown();
+  }
+
+  function updateTurn(index, turn) {
+    const old = turns.querySelector(`.turn[data-index="${index}"]`);
+    if (old) old.replaceWith(turnNode(index, turn));
   }
 
   function setBusy(busy) {
@@ -66,6 +124,11 @@
       case "reset":
         turns.textContent = "";
         streaming = null;
+        if (message.note) {
+          const note = element("div", "turn assistant note");
+          note.innerHTML = message.note;
+          turns.appendChild(note);
+        }
         message.turns.forEach((turn, i) => addTurn(i, turn));
         if (message.busy) setBusy(true);
         break;
@@ -76,6 +139,9 @@
         }
         addTurn(message.index, message.turn);
         if (document.body.classList.contains("busy") && message.turn.role === "user") setBusy(true);
+        break;
+      case "update":
+        updateTurn(message.index, message.turn);
         break;
       case "stream":
         if (streaming) {

@@ -1,7 +1,8 @@
 // The chat view in the side bar: one conversation at a time (`tinyarms.chat` keeps its
 // turns on the server, in the state dir), answers streamed in as Markdown, code blocks with
 // Copy and Insert, and under each answer the decision (route, tier, latency, cost) and the
-// context that was sent.
+// context that was sent, and the user's verdict on it: thumbs up / down, "Try a stronger tier" and
+// "Wrong route…" (answers.ts sends them to the server's decision trace, by the answer's trace id).
 //
 // A webview, unlike the read-only answer tabs of tinyarms: Ask: a conversation needs an
 // input box under its history and buttons on its code blocks. The webview renders nothing
@@ -10,8 +11,9 @@
 import * as crypto from "node:crypto";
 import * as vscode from "vscode";
 
+import { pickRoute, reask, sendFeedback } from "./answers";
 import { renderMarkdown } from "./markdown";
-import { ChatList, ChatResult, ContextPiece, decisionLine, ServerCommand } from "./protocol";
+import { ChatList, ChatResult, ContextPiece, Decision, decisionLine, ServerCommand } from "./protocol";
 import { Server } from "./server";
 import { StatusItem } from "./status";
 import { LspRange, lspRange } from "./ui";
@@ -27,7 +29,19 @@ interface Turn {
   context?: string;
   actions?: ServerCommand[];
   error?: boolean;
+  /** The answer's trace id (`tinyarms.feedback` names it); absent: no feedback buttons. */
+  traceId?: string;
+  /** The route the router chose (null: none), for the route correction's quick pick. */
+  route?: string | null;
+  rating?: "up" | "down";
+  correctedRoute?: string;
+  /** This answer is a re-ask on a stronger tier (it gets no second "Try a stronger tier"). */
+  stronger?: boolean;
+  /** The tier this answer's question was asked again on. */
+  reaskedOn?: string;
 }
+
+type Rating = "up" | "down";
 
 /** What the webview sends. */
 type FromView =
@@ -37,7 +51,10 @@ type FromView =
   | { type: "insert"; code: string }
   | { type: "new" }
   | { type: "history" }
-  | { type: "action"; turn: number; index: number };
+  | { type: "action"; turn: number; index: number }
+  | { type: "rate"; turn: number; rating: Rating }
+  | { type: "reroute"; turn: number }
+  | { type: "stronger"; turn: number };
 
 export interface ChatRequest {
   text: string;
@@ -130,6 +147,15 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
           }
           break;
         }
+        case "rate":
+          await this.rate(message.turn, message.rating);
+          break;
+        case "reroute":
+          await this.reroute(message.turn);
+          break;
+        case "stronger":
+          await this.stronger(message.turn);
+          break;
       }
     } catch (err) {
       const text = err instanceof Error ? err.message : String(err);
@@ -156,12 +182,47 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
     if (!request.text.trim()) {
       return;
     }
+    await this.answer({ role: "user", text: request.text }, async (streamId, started) => {
+      const args: Record<string, unknown> = { text: request.text, stream_id: streamId };
+      if (this.conversation) {
+        args.conversation = this.conversation;
+      }
+      if (request.uri) {
+        args.uri = request.uri;
+      }
+      if (request.range) {
+        args.range = request.range;
+      }
+      const result = await this.server.execute<ChatResult>("tinyarms.chat", args);
+      const elapsed = Date.now() - started;
+      this.conversation = result.conversation || this.conversation;
+      if (result.decision) {
+        this.status.answer(result.decision, elapsed, result.cost_usd);
+      }
+      return {
+        role: "assistant",
+        text: result.text || result.note || "_(no answer text)_",
+        footer: decisionLine(result.decision, elapsed, result.cost_usd),
+        context: describeContext(result.context),
+        actions: result.actions,
+        ...traced(result.trace?.id, result.decision),
+      };
+    });
+  }
+
+  /**
+   * One answer into the view: `question` (if any) first, the answer streamed in under a fresh
+   * stream id while `call` runs, then the turn it returns (or the error in its place).
+   */
+  private async answer(question: Turn | undefined, call: (streamId: string, started: number) => Promise<Turn>): Promise<void> {
     if (this.busy) {
       void vscode.window.showInformationMessage("tinyarms: the chat is still answering; wait for it to finish.");
       return;
     }
     this.busy = true;
-    this.push({ role: "user", text: request.text });
+    if (question) {
+      this.push(question);
+    }
     this.post({ type: "busy", busy: true });
     this.streamCounter += 1;
     const streamId = `vscode-chat-${process.pid}-${this.streamCounter}`;
@@ -179,35 +240,11 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
       }
       timer ??= setTimeout(flush, 50); // at most ~20 redraws a second
     });
-    const started = Date.now();
     try {
-      const args: Record<string, unknown> = { text: request.text, stream_id: streamId };
-      if (this.conversation) {
-        args.conversation = this.conversation;
-      }
-      if (request.uri) {
-        args.uri = request.uri;
-      }
-      if (request.range) {
-        args.range = request.range;
-      }
-      const result = await this.server.execute<ChatResult>("tinyarms.chat", args);
-      const elapsed = Date.now() - started;
-      this.conversation = result.conversation || this.conversation;
-      const text = result.text || result.note || "_(no answer text)_";
-      this.push({
-        role: "assistant",
-        text,
-        footer: decisionLine(result.decision, elapsed, result.cost_usd),
-        context: describeContext(result.context),
-        actions: result.actions,
-      });
-      if (result.decision) {
-        this.status.answer(result.decision, elapsed, result.cost_usd);
-      }
+      this.push(await call(streamId, Date.now()));
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      this.log.error(`tinyarms.chat: ${message}`);
+      this.log.error(`tinyarms chat: ${message}`);
       this.push({ role: "assistant", text: `**tinyarms could not answer:** ${message}`, error: true });
     } finally {
       clearTimeout(timer);
@@ -216,6 +253,64 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
       this.post({ type: "busy", busy: false });
       this.save();
     }
+  }
+
+  /** Thumbs up / down on answer `index`: `tinyarms.feedback {trace_id, rating}`; the answer shows it was recorded. */
+  private async rate(index: number, rating: Rating): Promise<void> {
+    const turn = this.turns[index];
+    if (!turn?.traceId) {
+      return;
+    }
+    await sendFeedback(this.server, { trace_id: turn.traceId, rating });
+    turn.rating = rating;
+    this.refresh(index);
+  }
+
+  /** "Wrong route…": pick the route the request should have taken; `tinyarms.feedback {trace_id, route}`. */
+  private async reroute(index: number): Promise<void> {
+    const turn = this.turns[index];
+    if (!turn?.traceId) {
+      return;
+    }
+    const route = await pickRoute(this.server, turn.route);
+    if (!route) {
+      return;
+    }
+    await sendFeedback(this.server, { trace_id: turn.traceId, route });
+    turn.correctedRoute = route;
+    this.refresh(index);
+  }
+
+  /** "Try a stronger tier": `tinyarms.reask` answers the same request on the role's strong tier. */
+  private async stronger(index: number): Promise<void> {
+    const turn = this.turns[index];
+    const traceId = turn?.traceId;
+    if (!turn || !traceId) {
+      return;
+    }
+    await this.answer(undefined, async (streamId, started) => {
+      const result = await reask(this.server, traceId, streamId);
+      const elapsed = Date.now() - started;
+      if (result.decision) {
+        this.status.answer(result.decision, elapsed, result.cost_usd);
+      }
+      turn.reaskedOn = result.decision?.tier ?? "a stronger tier";
+      this.refresh(index);
+      return {
+        role: "assistant",
+        text: result.text || "_(no answer text)_",
+        footer: `stronger tier, again: ${decisionLine(result.decision, elapsed, result.cost_usd)}`,
+        stronger: true,
+        ...traced(result.trace?.id, result.decision),
+      };
+    });
+  }
+
+  /** Show answer `index` again, with what the server has recorded about it. */
+  private refresh(index: number): void {
+    const turn = this.turns[index];
+    this.post({ type: "update", index, turn: this.rendered(turn) });
+    this.save();
   }
 
   private push(turn: Turn): void {
@@ -232,6 +327,9 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
       context: turn.context,
       actions: (turn.actions ?? []).map((a) => a.title),
       error: turn.error,
+      feedback: turn.traceId
+        ? { rating: turn.rating, recorded: recordedNote(turn), stronger: !turn.stronger }
+        : undefined,
     };
   }
 
@@ -279,8 +377,9 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
       this.conversation = chosen.id;
       const kept = this.state.get<Record<string, Turn[]>>(HISTORY_KEY, {})[chosen.id];
       this.turns = kept ?? [];
-      const note = kept ? [] : [this.rendered({ role: "assistant", text: `_Continuing “${chosen.label}” (${chosen.description}); its earlier turns are kept by the server._` })];
-      this.post({ type: "reset", turns: [...note, ...this.turns.map((t) => this.rendered(t))] });
+      // The note is not a turn: the view's turn indices must stay this.turns' (feedback names them).
+      const note = kept ? undefined : renderMarkdown(`_Continuing “${chosen.label}” (${chosen.description}); its earlier turns are kept by the server._`);
+      this.post({ type: "reset", turns: this.turns.map((t) => this.rendered(t)), note });
     }
   }
 
@@ -330,6 +429,21 @@ export class ChatView implements vscode.WebviewViewProvider, vscode.Disposable {
       s.dispose();
     }
   }
+}
+
+/** "recorded: thumbs down (not a good answer) · route should have been fix": what the server has. */
+function recordedNote(turn: Turn): string | undefined {
+  const notes = [
+    turn.rating && (turn.rating === "up" ? "thumbs up (a good answer)" : "thumbs down (not a good answer)"),
+    turn.correctedRoute && `route should have been ${turn.correctedRoute}`,
+    turn.reaskedOn && `asked ${turn.reaskedOn} again (below)`,
+  ].filter(Boolean);
+  return notes.length ? `recorded: ${notes.join(" · ")}` : undefined;
+}
+
+/** The feedback fields of an answer with trace id `id` (none without one: nothing to name). */
+function traced(id: string | undefined, decision: Decision | undefined): Partial<Turn> {
+  return id ? { traceId: id, route: decision?.route ?? null } : {};
 }
 
 function describeContext(context: ContextPiece[] | undefined): string | undefined {

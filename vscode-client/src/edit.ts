@@ -2,10 +2,12 @@
 // (already checked by the server: it parses, it is a minimal diff, the version matched);
 // this opens a diff editor (current file vs proposed) with Accept and Reject, in the
 // editor's title bar and in a notification. Accept applies the WorkspaceEdit with VS Code's
-// own applyEdit (one undo step: Ctrl+Z once restores the file); Reject drops it.
+// own applyEdit (one undo step: Ctrl+Z once restores the file); Reject drops it. Either way
+// the server hears which (`tinyarms.feedback {trace_id, outcome}`): it cannot see the choice.
 import * as path from "node:path";
 import * as vscode from "vscode";
 
+import { sendOutcome } from "./answers";
 import { Documents } from "./documents";
 import { decisionLine, EditResult } from "./protocol";
 import { Server } from "./server";
@@ -26,6 +28,8 @@ interface Pending {
   versions: Map<string, number>;
   proposed: vscode.Uri[];
   decision: string;
+  /** The proposal's trace id, for the accepted / rejected outcome. */
+  traceId?: string;
   settle: (accepted: boolean) => void;
 }
 
@@ -66,7 +70,7 @@ export class EditFlow implements vscode.Disposable {
   /** Ask for a proposal, show it as a diff, wait for Accept or Reject. Returns whether it was applied. */
   async run(args: EditArgs): Promise<boolean> {
     if (this.pending) {
-      this.pending.settle(false); // a new proposal replaces one still waiting
+      this.pending.settle(false); // a new proposal replaces one still waiting (no verdict on it)
     }
     const uri = vscode.Uri.parse(args.uri);
     const document = await vscode.workspace.openTextDocument(uri);
@@ -119,7 +123,15 @@ export class EditFlow implements vscode.Disposable {
     }
     const line = decisionLine(result.decision, elapsed, result.decision?.cost_usd);
     const accepted = new Promise<boolean>((resolve) => {
-      this.pending = { instruction: args.instruction, edit, versions, proposed, decision: line, settle: resolve };
+      this.pending = {
+        instruction: args.instruction,
+        edit,
+        versions,
+        proposed,
+        decision: line,
+        traceId: result.trace?.id,
+        settle: resolve,
+      };
     });
     await vscode.commands.executeCommand("setContext", PENDING_CONTEXT, true);
     void vscode.window
@@ -153,6 +165,9 @@ export class EditFlow implements vscode.Disposable {
     const applied = await vscode.workspace.applyEdit(pending.edit);
     await this.finish(pending, applied);
     if (applied) {
+      await sendOutcome(this.server, pending.traceId, "accepted", this.log);
+    }
+    if (applied) {
       const first = pending.edit.entries()[0]?.[0];
       if (first) {
         await vscode.window.showTextDocument(first, { preview: false });
@@ -164,8 +179,10 @@ export class EditFlow implements vscode.Disposable {
   }
 
   async reject(): Promise<void> {
-    if (this.pending) {
-      await this.finish(this.pending, false);
+    const pending = this.pending;
+    if (pending) {
+      await this.finish(pending, false);
+      await sendOutcome(this.server, pending.traceId, "rejected", this.log);
     }
   }
 

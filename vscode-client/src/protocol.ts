@@ -12,6 +12,13 @@ export interface Decision {
   reason?: string;
   elapsed_ms?: number;
   cost_usd?: number | null;
+  routed_tier?: string;
+  strength?: { difficulty?: number; threshold?: number | null; strong?: boolean };
+}
+
+/** The decision-trace record of an answer; its `id` names the answer in `tinyarms.feedback`. */
+export interface TraceRecord {
+  id?: string;
 }
 
 export interface Usage {
@@ -42,6 +49,32 @@ export interface ChatResult {
   context?: ContextPiece[];
   actions?: ServerCommand[];
   note?: string;
+  trace?: TraceRecord | null;
+}
+
+/** `tinyarms.feedback` (server/tinyarms/protocol.py): at least one of rating, outcome, route. */
+export interface AnswerFeedback {
+  trace_id?: string;
+  rating?: "up" | "down";
+  outcome?: "accepted" | "rejected";
+  route?: string;
+}
+
+export interface AnswerFeedbackResult {
+  recorded: boolean;
+  trace_id: string;
+  correction: boolean;
+}
+
+/** `tinyarms.reask {trace_id, tier?, stream_id?}`: the same request on a stronger tier. */
+export const REASK = "tinyarms.reask";
+
+export interface ReaskResult {
+  text: string;
+  decision?: Decision;
+  trace?: TraceRecord | null;
+  reask_of?: string;
+  cost_usd?: number | null;
 }
 
 /** `tinyarms.chat.list` → */
@@ -56,6 +89,7 @@ export interface EditResult {
   decision?: Decision;
   applied?: boolean;
   refused?: string;
+  trace?: TraceRecord | null;
 }
 
 export interface AgentFile {

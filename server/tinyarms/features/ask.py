@@ -21,7 +21,7 @@ from pygls.uris import to_fs_path
 
 from tinyarms import protocol, tiers
 from tinyarms.features.base import Feature, Settings, Status
-from tinyarms.requests import feedback
+from tinyarms.requests import feedback, reask
 from tinyarms.requests.answer import Request, ask
 from tinyarms.requests.decide import RequestError
 from tinyarms.requests.routing import Routing
@@ -82,7 +82,9 @@ class AskFeature(Feature):
             raise RuntimeError(str(exc)) from exc
         decision, answer = answered.decision, answered.answer
         if isinstance(answer.trace.get("id"), str):
-            self.recent.remember(answer.trace["id"], args.text, decision)
+            self.recent.remember(
+                answer.trace["id"], args.text, decision, messages=answered.messages, tier=answer.tier
+            )
         self.status.notify(
             "decision",
             {
@@ -105,6 +107,28 @@ class AskFeature(Feature):
             )
         except feedback.FeedbackError as exc:
             raise JsonRpcInvalidParams(f"{protocol.FEEDBACK}: {exc}") from None
+
+    async def reask(self, args: protocol.ReaskArgs) -> dict[str, Any]:
+        """`tinyarms.reask`: "try a stronger tier" on a remembered answer (requests/reask.py)."""
+        config = await self.settings.require()
+        try:
+            done = await reask.reask(
+                config, self.recent, self.routing, trace_id=args.trace_id, tier=args.tier,
+                on_delta=lambda delta: self._stream(args.stream_id, {"delta": delta}),
+                on_restart=lambda reason: self._stream(args.stream_id, {"restart": True, "reason": reason}),
+            )  # fmt: skip
+        except feedback.FeedbackError as exc:
+            raise JsonRpcInvalidParams(f"{protocol.REASK}: {exc}") from None
+        except tiers.AllTiersFailed as exc:
+            raise RuntimeError(str(exc)) from exc
+        answer = done.answer
+        self.status.notify(
+            "decision",
+            {"route": done.decision.route, "role": done.decision.role, "tier": answer.tier, "model": answer.model,
+             "elapsed_ms": answer.trace.get("latency_ms"), "cost_usd": answer.cost_usd},
+        )  # fmt: skip
+        decision = done.decision.to_dict()
+        return {"text": answer.text, "decision": decision, "trace": answer.trace, "reask_of": done.original}
 
     def _stream(self, stream_id: str | None, payload: dict[str, Any]) -> None:
         if stream_id is not None:

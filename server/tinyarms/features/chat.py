@@ -35,6 +35,7 @@ from tinyarms.requests import chat as chat_request
 from tinyarms.requests import context
 from tinyarms.requests.conversations import ConversationError, Store, Turn
 from tinyarms.requests.decide import RequestError
+from tinyarms.requests.feedback import RecentRequests
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -104,11 +105,13 @@ def usage_of(answer: tiers.Answer) -> dict[str, Any]:
 
 class ChatFeature(Feature):
     def __init__(
-        self, server: LanguageServer, settings: Settings, status: Status, routing: Routing, documents: Documents
+        self, server: LanguageServer, settings: Settings, status: Status, routing: Routing, documents: Documents,
+        recent: RecentRequests | None = None,
     ) -> None:
         super().__init__(server, settings, status)
         self.routing = routing
         self.documents = documents
+        self.recent = recent if recent is not None else RecentRequests()  # for feedback and tinyarms.reask
 
     def store(self, config: Config) -> Store:
         return Store(keep=config.conversations.keep, max_turns=config.conversations.max_turns)
@@ -148,6 +151,8 @@ class ChatFeature(Feature):
             stream.end("cancelled")
             raise
         shown = answered_decision(decision, answer)
+        if isinstance(answer.trace.get("id"), str):
+            self.recent.remember(answer.trace["id"], args.text, decision, messages=turn.messages, tier=answer.tier)
         conversation.turns.append(Turn(role="user", text=args.text, content=turn.content))
         conversation.turns.append(Turn(role="assistant", text=answer.text, content=answer.text, decision=shown))
         try:
@@ -174,6 +179,7 @@ class ChatFeature(Feature):
             "context": sent,
             "actions": self._actions(args, decision, answer.text),
             "note": turn.history.note(),
+            "trace": answer.trace,
         }
 
     def list_conversations(self, args: protocol.ChatListArgs) -> dict[str, Any]:

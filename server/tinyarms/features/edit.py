@@ -114,6 +114,7 @@ class EditFeature(Feature):
             module = conventions.module_name(path, roots[0]) if roots else os.path.splitext(os.path.basename(path))[0]
             messages = edit_request.tests_messages(code, label, context.display_path(plan.path, roots), module,
                                                    gathered, request)  # fmt: skip
+        trace: dict[str, Any] | None = None  # the model call's record; its id names it for tinyarms.feedback
         if args.answer is not None:
             answer_text = args.answer
         else:
@@ -124,6 +125,7 @@ class EditFeature(Feature):
                 return {"applied": False, "refused": _no_answer(exc), "decision": shown}
             answer_text = answer.text
             shown = answered_decision(decision, answer)
+            trace = answer.trace
         shown["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
         self.status.notify("decision", {k: shown.get(k) for k in ("route", "role", "tier", "model", "elapsed_ms",
                                                                   "cost_usd")})  # fmt: skip
@@ -143,7 +145,8 @@ class EditFeature(Feature):
         if now.version != document.version or now.source != before:
             return {"applied": False, "refused": _stale(document.version, now.version) or _CHANGED, "decision": shown}
         if args.preview:
-            return {"diff": unified, "edit": _lsp.unstructure(edit, types.WorkspaceEdit), "decision": shown}
+            return {"diff": unified, "edit": _lsp.unstructure(edit, types.WorkspaceEdit), "decision": shown,
+                    "trace": trace}  # fmt: skip
         label_text = f"tinyarms: {args.instruction.strip() or decision.route or 'edit'}"
         result = await self.server.workspace_apply_edit_async(
             types.ApplyWorkspaceEditParams(edit=edit, label=label_text)
@@ -152,7 +155,7 @@ class EditFeature(Feature):
             why = f" ({result.failure_reason})" if result.failure_reason else ""
             return {"applied": False, "refused": f"The editor did not apply the edit{why}.", "decision": shown,
                     "diff": unified}  # fmt: skip
-        return {"applied": True, "decision": shown, "diff": unified}
+        return {"applied": True, "decision": shown, "diff": unified, "trace": trace}
 
     # -- the two kinds of change ------------------------------------------------------
 

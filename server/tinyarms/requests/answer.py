@@ -36,6 +36,7 @@ class Request:
 class Answered:
     decision: Decision
     answer: tiers.Answer
+    messages: list[dict[str, str]]  # what the model was given (tinyarms.reask sends them again)
 
 
 async def ask(
@@ -54,10 +55,11 @@ async def ask(
     )
     if on_decision is not None:
         on_decision(decision)
+    messages = build_messages(request.text, decision, request.selection, config.routes)
     answer = await tiers.run_role(
         config,
         decision.role,
-        build_messages(request.text, decision, request.selection, config.routes),
+        messages,
         tier=request.tier,
         decision=decision,
         on_delta=on_delta,
@@ -66,4 +68,4 @@ async def ask(
         cache_scope=hashlib.sha256(request.selection.encode()).hexdigest() if request.selection else "",
         embed=await routing.embedder(config),
     )
-    return Answered(decision, answer)
+    return Answered(decision, answer, messages)

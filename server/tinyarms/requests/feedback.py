@@ -3,12 +3,16 @@
 `tinyarms.feedback {trace_id?, rating?, route?, outcome?}` (protocol.py) names a request by its
 trace id (the `id` of the `trace` a request returned; omitted: this session's last request) and
 records one `{"kind": "feedback", ...}` line in the trace: a rating (`up` / `down`), an outcome
-(`accepted` / `rejected` for an edit, `stronger` for "try a stronger tier"), a route correction
+(`accepted` / `rejected` for an edit, `stronger` / `reask_stronger` for "try a stronger tier"), a route correction
 ("this was a fix": a route name, or `none` for no route). The trace never holds request text, so
 a route correction also goes to the corrections file (router/corrections.py) with the request's
 text, which this process remembers for its last `RECENT` requests. `tinyarms router fit
 --from-log` reads both; a thumbs-down, a rejected edit or a stronger re-ask marks the cheap
 tier's answer as not good enough for the difficulty model.
+
+`tinyarms.reask` ("try a stronger tier", requests/reask.py) answers a remembered request again on
+a stronger tier and records `outcome = "reask_stronger"` here, so this process also remembers
+the messages each answer was given and the tier that answered.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ if TYPE_CHECKING:
 
 RECENT = 200
 RATINGS = ("up", "down")
-OUTCOMES = ("accepted", "rejected", "stronger")
+REASK = "reask_stronger"  # the outcome tinyarms.reask records on the request it answered again
+OUTCOMES = ("accepted", "rejected", "stronger", REASK)
 
 
 class FeedbackError(ValueError):
@@ -42,6 +47,9 @@ class Remembered:
     text: str
     route: str | None
     role: str
+    decision: Decision | None = None
+    messages: list[dict[str, Any]] | None = None  # what the model was given (a re-ask sends it again)
+    tier: str | None = None  # the tier that answered
 
 
 class RecentRequests:
@@ -52,9 +60,12 @@ class RecentRequests:
         self._items: OrderedDict[str, Remembered] = OrderedDict()
         self._lock = threading.Lock()
 
-    def remember(self, trace_id: str, text: str, decision: Decision) -> None:
+    def remember(
+        self, trace_id: str, text: str, decision: Decision, *, messages: list[dict[str, Any]] | None = None,
+        tier: str | None = None,
+    ) -> None:  # fmt: skip
         with self._lock:
-            self._items[trace_id] = Remembered(text, decision.route, decision.role)
+            self._items[trace_id] = Remembered(text, decision.route, decision.role, decision, messages, tier)
             self._items.move_to_end(trace_id)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
@@ -69,7 +80,7 @@ class RecentRequests:
 
 def record(
     config: Config, recent: RecentRequests, *, trace_id: str | None, rating: str | None = None,
-    route: str | None = None, outcome: str | None = None,
+    route: str | None = None, outcome: str | None = None, extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Write the feedback; returns `{"recorded": true, "trace_id", "correction": bool}`."""
     if rating is None and route is None and outcome is None:
@@ -93,6 +104,7 @@ def record(
     for key, value in (("rating", rating), ("outcome", outcome), ("route", route)):
         if value is not None:
             line[key] = value
+    line.update(extra or {})
     trace.append(line)
     if route is not None and found is not None:
         corrections.append(None if route == NONE else route, found[1].text, target)

@@ -57,7 +57,7 @@ def score_record(weights: Difficulty, record: Mapping[str, Any]) -> float | None
 # -- outcomes from the trace ---------------------------------------------------------------
 
 BAD_RATINGS = {"down"}
-BAD_OUTCOMES = {"rejected", "stronger"}  # edit rejected; "try a stronger tier" re-ask
+BAD_OUTCOMES = {"rejected", "stronger", "reask_stronger"}  # edit rejected; "try a stronger tier" (tinyarms.reask)
 
 
 def feedback_by_request(records: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:

@@ -5,9 +5,12 @@
 -- the WorkspaceEdit with Neovim's own vim.lsp.util.apply_workspace_edit, the function
 -- Neovim's workspace/applyEdit handler uses, in one go: one `u` in the file undoes it.
 -- A file that changed since the proposal is not touched (run the edit again).
+-- Accept and reject send their outcome to the proposal's trace (`tinyarms.feedback {trace_id,
+-- outcome}`): the server cannot see which the user chose.
 local M = {}
 
-M.pending = nil -- { edit, bufnr, changedtick, client_id, instruction, diff_buf, source_win }
+M.pending = nil -- { edit, bufnr, changedtick, client_id, instruction, diff_buf, source_win, trace_id }
+M.outcomes = {} -- { trace_id, outcome } the server recorded, oldest first (for scripts and tests)
 
 local function tinyarms()
   return require('tinyarms')
@@ -21,6 +24,16 @@ end
 --- The version Neovim sent for `bufnr` in its last didChange (what the server checks).
 function M.version(bufnr)
   return vim.lsp.util.buf_versions[bufnr]
+end
+
+-- The user's verdict on `pending`, into its trace (nothing to name without a trace id).
+local function send_outcome(pending, outcome)
+  if type(pending.trace_id) ~= 'string' then
+    return
+  end
+  tinyarms().exec(pending.bufnr, 'tinyarms.feedback', { trace_id = pending.trace_id, outcome = outcome }, function()
+    table.insert(M.outcomes, { trace_id = pending.trace_id, outcome = outcome })
+  end)
 end
 
 local function close_diff(pending)
@@ -64,7 +77,7 @@ function M.propose(argument)
     return
   end
   if M.pending then
-    M.reject()
+    M.reject({ superseded = true }) -- replaced by the new proposal: no verdict on it
   end
   argument = vim.tbl_extend('force', argument, { preview = true })
   argument.version = argument.version or M.version(bufnr)
@@ -88,6 +101,7 @@ function M.propose(argument)
       changedtick = changedtick,
       client_id = client.id,
       instruction = argument.instruction,
+      trace_id = not t.is_nil(result.trace) and result.trace.id or nil,
       source_win = source_win ~= -1 and source_win or vim.api.nvim_get_current_win(),
     }
     M.pending = pending
@@ -118,11 +132,12 @@ function M.accept()
     return
   end
   M.result = 'applied'
+  send_outcome(pending, 'accepted')
   t.notify(('applied: %s (u undoes it)'):format(pending.instruction))
 end
 
---- Drop the proposal; nothing changes.
-function M.reject()
+--- Drop the proposal; nothing changes. `opts.superseded`: a new proposal replaces it (no verdict sent).
+function M.reject(opts)
   local pending = M.pending
   if not pending then
     return
@@ -130,6 +145,9 @@ function M.reject()
   M.pending = nil
   close_diff(pending)
   M.result = 'rejected'
+  if not (type(opts) == 'table' and opts.superseded) then
+    send_outcome(pending, 'rejected')
+  end
 end
 
 --- :'<,'>TinyarmsEdit INSTRUCTION (no range: the current line).

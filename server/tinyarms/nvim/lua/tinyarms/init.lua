@@ -5,7 +5,8 @@
 -- out as workspace/executeCommand requests (M.exec); the names are tinyarms' protocol
 -- (server/tinyarms/protocol.py). Ask/Explain answers show in a scratch float (`q` closes it);
 -- the chat buffer, edits with a diff and the agent are in chat.lua, edit.lua and agent.lua,
--- completion acceptance feedback in feedback.lua.
+-- completion acceptance feedback in feedback.lua, ratings / route corrections / "try a
+-- stronger tier" on chat answers in answers.lua.
 local M = {}
 
 M.commands = {
@@ -397,6 +398,9 @@ local user_commands = {
   TinyarmsChat = { lazy('tinyarms.chat', 'command'), { nargs = '*', range = true, desc = 'tinyarms: the next turn of the chat' } },
   TinyarmsChatNew = { lazy('tinyarms.chat', 'new_conversation'), { nargs = 0, desc = 'tinyarms: start a new chat conversation' } },
   TinyarmsChatAction = { lazy('tinyarms.chat', 'action'), { nargs = '?', desc = "tinyarms: run an action of the chat's last answer" } },
+  TinyarmsRate = { lazy('tinyarms.answers', 'command_rate'), { nargs = 1, complete = function() return { 'up', 'down' } end, desc = 'tinyarms: rate the chat answer under the cursor (else the last): up or down' } },
+  TinyarmsReroute = { lazy('tinyarms.answers', 'command_reroute'), { nargs = '?', desc = 'tinyarms: the route the chat answer under the cursor should have taken' } },
+  TinyarmsStronger = { lazy('tinyarms.answers', 'command_stronger'), { nargs = 0, desc = "tinyarms: ask the chat answer's question again on a stronger tier" } },
   TinyarmsEdit = { lazy('tinyarms.edit', 'command'), { nargs = '*', range = true, desc = 'tinyarms: propose an edit of the range, as a diff' } },
   TinyarmsAgent = { lazy('tinyarms.agent', 'command'), { nargs = '*', desc = 'tinyarms: run the agent on a goal' } },
   TinyarmsAgentCancel = { lazy('tinyarms.agent', 'cancel'), { nargs = 0, desc = 'tinyarms: stop the agent run' } },

@@ -256,7 +256,8 @@ def test_cli_fit_from_log_learns_corrections_and_refuses_a_damaging_fit(env: dic
     asks = ["what does the {} do", "explain how the {} works", "walk me through the {}",
             "why is the {} written like this", "help me understand the {}", "what is the {} for"]  # fmt: skip
     bugs = ["the {} crashes on empty input", "fix the {}, it throws an exception", "the {} returns the wrong value",
-            "why does the {} raise a KeyError", "the {} hangs forever, please fix", "bug: the {} leaks memory"]  # fmt: skip
+            "why does the {} raise a KeyError", "the {} hangs forever, please fix",
+            "bug: the {} leaks memory"]  # fmt: skip
     wrong = [("test", ask.format(thing)) for thing in things for ask in asks]
     write_corrections(env, wrong + [("document", bug.format(thing)) for thing in things for bug in bugs])
     heldout = str(Path(__file__).parent / "data" / "router_heldout.tsv")

@@ -171,6 +171,7 @@ def main() -> int:
         "--accuracy-only", action="store_true",
         help="only accuracy (no timing: it may run beside other benchmarks); latency: --latency-only under flock",
     )  # fmt: skip
+    parser.add_argument("--only", help="comma-separated configuration names to score (default: all)")
     args = parser.parse_args()
     if args.latency_only:
         print(json.dumps(latency_only(latency_texts()), indent=2))
@@ -192,6 +193,8 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), **load()},
         "heldout": {name: len(rows) for name, rows in sets.items()},
     }
+    if args.only:
+        configurations = {k: v for k, v in configurations.items() if k in args.only.split(",")}
     routers: dict[str, Router] = {}
     timing = latency_texts()
     for name, cfg in configurations.items():

@@ -112,3 +112,36 @@ def test_english_requests_average_both_encoders_and_others_take_the_multilingual
     assert np.allclose(batch[1], 0.4 * first[english][0] + 0.6 * second[english][0], atol=1e-5)
     for router in (average, switch):
         assert router.route(english).route == "refactor" and router.route(german).route == "refactor"
+
+
+@pytest.mark.parametrize(
+    ("text", "english"),
+    [
+        ("add a docstring to parse()", True),
+        ("implement fizzbuzz", True),
+        ("explain what λ does in this lambda", True),  # one quoted letter of another script
+        ('fix this: x = "naïve café"', True),
+        ("arregla el bug en parse()", False),
+        ("исправь эту ошибку", False),
+        ("اشرح ماذا تفعل هذه الدالة parse_args", False),  # Arabic: a script the model's list lacks
+        ("इस फ़ंक्शन के लिए टेस्ट लिखो", False),  # Devanagari
+        ("תקן את הבאג בפונקציה הזאת", False),  # Hebrew
+        ("เขียนเทสต์ให้ฟังก์ชันนี้", False),  # Thai
+        ("Ελέγξτε αυτόν τον κώδικα", False),  # Greek
+    ],
+)
+def test_language_guess_knows_every_script(text: str, english: bool) -> None:
+    from tinyarms.router.language import is_english
+
+    assert is_english(text) is english
+
+
+def test_a_request_in_a_script_the_guess_did_not_list_goes_to_the_multilingual_encoder(
+    tmp_path: Path, encoders: tuple[Any, Any]
+) -> None:
+    switch = router_with(tmp_path, encoders, "")
+    arabic = "اكتب اختبارات وحدة لهذه الدالة"  # "write unit tests for this function"
+    assert switch.multilingual_classifier is not None
+    expected = switch.multilingual_classifier.probabilities(encoders[1].encode([arabic]), [arabic])
+    assert np.allclose(switch.probabilities([arabic])[1], expected, atol=1e-5)
+    assert switch.route(arabic).route == "test"

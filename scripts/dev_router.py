@@ -15,6 +15,14 @@ combining the two encoders:
 Accuracy overall, on the English and the non-English part, and out-of-scope recall.
 `--cv`: the same designs by grouped 5-fold cross-validation on the training rows, with the
 augmented copies of a fold's test rows kept out of its training side.
+`--fit-thresholds` (with `--cv`): per-route thresholds fitted (router/fit.py's coordinate ascent,
+OOS recall floor `--oos-floor`, 0.9 as in `router fit`) on the `switch` design's out-of-fold
+probabilities, i.e. on training rows alone, then the dev set scored with them.
+`--errors`: the `switch` design's dev misroutes.
+Design 7's other knobs (all measured flat or worse, see notes/issue-16.md): `--none-floor A,B`
+(an unsure `none` under the floor takes the closest route), `--rule-report` (keyword rule against
+the classifier where the rule fires), `--l2`, `--steps`, `--min-english`, and `--prose`,
+`--prose-embedding`, `--language-prose` (scripts/prose_view.py: code spans folded).
 """
 
 from __future__ import annotations
@@ -34,11 +42,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "server"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from prose_view import prose  # noqa: E402  (scripts/prose_view.py: an experiment, not in the router)
 from tinyarms.config import ConfigInputs, load_config  # noqa: E402
+from tinyarms.router import language  # noqa: E402
 from tinyarms.router.augment import variants  # noqa: E402
 from tinyarms.router.classifier import NONE, train  # noqa: E402
 from tinyarms.router.encoder import Encoder, cache_dir, load_encoder  # noqa: E402
-from tinyarms.router.fit import load_labelled, metrics  # noqa: E402
+from tinyarms.router.fit import fit_thresholds, load_labelled, metrics, predict  # noqa: E402
 from tinyarms.router.language import is_english  # noqa: E402
 from tinyarms.router.router import Router, examples, normalise, training_rows  # noqa: E402
 
@@ -88,7 +98,7 @@ def probs_for(tr_v: dict[str, np.ndarray], tr_t: list[str], tr_l: list[str], te_
     out = {}
     names: list[str] = []
     for key, vectors in tr_v.items():
-        model = train(vectors, tr_l, tr_t, vocabulary_texts=vocab, ngram_weight=weight)
+        model = train(vectors, tr_l, tr_t, vocabulary_texts=vocab, ngram_weight=weight, **TRAIN)
         out[key] = model.probabilities(te_v[key], te_t)
         names = model.labels
     return names, out
@@ -125,8 +135,39 @@ def pipeline(names: list[str], probs: np.ndarray, texts: list[str], router: Rout
             pred.append(hit.route)
             continue
         best = names[int(row.argmax())]
+        if best == NONE and row.max() < NONE_FLOOR:  # an unsure `none`: the closest route instead
+            rest = row.copy()
+            rest[names.index(NONE)] = -1.0
+            best = names[int(rest.argmax())]
+            pred.append(best if rest.max() >= thresholds.get(best, 0.5) else NONE)
+            continue
         pred.append(best if best != NONE and row.max() >= thresholds.get(best, 0.5) else NONE)
     return pred
+
+
+NONE_FLOOR = 0.0  # --none-floor
+TRAIN: dict[str, float] = {}  # --l2, --steps, --scale
+
+
+def floors(out: dict[str, Any], args: Any, names: list[str], probs: np.ndarray, texts: list[str],
+           router: Router, own: dict[str, str | None], thresholds: dict[str, float], gold: list[str],
+           english: np.ndarray) -> None:  # fmt: skip
+    """The switch design under each `--none-floor`."""
+    global NONE_FLOOR
+    for floor in [float(f) for f in args.none_floor.split(",")]:
+        NONE_FLOOR = floor
+        out[f"switch/none-floor-{floor}"] = score(gold, pipeline(names, probs, texts, router, own, thresholds), english)
+    NONE_FLOOR = 0.0
+    if args.rule_report:  # the keyword rule against the classifier, on the rows the rule decides
+        rows = [(i, router.rules.keyword(normalise(t))) for i, t in enumerate(texts)]
+        rows = [(i, hit.route) for i, hit in rows if hit is not None and hit.route is not None]
+        model = [names[int(probs[i].argmax())] for i, _ in rows]
+        out["keyword_rule"] = {
+            "fires": len(rows), "rule_right": sum(gold[i] == r for i, r in rows),
+            "classifier_right": sum(gold[i] == m for (i, _), m in zip(rows, model, strict=True)),
+            "wrong": [f"{gold[i]}->{r} (model {m}): {texts[i][:80]}" for (i, r), m in zip(rows, model, strict=True)
+                      if gold[i] != r],
+        }  # fmt: skip
 
 
 def score(gold: list[str], pred: list[str], english: np.ndarray) -> dict[str, Any]:
@@ -145,11 +186,24 @@ def main() -> int:
     parser.add_argument("--augment", default="0,1")
     parser.add_argument("--ngram-weight", type=float, default=1.0)
     parser.add_argument("--cv", action="store_true", help="also grouped 5-fold CV on the training rows")
+    parser.add_argument("--fit-thresholds", action="store_true", help="fit thresholds on the CV probabilities")
+    parser.add_argument("--oos-floor", type=float, default=0.9, help="--fit-thresholds: OOS recall floor")
+    parser.add_argument("--prose", action="store_true", help="classifiers read router/prose.py's view of each text")
+    parser.add_argument("--prose-embedding", action="store_true", help="only the encoders read the prose view")
+    parser.add_argument("--language-prose", action="store_true", help="guess the language on the words outside code")
+    parser.add_argument("--none-floor", default="0", help="comma list: `none` under this takes the closest route")
+    parser.add_argument("--rule-report", action="store_true", help="keyword rule vs classifier where the rule fires")
+    parser.add_argument("--l2", type=float, default=1e-3, help="the classifiers' L2 penalty (train's default 1e-3)")
+    parser.add_argument("--steps", type=int, default=400, help="gradient steps (train's default 400)")
+    parser.add_argument("--min-english", type=float, default=language.MIN_ENGLISH, help="language.py's English floor")
+    parser.add_argument("--errors", action="store_true", help="print the switch design's dev misroutes")
     parser.add_argument("--vocabulary", choices=("originals", "all"), default="all",
                         help="fit the n-gram vocabulary on the original rows only, or with the variants")  # fmt: skip
     args = parser.parse_args()
     if "heldout" in Path(args.set).name:
         parser.error("this script chooses designs: give it a development set, never a held-out one")
+    TRAIN.update(l2=args.l2, steps=args.steps)
+    language.MIN_ENGLISH = args.min_english
     config = load_config(ConfigInputs(user_file=Path(os.devnull), env={"TINYARMS_ROUTER__CACHE_SIZE": "0"})).config
     assert config is not None
     encoders = {"minilm": load_encoder(config.router.encoder), "use": load_encoder(config.router.multilingual_encoder)}
@@ -159,23 +213,44 @@ def main() -> int:
     texts, labels = training_rows(config)
     rows = load_labelled(Path(args.set))
     dev_t, gold = [t for _, t in rows], [label for label, _ in rows]
-    dev_en = np.array([is_english(t) for t in dev_t])
-    dev_v = encode(encoders, dev_t)
+    guess = (lambda t: is_english(prose(t, keep_places=False))) if args.language_prose else is_english
+    dev_en = np.array([guess(t) for t in dev_t])
+    view = prose if args.prose or args.prose_embedding else (lambda t: t)
+    grams_view = prose if args.prose else (lambda t: t)
+    dev_p = [grams_view(t) for t in dev_t]
+    dev_v = encode(encoders, [view(t) for t in dev_t])
     report: dict[str, Any] = {"set": Path(args.set).name, "n": len(rows), "non_english": int((~dev_en).sum()),
                               "train_rows": len(texts), "ngram_weight": args.ngram_weight}  # fmt: skip
     for copies in [int(c) for c in args.augment.split(",")]:
         start = time.perf_counter()
         tr_t, tr_l, origin = with_variants(texts, labels, copies)
-        vocab = texts if args.vocabulary == "originals" else tr_t
-        names, probs = probs_for(encode(encoders, tr_t), tr_t, tr_l, dev_v, dev_t, vocab, args.ngram_weight)
+        tr_p = [grams_view(t) for t in tr_t]
+        vocab = [grams_view(t) for t in texts] if args.vocabulary == "originals" else tr_p
+        tr_v = encode(encoders, [view(t) for t in tr_t])
+        names, probs = probs_for(tr_v, tr_p, tr_l, dev_v, dev_p, vocab, args.ngram_weight)
         entry: dict[str, Any] = {"train_rows": len(tr_t)}
         for name, combine in combiners().items():
             pred = pipeline(names, combine(probs["minilm"], probs["use"], dev_en), dev_t, router, own, thresholds)
             entry[name] = score(gold, pred, dev_en)
+        switch = combiners()["switch"](probs["minilm"], probs["use"], dev_en)
+        floors(entry, args, names, switch, dev_t, router, own, thresholds, gold, dev_en)
+        if args.errors:
+            pred = pipeline(names, switch, dev_t, router, own, thresholds)
+            for g, p, t, en, row in zip(gold, pred, dev_t, dev_en, switch, strict=True):
+                if g != p:
+                    top = ", ".join(f"{names[j]} {row[j]:.2f}" for j in np.argsort(-row)[:3])
+                    print(f"{'EN' if en else 'xx'}\t{g}->{p}\t[{top}]\t{t}", file=sys.stderr)
         print(json.dumps({f"augment_{copies}": entry}), file=sys.stderr)
         if args.cv:
             entry["cv"] = cross_validate(encoders, texts, labels, copies, args, router, thresholds)
             print(json.dumps({f"augment_{copies}_cv": entry["cv"]}), file=sys.stderr)
+            if args.fit_thresholds:
+                fitted = entry["cv"].pop("_fitted")
+                pred = pipeline(names, switch, dev_t, router, own, fitted["thresholds"])
+                fitted["dev_switch"] = score(gold, pred, dev_en)
+                entry["fitted_thresholds"] = fitted
+                print(json.dumps({f"augment_{copies}_fitted": fitted}), file=sys.stderr)
+            entry["cv"].pop("_fitted", None)
         entry["seconds"] = round(time.perf_counter() - start, 1)
         report[f"augment_{copies}"] = entry
     print(json.dumps(report, indent=2))
@@ -192,8 +267,11 @@ def cross_validate(encoders: dict[str, Encoder], texts: list[str], labels: list[
         groups.append(group)
         size += 1
     fold_of = (np.random.default_rng(0).permutation(group + 1) % 5)[np.array(groups)]
-    all_t, all_l, origin = with_variants(texts, labels, copies)
-    all_v = encode(encoders, all_t)
+    view = prose if args.prose or args.prose_embedding else (lambda t: t)
+    grams_view = prose if args.prose else (lambda t: t)
+    raw_t, all_l, origin = with_variants(texts, labels, copies)
+    all_t = [grams_view(t) for t in raw_t]
+    all_v = encode(encoders, [view(t) for t in raw_t])
     origin_fold = fold_of[np.array(origin)]
     english = np.array([is_english(t) for t in texts])
     probs: dict[str, np.ndarray] = {}
@@ -202,18 +280,29 @@ def cross_validate(encoders: dict[str, Encoder], texts: list[str], labels: list[
         keep = np.flatnonzero(origin_fold != fold)
         test = np.flatnonzero(fold_of == fold)
         tr_t, tr_l = [all_t[i] for i in keep], [all_l[i] for i in keep]
-        vocab = [texts[i] for i in np.flatnonzero(fold_of != fold)] if args.vocabulary == "originals" else tr_t
+        vocab = [all_t[i] for i in np.flatnonzero(fold_of != fold)] if args.vocabulary == "originals" else tr_t
         tr_v = {key: v[keep] for key, v in all_v.items()}
         te_v = {key: v[test] for key, v in all_v.items()}  # the originals come first in all_t
-        got, fold_probs = probs_for(tr_v, tr_t, tr_l, te_v, [texts[i] for i in test], vocab, args.ngram_weight)
+        got, fold_probs = probs_for(tr_v, tr_t, tr_l, te_v, [all_t[i] for i in test], vocab, args.ngram_weight)
         for key, p in fold_probs.items():
             probs.setdefault(key, np.zeros((len(texts), len(names)), dtype=np.float32))
             for j, name in enumerate(got):
                 probs[key][test, names.index(name)] = p[:, j]
-    out = {}
+    out: dict[str, Any] = {}
     for name, combine in combiners().items():
         pred = pipeline(names, combine(probs["minilm"], probs["use"], english), texts, router, {}, thresholds)
         out[name] = score(labels, pred, english)
+    switch = combiners()["switch"](probs["minilm"], probs["use"], english)
+    floors(out, args, names, switch, texts, router, {}, thresholds, labels, english)
+    if args.fit_thresholds:
+        rules = []
+        for text in texts:
+            clean = normalise(text)
+            hit = router.rules.slash(clean) or router.rules.keyword(clean)
+            rules.append(hit.route if hit is not None and hit.route is not None else None)
+        fitted = fit_thresholds(names, switch, rules, labels, thresholds, min_oos_recall=args.oos_floor)
+        cv_pred = predict(names, switch, rules, fitted)
+        out["_fitted"] = {"thresholds": fitted, "cv_switch": score(labels, cv_pred, english)}
     return out
 
 

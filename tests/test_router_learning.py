@@ -249,12 +249,17 @@ def test_cli_fit_from_log_learns_corrections_and_refuses_a_damaging_fit(env: dic
     routed = run_tinyarms(env, "route", stdin="\n".join(text for _, text in CORRECTIONS) + "\n")
     assert [json.loads(line)["route"] for line in routed.stdout.splitlines()] == [r for r, _ in CORRECTIONS]
 
-    # Sixty "corrections" that call explanations tests: held-out accuracy drops, nothing is written.
+    # 120 "corrections" that call explanations tests and bug reports documentation: held-out accuracy
+    # drops, nothing is written.
     before = user_config.read_text()
     things = ["parser", "cache", "retry loop", "decorator", "scheduler", "serializer", "lexer", "pool", "queue", "hook"]
     asks = ["what does the {} do", "explain how the {} works", "walk me through the {}",
             "why is the {} written like this", "help me understand the {}", "what is the {} for"]  # fmt: skip
-    write_corrections(env, [("test", ask.format(thing)) for thing in things for ask in asks])
+    bugs = ["the {} crashes on empty input", "fix the {}, it throws an exception", "the {} returns the wrong value",
+            "why does the {} raise a KeyError", "the {} hangs forever, please fix",
+            "bug: the {} leaks memory"]  # fmt: skip
+    wrong = [("test", ask.format(thing)) for thing in things for ask in asks]
+    write_corrections(env, wrong + [("document", bug.format(thing)) for thing in things for bug in bugs])
     heldout = str(Path(__file__).parent / "data" / "router_heldout.tsv")
     bad = run_tinyarms(env, "router", "fit", "--from-log", "--heldout", heldout, timeout=900)
     assert bad.returncode == 1, bad.stdout + bad.stderr

@@ -182,7 +182,12 @@ class Router:
     enabled: bool = True  # route requests (false: every request goes to router.fallback_role)
     # English requests: all-MiniLM-L6-v2 (packaged), use-multilingual-v3, a local folder, or "a+b"
     encoder: str = "all-MiniLM-L6-v2"  # the encoder for English requests
-    multilingual_encoder: str = "use-multilingual-v3"  # the encoder for other languages; "" = `encoder` for all
+    multilingual_encoder: str = "use-multilingual-v3"  # the second encoder (multilingual); "" = `encoder` alone
+    # Requests not in English: `multilingual_encoder`'s classifier. English ones: "switch": `encoder`'s
+    # alone (one encode a request), or "average" of both classifiers' probabilities (two encodes)
+    combine: Literal["average", "switch"] = "switch"
+    encoder_weight: float = field(default=0.5, metadata=bounds(ge=0, le=1))  # `encoder`'s share in "average"
+    augment: int = field(default=1, metadata=bounds(ge=0, le=4))  # typed-like variants per training row
     backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"  # how the encoder runs
     threads: int = field(default=1, metadata=bounds(ge=1, le=16))  # encoder threads
     fallback_role: str = "chat"  # the role for requests no route takes

@@ -13,13 +13,21 @@ examples, instead of relying on one similarity threshold for everything.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from pathlib import Path
+
 import numpy as np
 from attrs import define
+from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from tinyarms.router.ngrams import NgramVectorizer, fit_vectorizer
 
+log = logging.getLogger(__name__)
+
 NONE = "none"
+CACHE_VERSION = 1  # bump when training changes, so cached models are refitted
 
 
 @define
@@ -47,34 +55,44 @@ def inputs(vectors: np.ndarray, texts: list[str], vectorizer: NgramVectorizer | 
 
 def train(
     vectors: np.ndarray, labels: list[str], texts: list[str] | None = None, *, ngram_weight: float = 1.0,
-    scale: float = 5.0, l2: float = 1e-3, steps: int = 400, lr: float = 0.5,
+    scale: float = 5.0, l2: float = 1e-3, steps: int = 400, lr: float = 0.5, vocabulary_texts: list[str] | None = None,
 ) -> Classifier:  # fmt: skip
     """Full-batch gradient descent on the cross-entropy; deterministic and ~0.2 s for 600 rows.
 
-    With `texts`, an n-gram vocabulary is fitted on them and their TF-IDF joins the vectors.
-    BLAS is held to one thread: on a busy 2-core machine OpenBLAS' threads made this 17x slower.
+    With `texts`, an n-gram vocabulary is fitted on them (or on `vocabulary_texts`) and their TF-IDF
+    joins the vectors. BLAS is held to one thread: on a busy 2-core machine OpenBLAS' threads made
+    this 17x slower.
     """
-    vectorizer = fit_vectorizer(texts) if texts is not None else None
-    x = inputs(vectors, texts or [], vectorizer, ngram_weight)
+    vectorizer = fit_vectorizer(vocabulary_texts or texts) if texts is not None else None
+    x = vectors.astype(np.float64) * scale
+    grams = None if vectorizer is None else vectorizer.transform_sparse(texts or []).astype(np.float64)
+    if grams is not None:
+        grams = grams * (scale * ngram_weight)
     with threadpool_limits(1, user_api="blas"):
-        model = _train(x, labels, scale=scale, l2=l2, steps=steps, lr=lr)
+        model = _train(x, grams, labels, l2=l2, steps=steps, lr=lr)
+    model.scale = scale
     model.vectorizer, model.ngram_weight = vectorizer, ngram_weight
     return model
 
 
-def _train(vectors: np.ndarray, labels: list[str], *, scale: float, l2: float, steps: int, lr: float) -> Classifier:
+def _train(
+    x: np.ndarray, grams: sparse.csr_matrix | None, labels: list[str], *, l2: float, steps: int, lr: float
+) -> Classifier:
+    """x: the scaled dense vectors; grams: the scaled sparse n-gram rows (their columns follow x's)."""
     names = sorted(set(labels) | {NONE})
     index = {name: i for i, name in enumerate(names)}
     y = np.array([index[label] for label in labels])
-    x = vectors.astype(np.float64) * scale
     n = x.shape[0]
     onehot = np.eye(len(names))[y]
     # Balance classes: `none` has more examples than any one route.
     counts = onehot.sum(axis=0)
     sample_weight = (n / (len(names) * np.maximum(counts, 1)))[y][:, None]
     # Gradient descent from zero keeps weights = x.T @ coef (every step adds x.T @ something), so
-    # it runs on the (n, n) Gram matrix: the same model, ~15x cheaper with thousands of n-gram columns.
+    # it runs on the (n, n) Gram matrix: the same model, ~15x cheaper with thousands of n-gram columns
+    # (and the n-gram part of the Gram matrix is a sparse product: ~100 features a row of 20k).
     gram = x @ x.T
+    if grams is not None:
+        gram += (grams @ grams.T).toarray()
     coef = np.zeros((n, len(names)))
     bias = np.zeros(len(names))
     for _ in range(steps):
@@ -86,7 +104,43 @@ def _train(vectors: np.ndarray, labels: list[str], *, scale: float, l2: float, s
         coef -= lr * (grad + l2 * coef)
         bias -= lr * grad.sum(axis=0)
     weights = x.T @ coef
-    return Classifier(names, weights.astype(np.float32), bias.astype(np.float32), scale)
+    if grams is not None:
+        weights = np.vstack([weights, np.asarray(grams.T @ coef)])
+    return Classifier(names, weights.astype(np.float32), bias.astype(np.float32), 1.0)
+
+
+def cached_train(folder: Path, key: str, vectors: np.ndarray, labels: list[str], texts: list[str]) -> Classifier:
+    """`train(vectors, labels, texts)`, kept on disk keyed by `key` (the encoder), the rows and the
+    training code's version: with the augmented rows a fit takes 5-20 s on a busy 2-core machine,
+    and the router is rebuilt at every start and config change."""
+    digest = hashlib.sha256(f"{key}\0{CACHE_VERSION}".encode())
+    for text, label in zip(texts, labels, strict=True):
+        digest.update(f"{label}\t{text}\0".encode("utf-8", "replace"))
+    path = folder / f"{digest.hexdigest()[:24]}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                vectorizer = NgramVectorizer(
+                    {str(f): i for i, f in enumerate(data["vocabulary"])}, np.asarray(data["idf"], dtype=np.float32)
+                )
+                return Classifier(
+                    [str(n) for n in data["labels"]], np.asarray(data["weights"]), np.asarray(data["bias"]),
+                    float(data["scale"]), vectorizer, float(data["ngram_weight"]),
+                )  # fmt: skip
+        except (OSError, ValueError, KeyError):
+            log.warning("classifier cache %s unreadable; training again", path)
+    model = train(vectors, labels, texts)
+    assert model.vectorizer is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npz")
+    vocabulary = sorted(model.vectorizer.vocabulary, key=model.vectorizer.vocabulary.__getitem__)
+    with partial.open("wb") as out:
+        np.savez(
+            out, labels=np.array(model.labels), weights=model.weights, bias=model.bias, scale=model.scale,
+            ngram_weight=model.ngram_weight, vocabulary=np.array(vocabulary, dtype=str), idf=model.vectorizer.idf,
+        )  # fmt: skip
+    partial.replace(path)
+    return model
 
 
 def out_of_fold(

@@ -53,14 +53,13 @@ def scored(router: Router, texts: list[str]) -> tuple[list[str], np.ndarray, lis
     index = {t: i for i, t in enumerate(train_texts)}
     if any(t in index for t in texts) and router.classifier is not None and router.encoder is not None:
         names, oof = out_of_fold(cached_encode(router.encoder, train_texts), train_labels, train_texts)
-        foreign_oof = oof
-        if router.multilingual is not None:  # what the router uses for requests not in English
-            _, foreign_oof = out_of_fold(cached_encode(router.multilingual, train_texts), train_labels, train_texts)
+        if router.multilingual is not None:  # both classifiers, merged as the router merges them
+            _, second = out_of_fold(cached_encode(router.multilingual, train_texts), train_labels, train_texts)
+            oof = router.combine(oof, second, np.array([is_english(t) for t in train_texts], dtype=bool))
         columns = [names.index(label) for label in labels]
         for row, text in enumerate(texts):
             if text in index:
-                source = foreign_oof if router.multilingual is not None and not is_english(text) else oof
-                probs[row] = source[index[text]][columns]
+                probs[row] = oof[index[text]][columns]
     rules = []
     for text in texts:
         clean = normalise(text)

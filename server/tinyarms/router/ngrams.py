@@ -19,6 +19,7 @@ import unicodedata
 
 import numpy as np
 from attrs import define
+from scipy import sparse
 
 # Han, kana, Hangul (syllables and jamo), half-width katakana, CJK compatibility ideographs.
 _CJK = "\u1100-\u11ff\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
@@ -65,18 +66,30 @@ class NgramVectorizer:
     def transform(self, texts: list[str]) -> np.ndarray:
         """(n, features) sublinear TF-IDF rows, L2-normalised (all zeros when nothing is known)."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
+        for row, (columns, values) in enumerate(self._rows(texts)):
+            out[row, columns] = values
+        return out
+
+    def transform_sparse(self, texts: list[str]) -> sparse.csr_matrix:
+        """The same rows as a sparse matrix: training on thousands of rows x 20k features stays cheap."""
+        rows = self._rows(texts)
+        indptr = np.cumsum([0] + [len(c) for c, _ in rows])
+        columns = np.concatenate([c for c, _ in rows]) if rows else np.zeros(0, dtype=np.int64)
+        values = np.concatenate([v for _, v in rows]) if rows else np.zeros(0, dtype=np.float32)
+        return sparse.csr_matrix((values, columns, indptr), shape=(len(texts), self.dim), dtype=np.float32)
+
+    def _rows(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for text in texts:
             counts: dict[int, int] = {}
             for feature in features(text):
                 column = self.vocabulary.get(feature)
                 if column is not None:
                     counts[column] = counts.get(column, 0) + 1
-            if not counts:
-                continue
             columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
             tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
             values = tf * self.idf[columns]
-            out[row, columns] = values / max(float(np.linalg.norm(values)), 1e-9)
+            out.append((columns, (values / max(float(np.linalg.norm(values)), 1e-9)).astype(np.float32)))
         return out
 
 

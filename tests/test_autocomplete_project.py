@@ -71,19 +71,43 @@ def test_imports_resolve_to_signatures_and_docstring_lines(tmp_path: Path) -> No
     source = "from pkg.headers import Header, LIMIT\nfrom pkg import parse_header\nimport os\n\nx = Hea"
     found = dict(context.Definitions([tmp_path], lambda p: None).for_file(source, main))
     rendered = "\n".join(found[(tmp_path / "pkg" / "headers.py").resolve()])
-    assert 'class Header:\n    """One header."""\n    def __init__(self, name, value):\n        ...' in rendered
-    assert "    def render(self) -> str:\n        ..." in rendered and "_private" not in rendered
+    # A class: its docstring line and one line a public method (and __init__).
+    assert 'class Header:\n    """One header."""\n    def __init__(self, name, value): ...' in rendered
+    assert "    def render(self) -> str: ..." in rendered and "_private" not in rendered
     assert "LIMIT = 10" in rendered
     # `from pkg import parse_header` follows the package's re-export to its definition.
     init = "\n".join(found[(tmp_path / "pkg" / "__init__.py").resolve()])
-    assert init == (
-        "def parse_header(line: str,\n                 strict: bool = False) -> tuple[str, str]:\n"
+    assert init == (  # a signature over several lines is shown on one
+        "def parse_header(line: str, strict: bool = False) -> tuple[str, str]:\n"
         '    """Split a "Name: value" line into its name and value."""\n    ...'
     )
     assert "More text" not in init and "partition" not in init
     # A file being typed does not parse: its import lines still do.
     broken = "from pkg.headers import (Header,\n    LIMIT)\n\ndef f(:\n"
     assert context.imports_of(broken)[0].names == ("Header", "LIMIT")
+
+
+def test_definitions_used_near_the_edit_rank_first_and_fill_the_cap(tmp_path: Path) -> None:
+    """Many imported names, a small cap: the ones the file uses near the last edit are
+    kept (and rendered last, nearest the code), then the ones it uses elsewhere; a module's
+    members rank by `alias.member` use."""
+    lib = tmp_path / "lib.py"
+    lib.write_text("".join(f"def func_{n}(value, other=None):\n    return value\n\n\n" for n in range(40)))
+    (tmp_path / "tools.py").write_text("def unused():\n    ...\n\n\ndef picked(a, b):\n    ...\n")
+    names = ", ".join(f"func_{n}" for n in range(40))
+    body = ["x = func_7(1)"] * 3 + ["pass"] * 100 + ["y = func_31(2)", "z = tools.picked(1, 2)", ""]
+    source = f"from lib import {names}\nimport tools\n\n" + "\n".join(body)
+    focus = source.count("\n")  # the last line
+    definitions = context.Definitions([tmp_path], lambda p: None)
+    ranked = [text.split("(")[0] for _, text in definitions.ranked(source, tmp_path / "main.py", focus)]
+    assert ranked[:3] == ["def func_31", "def picked", "def func_7"], ranked[:5]
+    project = context.Project(max_tokens=80)
+    project.set_roots([tmp_path])
+    block = project.build("file:///main.py", tmp_path / "main.py", source, {}, focus)
+    assert block is not None and block.tokens_estimate <= 80
+    shown = [line[2:].split("(")[0] for line in block.comments.split("\n") if line.startswith("# def ")]
+    assert 3 <= len(shown) < 10 and sorted(shown) == sorted(ranked[: len(shown)]), (shown, ranked)
+    assert block.comments.rindex("func_31") > block.comments.index("func_7"), block.comments
 
 
 def test_a_hostile_workspace_cannot_make_it_read_outside_or_run_code(tmp_path: Path) -> None:
@@ -109,23 +133,28 @@ def test_the_block_stays_under_its_cap_and_puts_definitions_nearest_the_file() -
     ring = context.RingBuffer(size=16, chunk_lines=32)
     for index in range(200):
         ring.add(f"file:///m{index}.py", f"m{index}.py", chunk_lines(str(index)), 0)
-    definitions = [("pkg/headers.py", [f"def parse_{n}(line):\n    ..." for n in range(5)])]
+    definitions = [("pkg/headers.py", f"def parse_{n}(line):\n    ...") for n in range(5)]
     block = context.assemble("main.py", definitions, ring.others("file:///main.py"), max_tokens=300, comment="#")
     assert block is not None
-    assert block.chars <= 300 * context.CHARS_PER_TOKEN and block.tokens_estimate <= 300
+    assert block.tokens_estimate <= 300
+    # The most relevant definition (first given) is rendered last, right before the file.
+    assert block.comments.index("parse_1(") < block.comments.index("parse_0(")
+    assert block.comments.endswith("# def parse_0(line):\n#     ...\n# Path: main.py\n")
     # Chunks (newest last) first, the definitions last, then the current file's label.
     assert block.files[-1][0] == "pkg/headers.py" and block.files[0][0].startswith("m")
     assert block.comments.index("# Path: m") < block.comments.index("# Path: pkg/headers.py")
     assert block.comments.endswith("# Path: main.py\n")
-    many = [("pkg/big.py", [f"def parse_{n}(line):\n    ..." for n in range(500)])]
+    many = [("pkg/big.py", f"def parse_{n}(line):\n    ...") for n in range(500)]
     full = context.assemble("main.py", many, ring.others("file:///main.py"), max_tokens=300, comment="//")
-    assert full is not None and full.chars <= 300 * context.CHARS_PER_TOKEN
+    assert full is not None and full.tokens_estimate <= 300 and "parse_0(" in full.comments
+    # Digits and non-ASCII characters cost a token each in the estimate.
+    assert context.estimate_tokens("abcdef") == 2 and context.estimate_tokens("123é") == 4
     assert context.assemble("main.py", [], [], max_tokens=300, comment="#") is None
     assert context.comment_for("src/app.ts") == "//" and context.comment_for("a.py") == "#"
 
 
 def test_templates_place_the_context_where_the_model_reads_it() -> None:
-    block = context.assemble("main.py", [("util.py", ["def helper():\n    ..."])], [], max_tokens=100, comment="#")
+    block = context.assemble("main.py", [("util.py", "def helper():\n    ...")], [], max_tokens=100, comment="#")
     assert block is not None
     prefix_only = templates.by_name("prefix-only").segments(
         "a = 1\n", "b = ", "", context_text=block.comments, extra_files=block.files, path="main.py"

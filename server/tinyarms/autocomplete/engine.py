@@ -189,8 +189,12 @@ class CompletionEngine:
         if hit is not None:
             generation, rest = hit
             if rest:
-                return self._answer(postprocess.clean(rest, prompt, multiline=multiline), started, "cache")
+                text = postprocess.clean(rest, prompt, multiline=multiline)
+                if not text:
+                    self.counts["empty_cleaned"] += 1
+                return self._answer(text, started, "cache")
             if generation.done:
+                self.counts["empty_ended"] += 1
                 return self._answer("", started, "cache")  # the model says the line ends here
             # The user caught up with a live generation: wait for its next tokens.
             return await self._wait(generation, prompt, multiline, deadline, started, "speculation")
@@ -226,7 +230,10 @@ class CompletionEngine:
         rest = generation.remainder(prompt.line_prefix) or ""
         if generation.reason == "error":
             source = "error"
-        return self._answer(postprocess.clean(rest, prompt, multiline=multiline), started, source)
+        text = postprocess.clean(rest, prompt, multiline=multiline)
+        if not text:  # why nothing is shown: no token yet, the model ended the line, or cleaned away
+            self.counts["empty_" + ("cleaned" if rest.strip() else "ended" if generation.done else "deadline")] += 1
+        return self._answer(text, started, source)
 
     async def _run(self, generation: Generation, segments: list[tuple[str, str]], multiline: bool) -> None:
         stop = list(self.template.stop) + (["\n\n"] if multiline else [])

@@ -302,7 +302,8 @@ class AutocompleteFeature(Feature):
                 open_texts[fs.resolve()] = other.source
         async with self._refreshing:
             try:
-                block = await asyncio.to_thread(self.project.build, uri, _fs(uri), document.source, open_texts)
+                focus = self._last_line.get(uri)  # definitions used near the last edit rank first
+                block = await asyncio.to_thread(self.project.build, uri, _fs(uri), document.source, open_texts, focus)
             except Exception:
                 log.exception("autocomplete: context for %s not built", uri)
                 return

@@ -421,12 +421,22 @@ def windowed(lines: list[str], line: int, column: int) -> tuple[list[str], int]:
     return lines[start:line] + [lines[line][:column]], line - start
 
 
+CROSS_CONDITIONS = ("without_context", "with_context")
+
+
 async def quality_runs(
-    spec: str, cross_n: int, single_n: int, seed: int = 15, context_tokens: int = 512
+    spec: str,
+    cross_n: int,
+    single_n: int,
+    seed: int = 15,
+    context_tokens: int = 512,
+    conditions: tuple[str, ...] = CROSS_CONDITIONS,
 ) -> dict[str, Any]:
     """5 and 6 in one model process (the server's settings: 1 thread). `cross_n` holes a
     package (scripts/cross_file_holes.py), `single_n` HumanEval rows and stdlib lines each."""
     import re
+
+    import attrs
 
     import cross_file_holes
     from tinyarms.autocomplete.context import Project
@@ -446,7 +456,7 @@ async def quality_runs(
 
         # 5. cross-file: all holes without context, then all with (same engine, model, holes)
         holes = cross_file_holes.holes(cross_n, seed)
-        rows: dict[str, list[dict[str, Any]]] = {"without_context": [], "with_context": []}
+        rows: dict[str, list[dict[str, Any]]] = {condition: [] for condition in conditions}
         blocks = []
         for hole in holes:
             path: Path = hole["path"]
@@ -465,9 +475,20 @@ async def quality_runs(
             blocks.append((block, bool(block and defined.search(block.comments))))
         for condition in rows:
             for hole, (block, _) in zip(holes, blocks, strict=True):
+                # The whole file, the hole's line cut at the cursor: the engine's own window
+                # (its 2000 characters before the cursor), as in the editor.
                 lines = hole["path"].read_text(encoding="utf-8").split("\n")
-                context = block if condition == "with_context" else None
-                text = await complete(lines, hole["line"], hole["column"], f"{condition}:{hole['path']}", context)
+                lines[hole["line"]] = lines[hole["line"]][: hole["column"]]
+                context = {
+                    "without_context": None,
+                    "with_context": block,
+                    # ablation: the other files' definitions and chunks, without this file's imports
+                    "with_context_no_header": attrs.evolve(block, header="") if block else None,
+                }[condition]
+                request = CompletionRequest(
+                    lines, hole["line"], hole["column"], doc=f"{condition}:{hole['path']}", context=context
+                )
+                text = (await engine.complete(request)).text
                 truth = hole["truth"].strip()
                 rows[condition].append({"exact": text.strip() == truth, "sim": edit_similarity(text.strip(), truth)})
                 if os.environ.get("BENCH_TRACE"):
@@ -495,8 +516,12 @@ async def quality_runs(
             cross[condition + "_definition_in_block"] = scores(
                 [r for r, found in zip(results, inside, strict=True) if found]
             )
-        base = cross["without_context"]["exact_match"]
-        cross["exact_match_ratio"] = round(cross["with_context"]["exact_match"] / base, 2) if base else None
+        base = cross.get("without_context", {}).get("exact_match")
+        for condition in rows:
+            if condition != "without_context" and base:
+                cross[f"exact_match_ratio{condition.removeprefix('with_context')}"] = round(
+                    cross[condition]["exact_match"] / base, 2
+                )
 
         # 6. single-file: HumanEval lines and stdlib lines, engine vs plain direct prompt
         cases = []
@@ -838,7 +863,15 @@ async def many_open_files(spec: str, count: int, target: tuple[Path, list[Path]]
 CONTEXT_SECTIONS = ("quality", "replay", "first", "many")
 
 
-async def context_checks(spec: str, quick: bool, sections: tuple[str, ...] = CONTEXT_SECTIONS) -> dict[str, Any]:
+async def context_checks(
+    spec: str,
+    quick: bool,
+    sections: tuple[str, ...] = CONTEXT_SECTIONS,
+    *,
+    seed: int = 15,
+    conditions: tuple[str, ...] = CROSS_CONDITIONS,
+    context_tokens: int = 512,
+) -> dict[str, Any]:
     """5-9; each section's result is also printed to stderr as soon as it is done."""
     cross_n, single_n, targets_n, spots, pause_s = (2, 4, 1, 1, 6.0) if quick else (8, 40, 2, 2, 15.0)
     targets = package_files()
@@ -854,7 +887,7 @@ async def context_checks(spec: str, quick: bool, sections: tuple[str, ...] = CON
 
     if "quality" in sections:
         progress("quality (cross-file, single-file)")
-        result.update(await quality_runs(spec, cross_n, single_n))
+        result.update(await quality_runs(spec, cross_n, single_n, seed, context_tokens, conditions))
     if "replay" in sections:
         progress("typing replay with / without context")
         result["typing_replay_package"] = await context_replay(spec, chosen, spots, 2)
@@ -878,6 +911,13 @@ def main() -> None:
     parser.add_argument(
         "--sections", default=",".join(CONTEXT_SECTIONS), help=f"with --only context: some of {CONTEXT_SECTIONS}"
     )
+    parser.add_argument("--seed", type=int, default=15, help="with --only context: the cross-file holes' seed")
+    parser.add_argument(
+        "--cross-conditions",
+        default=",".join(CROSS_CONDITIONS),
+        help="with --only context: also with_context_no_header (an ablation)",
+    )
+    parser.add_argument("--context-tokens", type=int, default=512, help="with --only context: the block's cap")
     args = parser.parse_args()
     if args.only == "context":
         started = time.perf_counter()
@@ -886,7 +926,16 @@ def main() -> None:
             "quick": args.quick,
             "cpu_count": os.cpu_count(),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-            **asyncio.run(context_checks(args.model, args.quick, tuple(args.sections.split(",")))),
+            **asyncio.run(
+                context_checks(
+                    args.model,
+                    args.quick,
+                    tuple(args.sections.split(",")),
+                    seed=args.seed,
+                    conditions=tuple(args.cross_conditions.split(",")),
+                    context_tokens=args.context_tokens,
+                )
+            ),
         }
         result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         result["total_s"] = round(time.perf_counter() - started, 1)

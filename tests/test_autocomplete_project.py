@@ -108,6 +108,13 @@ def test_definitions_used_near_the_edit_rank_first_and_fill_the_cap(tmp_path: Pa
     shown = [line[2:].split("(")[0] for line in block.comments.split("\n") if line.startswith("# def ")]
     assert 3 <= len(shown) < 10 and sorted(shown) == sorted(ranked[: len(shown)]), (shown, ranked)
     assert block.comments.rindex("func_31") > block.comments.index("func_7"), block.comments
+    # The file's own imports, as written, for a window that starts below them; a statement
+    # longer than a quarter of the cap is left out.
+    assert (block.header, block.header_end) == ("import tools\n", 1)
+    assert context.import_header("import a\nfrom b import (c,\n    d)\n\ndef f():\n    import e\n", 100) == (
+        "import a\nfrom b import (c,\n    d)\n",
+        2,
+    )
 
 
 def test_a_hostile_workspace_cannot_make_it_read_outside_or_run_code(tmp_path: Path) -> None:

@@ -79,10 +79,19 @@ class ContextBlock:
     current: str  # the current file's label
     comments: str  # "# Path: a.py\n# ...\n# Path: current.py\n" (empty when there is no context)
     chars: int
+    # The current file's own import statements (as written, up to line `header_end`): put
+    # before a window that starts below them, so `name(` is read next to `from x import name`.
+    header: str = ""
+    header_end: int = -1
 
     @property
     def tokens_estimate(self) -> int:
-        return estimate_tokens(self.comments)
+        return estimate_tokens(self.comments + self.header)
+
+    @property
+    def key(self) -> str:
+        """What the prompt takes from the block (cached answers are only valid with it)."""
+        return self.comments + "\0" + self.header
 
 
 def _similarity(a: list[str], b: list[str]) -> float:
@@ -491,13 +500,45 @@ class Project:
                 found = [(self.label(file, ""), text) for file, text in definitions.ranked(source, path, focus)]
             except (SyntaxError, ValueError, RecursionError, OSError) as exc:
                 log.debug("autocomplete: imports of %s not read: %s", path, exc)
-        return assemble(
+        header, header_end = import_header(source, self.max_tokens // 4) if found else ("", -1)
+        block = assemble(
             self.label(path, uri),
             found,
             self.ring.others(uri),
-            max_tokens=self.max_tokens,
+            max_tokens=self.max_tokens - estimate_tokens(header),
             comment=comment_for(str(path) if path else uri),
         )
+        return attrs.evolve(block, header=header, header_end=header_end) if block and header else block
+
+
+MAX_HEADER_LINES = 24
+
+
+def import_header(source: str, max_tokens: int) -> tuple[str, int]:
+    """(the file's top-level import statements as written, the line of the last one), at
+    most MAX_HEADER_LINES lines and `max_tokens`, from the top of the file down to its first
+    definition; a statement that does not fit is left out."""
+    kept: list[str] = []
+    budget = max_tokens
+    last = -1
+    lines = source.split("\n")
+    index = 0
+    while index < len(lines) and len(kept) < MAX_HEADER_LINES:
+        line = lines[index]
+        if line.startswith(("def ", "class ", "async def ", "@")):
+            break
+        if _IMPORT_LINE.match(line) and not line[:1].isspace():
+            statement = [line]
+            while "(" in line and ")" not in "".join(statement) and index + 1 < len(lines) and len(statement) < 12:
+                index += 1
+                statement.append(lines[index])
+            size = estimate_tokens("\n".join(statement) + "\n")
+            if len(kept) + len(statement) <= MAX_HEADER_LINES and size <= budget:
+                kept += [part.rstrip() for part in statement]
+                budget -= size
+                last = index
+        index += 1
+    return ("\n".join(kept) + "\n" if kept else ""), last
 
 
 def label_of(path: Path | None, roots: Iterable[Path], fallback: str) -> str:

@@ -162,8 +162,10 @@ class CompletionEngine:
 
     def _segments(self, request: CompletionRequest, prompt: Prompt) -> list[tuple[str, str]]:
         block = request.context
+        # The file's own imports go before a window that starts below them (see ContextBlock).
+        header = block.header if block and prompt.first_line > block.header_end else ""
         return self.template.segments(
-            _clean_text(prompt.before),
+            _clean_text(header + prompt.before),
             _clean_text(prompt.line_prefix),
             _clean_text(prompt.after),
             path=block.current if block else request.path,
@@ -180,7 +182,7 @@ class CompletionEngine:
             log.warning("autocomplete: %s looks binary (control bytes near the cursor); no completion", request.doc)
             return self._answer("", started, "binary")
         multiline = postprocess.allows_multiline(prompt, self.multiline)
-        context_key = request.context.comments if request.context else None
+        context_key = request.context.key if request.context else None
         key = hash((request.doc, prompt.before, prompt.line_suffix, prompt.below))
         budget_ms = 1e9 if self.max_latency_ms is None else max(self.max_latency_ms - MARGIN_MS, 5)
         deadline = started + budget_ms / 1000

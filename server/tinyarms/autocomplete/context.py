@@ -344,6 +344,7 @@ class Definitions:
 
 
 NEAR_LINES = 40  # a name used this close to the last edit ranks first
+FOCUS_MOVE_LINES = NEAR_LINES // 2  # the ranking follows the edits once they move this far
 
 
 class Usage:
@@ -467,6 +468,7 @@ class Project:
         self.roots: list[Path] = []
         self._definitions: Definitions | None = None
         self.blocks: dict[str, ContextBlock | None] = {}
+        self._focus: dict[str, int] = {}  # document -> the line its definitions were ranked around
 
     def configure(self, *, size: int, chunk_lines: int, max_tokens: int) -> None:
         self.ring.size, self.ring.chunk_lines, self.max_tokens = size, chunk_lines, max_tokens
@@ -489,6 +491,13 @@ class Project:
         `open_texts`: the editor's buffers by resolved path, read instead of the disk;
         `focus`: the line of the last edit (definitions used near it rank first).
         Without workspace folders, the file's own folder is the workspace."""
+        # A new focus only once the edits moved away: a changed block is a cold prompt.
+        kept = self._focus.get(uri)
+        if focus is not None and (kept is None or abs(focus - kept) > FOCUS_MOVE_LINES):
+            self._focus[uri] = kept = focus
+        focus = kept
+        if len(self._focus) > 256:
+            self._focus.pop(next(iter(self._focus)))
         roots = self.roots or ([path.parent.resolve()] if path else [])
         if self._definitions is None or self._definitions.roots != roots:
             self._definitions = Definitions(roots, lambda p: None)

@@ -94,24 +94,10 @@ PREFIX_ONLY = FimTemplate("prefix-only", order="prefix-only")
 TEMPLATES: dict[str, FimTemplate] = {
     t.name: t
     for t in (  # fmt: skip
-        FimTemplate(
-            "qwen2.5-coder",
-            "<|fim_prefix|>",
-            "<|fim_suffix|>",
-            "<|fim_middle|>",
-            file_sep="<|file_sep|>",
-            repo_name="<|repo_name|>",
-            stop=("<|endoftext|>", "<|file_sep|>", "<|fim_pad|>", "<|repo_name|>"),
-        ),
-        FimTemplate(
-            "starcoder2",
-            "<fim_prefix>",
-            "<fim_suffix>",
-            "<fim_middle>",
-            file_sep="<file_sep>",
-            repo_name="<repo_name>",
-            stop=("<|endoftext|>", "<file_sep>"),
-        ),
+        FimTemplate("qwen2.5-coder", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", file_sep="<|file_sep|>",
+                    repo_name="<|repo_name|>", stop=("<|endoftext|>", "<|file_sep|>", "<|fim_pad|>", "<|repo_name|>")),
+        FimTemplate("starcoder2", "<fim_prefix>", "<fim_suffix>", "<fim_middle>", file_sep="<file_sep>",
+                    repo_name="<repo_name>", stop=("<|endoftext|>", "<file_sep>")),
         FimTemplate("santacoder", "<fim-prefix>", "<fim-suffix>", "<fim-middle>", stop=("<|endoftext|>",)),
         FimTemplate(
             "deepseek-coder",

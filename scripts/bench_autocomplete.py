@@ -431,9 +431,12 @@ async def quality_runs(
     seed: int = 15,
     context_tokens: int = 512,
     conditions: tuple[str, ...] = CROSS_CONDITIONS,
+    threads: int = 2,
 ) -> dict[str, Any]:
-    """5 and 6 in one model process (the server's settings: 1 thread). `cross_n` holes a
-    package (scripts/cross_file_holes.py), `single_n` HumanEval rows and stdlib lines each."""
+    """5 and 6 in one model process. `cross_n` holes a package (scripts/cross_file_holes.py),
+    `single_n` HumanEval rows and stdlib lines each. No latency budget here, so the model
+    runs on `threads` threads (the server uses 1, for the keystroke latency); both sides of
+    each comparison use the same."""
     import re
 
     import attrs
@@ -443,7 +446,7 @@ async def quality_runs(
     from tinyarms.autocomplete.engine import CompletionEngine, CompletionRequest, detect_template
     from tinyarms.local_model import get_model
 
-    model = get_model(spec, purpose="autocomplete")
+    model = get_model(spec, purpose="autocomplete", n_threads=threads)
     await model.start()
     try:
         template = await detect_template(model)
@@ -473,8 +476,11 @@ async def quality_runs(
             block = project.build(path.as_uri(), path, "\n".join(before), {}, hole["line"])
             defined = re.compile(rf"(def|class) {re.escape(hole['name'])}\b|^# {re.escape(hole['name'])}\s*[:=]", re.M)
             blocks.append((block, bool(block and defined.search(block.comments))))
+        started = time.perf_counter()
         for condition in rows:
-            for hole, (block, _) in zip(holes, blocks, strict=True):
+            for index, (hole, (block, _)) in enumerate(zip(holes, blocks, strict=True)):
+                if index % 12 == 0:
+                    print(f"  {condition} {index}/{len(holes)} {time.perf_counter() - started:.0f}s", file=sys.stderr)
                 # The whole file, the hole's line cut at the cursor: the engine's own window
                 # (its 2000 characters before the cursor), as in the editor.
                 lines = hole["path"].read_text(encoding="utf-8").split("\n")
@@ -544,7 +550,7 @@ async def quality_runs(
             engine_out.append(await complete(lines, line, column, f"single:{kind}:{line}"))
     finally:
         await model.shutdown()
-    direct_out = direct_plain_prompt(spec, [(lines, line, column) for _, lines, line, column, _ in cases])
+    direct_out = direct_plain_prompt(spec, [(lines, line, column) for _, lines, line, column, _ in cases], threads)
     for (kind, lines, line, column, truth), mine, theirs in zip(cases, engine_out, direct_out, strict=True):
         prefix = lines[line][:column]
         for name, text in (("engine", mine), ("direct_plain_prompt", theirs)):
@@ -565,14 +571,14 @@ async def quality_runs(
     return {"cross_file": cross, "single_file": single_summary}
 
 
-def direct_plain_prompt(spec: str, cases: list[tuple[list[str], int, int]]) -> list[str]:
+def direct_plain_prompt(spec: str, cases: list[tuple[list[str], int, int]], threads: int = 2) -> list[str]:
     """The same model straight through llama-cpp-python: the 1000 characters before the
     cursor as a plain prompt, greedy, stopped at the newline."""
     import llama_cpp
 
     from tinyarms.models.sources import resolve
 
-    llm = llama_cpp.Llama(str(resolve(spec)), n_ctx=2048, n_threads=1, verbose=False)
+    llm = llama_cpp.Llama(str(resolve(spec)), n_ctx=2048, n_threads=threads, verbose=False)
     out = []
     for lines, line, column in cases:
         window, row = windowed(lines, line, column)
@@ -871,6 +877,7 @@ async def context_checks(
     seed: int = 15,
     conditions: tuple[str, ...] = CROSS_CONDITIONS,
     context_tokens: int = 512,
+    threads: int = 2,
 ) -> dict[str, Any]:
     """5-9; each section's result is also printed to stderr as soon as it is done."""
     cross_n, single_n, targets_n, spots, pause_s = (2, 4, 1, 1, 6.0) if quick else (8, 40, 2, 2, 15.0)
@@ -887,7 +894,7 @@ async def context_checks(
 
     if "quality" in sections:
         progress("quality (cross-file, single-file)")
-        result.update(await quality_runs(spec, cross_n, single_n, seed, context_tokens, conditions))
+        result.update(await quality_runs(spec, cross_n, single_n, seed, context_tokens, conditions, threads))
     if "replay" in sections:
         progress("typing replay with / without context")
         result["typing_replay_package"] = await context_replay(spec, chosen, spots, 2)
@@ -918,6 +925,7 @@ def main() -> None:
         help="with --only context: also with_context_no_header (an ablation)",
     )
     parser.add_argument("--context-tokens", type=int, default=512, help="with --only context: the block's cap")
+    parser.add_argument("--threads", type=int, default=2, help="with --only context: model threads for quality")
     args = parser.parse_args()
     if args.only == "context":
         started = time.perf_counter()
@@ -934,6 +942,7 @@ def main() -> None:
                     seed=args.seed,
                     conditions=tuple(args.cross_conditions.split(",")),
                     context_tokens=args.context_tokens,
+                    threads=args.threads,
                 )
             ),
         }

@@ -156,6 +156,7 @@ class Import:
     module: str  # dotted, without the leading dots
     level: int  # 0 absolute, 1 for `from . import`, ...
     names: tuple[str, ...]  # () for `import pkg.mod`
+    bindings: tuple[str, ...] = ()  # what the file calls each name (`as x`), or the module
 
 
 _IMPORT_LINE = re.compile(r"^\s*(from\s+[.\w]+\s+import\b|import\s+\w)")
@@ -173,10 +174,12 @@ def imports_of(source: str) -> list[Import]:
     found: list[Import] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            names = tuple(alias.name for alias in node.names if alias.name != "*")
-            found.append(Import(node.module or "", node.level, names))
+            aliases = [alias for alias in node.names if alias.name != "*"]
+            names = tuple(alias.name for alias in aliases)
+            bindings = tuple(alias.asname or alias.name for alias in aliases)
+            found.append(Import(node.module or "", node.level, names, bindings))
         elif isinstance(node, ast.Import):
-            found += [Import(alias.name, 0, ()) for alias in node.names]
+            found += [Import(a.name, 0, (), (a.asname or a.name.split(".")[-1],)) for a in node.names]
     return found
 
 
@@ -322,16 +325,16 @@ class Definitions:
             module_file = self.resolve(item.module, item.level, path)
             if not item.names:
                 if module_file is not None and module_file != path:
-                    module(module_file, item.module.split(".")[-1])
+                    module(module_file, item.bindings[0] if item.bindings else item.module.split(".")[-1])
                 continue
-            for name in item.names:
+            for name, binding in zip(item.names, item.bindings or item.names, strict=True):
                 submodule = self.resolve(f"{item.module}.{name}" if item.module else name, item.level, path)
                 if submodule is not None and submodule != path and submodule != module_file:
-                    module(submodule, name)  # `from pkg import mod`
+                    module(submodule, binding)  # `from pkg import mod [as binding]`
                 elif module_file is not None and module_file != path:
                     text = self.lookup(module_file, name)
                     if text:
-                        near, total = usage.name(name)
+                        near, total = usage.name(binding)
                         offer(module_file, text, (near, total, 1))
         best = sorted(scored.items(), key=lambda item: (tuple(-x for x in item[1][0]), item[1][1]))
         per_file: Counter[Path] = Counter()
@@ -417,7 +420,9 @@ def _render(node: ast.stmt, lines: list[str]) -> list[tuple[str, str]]:
 def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, lines: list[str]) -> str:
     """The `def ...:` / `class ...:` lines as written (no decorators, no body)."""
     first = node.lineno - 1
-    body_line = node.body[0].lineno - 1 if node.body else first
+    body = node.body[0] if node.body else None
+    # The body starts at its first statement's first decorator, if it has any.
+    body_line = min([body.lineno] + [d.lineno for d in getattr(body, "decorator_list", [])]) - 1 if body else first
     end = max(first, body_line - 1) if body_line > first else first
     text = "\n".join(line.rstrip() for line in lines[first : end + 1])
     if body_line == first:  # `def f(): return 1`: keep what is before the body

@@ -481,18 +481,22 @@ async def quality_runs(
             for index, (hole, (block, _)) in enumerate(zip(holes, blocks, strict=True)):
                 if index % 12 == 0:
                     print(f"  {condition} {index}/{len(holes)} {time.perf_counter() - started:.0f}s", file=sys.stderr)
-                # The whole file, the hole's line cut at the cursor: the engine's own window
-                # (its 2000 characters before the cursor), as in the editor.
+                # The WINDOW_CHARS before the cursor, as in the single-file section (the
+                # server's window is 600-2000 characters); the block's header, the file's
+                # imports, goes before it when they are above it, as the engine does.
                 lines = hole["path"].read_text(encoding="utf-8").split("\n")
-                lines[hole["line"]] = lines[hole["line"]][: hole["column"]]
+                window, row = windowed(lines, hole["line"], hole["column"])
+                shift = hole["line"] - row
                 context = {
                     "without_context": None,
                     "with_context": block,
                     # ablation: the other files' definitions and chunks, without this file's imports
                     "with_context_no_header": attrs.evolve(block, header="") if block else None,
                 }[condition]
+                if context is not None:
+                    context = attrs.evolve(context, header_end=context.header_end - shift)
                 request = CompletionRequest(
-                    lines, hole["line"], hole["column"], doc=f"{condition}:{hole['path']}", context=context
+                    window, row, len(window[row]), doc=f"{condition}:{hole['path']}", context=context
                 )
                 text = (await engine.complete(request)).text
                 truth = hole["truth"].strip()
@@ -758,10 +762,12 @@ def replay_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def context_replay(
-    spec: str, targets: list[tuple[Path, list[Path]]], spots: int, per_spot: int
+    spec: str, targets: list[tuple[Path, list[Path]]], spots: int, per_spot: int, read_s: float
 ) -> dict[str, Any]:
-    """7: the same keystrokes with and without context, one server each."""
-    out: dict[str, Any] = {"files": [t.parent.name + "/" + t.name for t, _ in targets]}
+    """7: the same keystrokes with and without context, one server each. After a file is
+    opened the user reads for `read_s` (the prefill's time to evaluate the block), then
+    types lines at `spots` places, `per_spot` consecutive lines each, with no pause."""
+    out: dict[str, Any] = {"files": [t.parent.name + "/" + t.name for t, _ in targets], "reading_pause_s": read_s}
     for condition, enabled in (("without_context", False), ("with_context", True)):
         async with Session(spec, {"context": enabled}) as session:
             records: list[dict[str, Any]] = []
@@ -772,6 +778,7 @@ async def context_replay(
                 lines = target.read_text(encoding="utf-8").split("\n")
                 uri = session.open(target)
                 blocks.append((await session.built(uri)).get("active_tokens_estimate", 0))
+                await asyncio.sleep(read_s)
                 for number in pick_lines(lines, spots, per_spot):
                     records += await session.type_line(uri, lines, number)
             counts = (await session.state()).get("counts", {})
@@ -897,7 +904,7 @@ async def context_checks(
         result.update(await quality_runs(spec, cross_n, single_n, seed, context_tokens, conditions, threads))
     if "replay" in sections:
         progress("typing replay with / without context")
-        result["typing_replay_package"] = await context_replay(spec, chosen, spots, 2)
+        result["typing_replay_package"] = await context_replay(spec, chosen, spots, 2, pause_s / 2)
     if "first" in sections:
         progress("first completion after didOpen, prefill on / off")
         result["first_completion_after_open"] = await first_completion(spec, chosen, pause_s)

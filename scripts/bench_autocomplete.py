@@ -532,6 +532,7 @@ async def quality_runs(
                 cross[f"exact_match_ratio{condition.removeprefix('with_context')}"] = round(
                     cross[condition]["exact_match"] / base, 2
                 )
+        print(json.dumps({"cross_file": cross}), file=sys.stderr, flush=True)
 
         # 6. single-file: HumanEval lines and stdlib lines, engine vs plain direct prompt
         cases = []

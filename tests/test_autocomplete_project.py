@@ -241,3 +241,26 @@ def test_feedback_records_lengths_only_and_stats_count_each_completion_once(tmp_
     with_text = feedback.FeedbackLog(tmp_path / "text.jsonl", with_text=True)
     with_text.record(with_text.offer(offered()), "accepted")
     assert json.loads((tmp_path / "text.jsonl").read_text())["text"] == "x" * 10
+
+
+def test_the_files_imports_go_before_a_window_that_starts_below_them(tmp_path: Path) -> None:
+    from tinyarms.autocomplete.engine import CompletionEngine, CompletionRequest
+
+    (tmp_path / "headers.py").write_text(HEADERS)
+    body = [f"value_{n} = {n}" for n in range(200)]
+    source_lines = ["import headers", "", *body, "name, value = headers."]
+    project = context.Project()
+    project.set_roots([tmp_path])
+    block = project.build("file:///main.py", tmp_path / "main.py", "\n".join(source_lines), {}, len(source_lines) - 1)
+    assert block is not None and block.header == "import headers\n" and block.header_end == 0
+    engine = CompletionEngine(None, templates.PREFIX_ONLY, model_name="x", max_latency_ms=None)  # type: ignore[arg-type]
+
+    def prompt_text(lines: list[str]) -> str:
+        request = CompletionRequest(lines, len(lines) - 1, len(lines[-1]), doc="main.py", context=block)
+        return "".join(text for _, text in engine._segments(request, engine._prompt(request)))
+
+    far = prompt_text(source_lines)  # the window starts far below the import
+    assert far.startswith(block.comments + "import headers\nvalue_")
+    assert "def parse_header(" in far and far.endswith("name, value = headers.")
+    near = prompt_text(["import headers", "", "name, value = headers."])  # the window has the import
+    assert near == block.comments + "import headers\n\nname, value = headers."

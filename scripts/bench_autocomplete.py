@@ -461,6 +461,11 @@ async def quality_runs(
         holes = cross_file_holes.holes(cross_n, seed)
         rows: dict[str, list[dict[str, Any]]] = {condition: [] for condition in conditions}
         blocks = []
+        ratio = 1.0
+
+        async def count_tokens(text: str) -> int:
+            return len(await model.tokenize(text))
+
         for hole in holes:
             path: Path = hole["path"]
             lines = path.read_text(encoding="utf-8").split("\n")
@@ -473,7 +478,15 @@ async def quality_runs(
             # (the line empty but for its indentation), around that line.
             before = list(lines)
             before[hole["line"]] = lines[hole["line"]][: len(lines[hole["line"]]) - len(lines[hole["line"]].lstrip())]
-            block = project.build(path.as_uri(), path, "\n".join(before), {}, hole["line"])
+            project.token_ratio = ratio  # as the server does: the cap in the model's own tokens
+
+            async def build(
+                project: Any = project, path: Path = path, before: list[str] = before, focus: int = hole["line"]
+            ) -> Any:
+                return project.build(path.as_uri(), path, "\n".join(before), {}, focus)
+
+            block = await project.measured(build, count_tokens)
+            ratio = project.token_ratio
             defined = re.compile(rf"(def|class) {re.escape(hole['name'])}\b|^# {re.escape(hole['name'])}\s*[:=]", re.M)
             blocks.append((block, bool(block and defined.search(block.comments))))
         started = time.perf_counter()
@@ -510,7 +523,7 @@ async def quality_runs(
             "packages": sorted({h["package"] for h in holes}),
             "files": len({h["path"] for h in holes}),
             "context_tokens_cap": context_tokens,
-            "context_tokens_estimate": summary([float(b.tokens_estimate if b else 0) for b, _ in blocks]),
+            "context_tokens": summary([float(b.tokens or 0 if b else 0) for b, _ in blocks]),
             "definition_in_block_share": round(sum(inside) / max(1, len(inside)), 3),
         }
 

@@ -264,3 +264,39 @@ def test_the_files_imports_go_before_a_window_that_starts_below_them(tmp_path: P
     assert "def parse_header(" in far and far.endswith("name, value = headers.")
     near = prompt_text(["import headers", "", "name, value = headers."])  # the window has the import
     assert near == block.comments + "import headers\n\nname, value = headers."
+
+
+async def test_the_cap_holds_for_the_models_own_token_count(tmp_path: Path) -> None:
+    """Digit- and underscore-heavy code has more tokens than the estimate says: counted by
+    Gemma's tokenizer (its vocabulary only), a block over the cap is built again smaller,
+    and the next block starts from the measured ratio."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from tinyarms.models.sources import resolve
+
+    vocab = llama_cpp.Llama(str(resolve("embedded:gemma3-270m")), vocab_only=True, verbose=False)
+    project = context.Project(max_tokens=512)
+    project.set_roots([tmp_path])
+    for index in range(200):
+        text = "".join(f"def helper_{index}_{n}(value):\n    return value * {index} + {n * 7}\n\n\n" for n in range(12))
+        project.ring.add(f"file:///m{index}.py", f"many/module_{index}.py", text.split("\n"), 0)
+    source = "import os\n\nvalue = helper_"
+    counted: list[int] = []
+
+    async def build() -> context.ContextBlock | None:
+        return project.build("file:///uses.py", tmp_path / "uses.py", source, {}, 2)
+
+    async def count(text: str) -> int:
+        counted.append(len(vocab.tokenize(text.encode(), add_bos=False)))
+        return counted[-1]
+
+    unmeasured = await build()
+    assert unmeasured is not None and count_now(vocab, unmeasured) > 512  # the estimate alone overshoots here
+    block = await project.measured(build, count)
+    assert block is not None and block.tokens == counted[-1] <= 512 < counted[0], counted
+    assert project.token_ratio > 1.0
+    again = await project.measured(build, count)  # calibrated: fits at the first build
+    assert again is not None and again.tokens is not None and 400 < again.tokens <= 512
+
+
+def count_now(vocab: object, block: context.ContextBlock) -> int:
+    return len(vocab.tokenize((block.comments + block.header).encode(), add_bos=False))  # type: ignore[attr-defined]

@@ -300,3 +300,35 @@ async def test_the_cap_holds_for_the_models_own_token_count(tmp_path: Path) -> N
 
 def count_now(vocab: object, block: context.ContextBlock) -> int:
     return len(vocab.tokenize((block.comments + block.header).encode(), add_bos=False))  # type: ignore[attr-defined]
+
+
+async def test_a_new_files_prefill_supersedes_an_older_one() -> None:
+    """Scheduling only (the child's preemption is measured in scripts/bench_autocomplete.py):
+    opening b.py while a.py's prefill runs evaluates b.py, not nothing."""
+    import asyncio
+
+    from tinyarms.autocomplete.engine import CompletionEngine, CompletionRequest
+
+    class SlowChild:  # the LocalModel surface prefill uses; each prefill waits to be let go
+        ready = True
+
+        def __init__(self) -> None:
+            self.started: list[str] = []
+            self.release = asyncio.Event()
+
+        async def prefill(self, segments: list[tuple[str, str]], *, chunk: int = 8) -> dict[str, object]:
+            self.started.append(segments[-1][1])
+            await self.release.wait()
+            return {"preempted": False}
+
+    child = SlowChild()
+    engine = CompletionEngine(child, templates.PREFIX_ONLY, model_name="x")  # type: ignore[arg-type]
+    assert engine.prefill(CompletionRequest(["a = 1", ""], 1, 0, doc="a.py"))
+    await asyncio.sleep(0)
+    assert engine.prefill(CompletionRequest(["b = 2", ""], 1, 0, doc="b.py"))
+    assert not engine.prefill(CompletionRequest(["b = 2", ""], 1, 0, doc="b.py"))  # already under way
+    await asyncio.sleep(0)
+    child.release.set()
+    await asyncio.sleep(0.01)
+    assert child.started == ["a = 1\n", "b = 2\n"]
+    assert engine.counts["prefill_superseded"] == 1 and engine.counts["prefill_done"] == 1

@@ -271,7 +271,7 @@ class CompletionEngine:
         """Evaluate the prompt at `request` ahead, without generating, at low priority:
         never while a generation runs, and the child drops it for any keystroke. The next
         prompt here starts where this one does, so it reuses what was evaluated."""
-        if not self.model.ready or self.running or (self._prefill and not self._prefill.done()):
+        if not self.model.ready or self.running:
             return False
         prompt = self._prompt(request)
         if _looks_binary(prompt.before + prompt.line_prefix):
@@ -279,7 +279,12 @@ class CompletionEngine:
         segments = self._segments(request, prompt)
         fingerprint = hash(repr(segments))
         if fingerprint == self._prefilled:
-            return False  # the KV cache holds it already
+            return False  # the KV cache holds it already, or it is being evaluated
+        if self._prefill and not self._prefill.done():
+            # An older prefill (the file opened before this one): this one is what the user
+            # looks at now. Dropping the new one instead left the file opened last cold.
+            self._prefill.cancel()
+            self.counts["prefill_superseded"] += 1
         self._prefilled = fingerprint
         self._prefill = asyncio.create_task(self._run_prefill(segments))
         return True

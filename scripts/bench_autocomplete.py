@@ -513,7 +513,14 @@ async def quality_runs(
                 )
                 text = (await engine.complete(request)).text
                 truth = hole["truth"].strip()
-                rows[condition].append({"exact": text.strip() == truth, "sim": edit_similarity(text.strip(), truth)})
+                rows[condition].append(
+                    {
+                        "exact": text.strip() == truth,
+                        "sim": edit_similarity(text.strip(), truth),
+                        # the other file's name itself, whatever the rest of the line
+                        "name": re.match(rf"{re.escape(hole['name'])}\b", text.strip()) is not None,
+                    }
+                )
                 if os.environ.get("BENCH_TRACE"):
                     print(condition, hole["path"].name, hole["line"], repr(text), repr(truth), file=sys.stderr)
         inside = [found for _, found in blocks]
@@ -532,6 +539,7 @@ async def quality_runs(
                 "n": len(results),
                 "exact_match": round(sum(r["exact"] for r in results) / max(1, len(results)), 3),
                 "edit_similarity": round(statistics.mean(r["sim"] for r in results), 3) if results else None,
+                "name_match": round(sum(r["name"] for r in results) / max(1, len(results)), 3),
             }
 
         for condition, results in rows.items():

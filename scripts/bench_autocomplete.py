@@ -799,14 +799,15 @@ async def context_replay(
                     session.open(other)
                 lines = target.read_text(encoding="utf-8").split("\n")
                 uri = session.open(target)
-                blocks.append((await session.built(uri)).get("active_tokens_estimate", 0))
+                built = await session.built(uri)
+                blocks.append({"estimate": built.get("active_tokens_estimate", 0), "real": built.get("active_tokens")})
                 await asyncio.sleep(read_s)
                 for number in pick_lines(lines, spots, per_spot):
                     records += await session.type_line(uri, lines, number)
             counts = (await session.state()).get("counts", {})
             out[condition] = {
                 **replay_summary(records),
-                "context_tokens_estimate": blocks,
+                "context_tokens": blocks,  # the block of each file: estimated, and by the model's tokenizer
                 # Why a keystroke got nothing (engine counts): no token before the deadline,
                 # the model ended the line there, or post-processing removed what it wrote.
                 "empty_reasons": {k: v for k, v in sorted(counts.items()) if k.startswith("empty_")},
@@ -889,6 +890,7 @@ async def many_open_files(spec: str, count: int, target: tuple[Path, list[Path]]
         "open_and_build_s": round(open_s, 2),
         "ring_chunks": context.get("chunks"),
         "context_tokens_estimate": context.get("active_tokens_estimate"),
+        "context_tokens": context.get("active_tokens"),
         "context_cap_tokens": context.get("max_tokens"),
         "last_prompt_tokens": (state.get("last_generation") or {}).get("prompt_tokens"),
         "typing": replay_summary(records),

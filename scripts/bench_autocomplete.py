@@ -397,93 +397,18 @@ PACKAGES = ("email", "asyncio")
 WINDOW_CHARS = 1000  # what both sides of the single-file comparison see before the cursor
 
 
-def sibling_imports(path: Path) -> tuple[dict[str, Path], dict[str, Path]]:
-    """({imported name: file defining it}, {imported module alias: its file}) for the
-    package siblings `path` imports."""
-    import ast
-
-    package = path.parent
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    names: dict[str, Path] = {}
-    modules: dict[str, Path] = {}
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom):
-            own = node.level == 1 or (node.level == 0 and (node.module or "").split(".")[0] == package.name)
-            if not own:
-                continue
-            module = (node.module or "").split(".")
-            module = module[1:] if node.level == 0 else module
-            for alias in node.names:
-                as_module = package.joinpath(*[m for m in module if m], alias.name + ".py")
-                target = package.joinpath(*[m for m in module if m]).with_suffix(".py") if any(module) else None
-                if as_module.is_file():
-                    modules[alias.asname or alias.name] = as_module
-                elif target is not None and target.is_file() and target != path:
-                    names[alias.asname or alias.name] = target
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                parts = alias.name.split(".")
-                if parts[0] == package.name and len(parts) == 2 and alias.asname:
-                    modules[alias.asname] = package / (parts[1] + ".py")
-    return names, modules
-
-
 def package_files() -> list[tuple[Path, list[Path]]]:
-    """(file, the sibling files it imports) for mid-sized package files that import siblings."""
+    """(file, the files of its package it imports) for mid-sized files of PACKAGES."""
+    import cross_file_holes
+
     found = []
     for package in PACKAGES:
         for path in sorted((STDLIB / package).glob("*.py")):
             if path.name.startswith("__") or not 4_000 <= path.stat().st_size <= 60_000:
                 continue
-            names, modules = sibling_imports(path)
-            others = sorted(set(names.values()) | set(modules.values()))
-            if others:
+            if others := cross_file_holes.imported_files(path):
                 found.append((path, others))
     return found
-
-
-def cross_file_holes(count: int) -> list[dict[str, Any]]:
-    """Lines using a name another file defines, cut where that name starts (after `module.`
-    for a sibling module); spread evenly over the package files."""
-    import ast
-    import re
-
-    per_file: list[list[dict[str, Any]]] = []
-    for path, _ in package_files():
-        names, modules = sibling_imports(path)
-        text = path.read_text(encoding="utf-8")
-        lines = text.split("\n")
-        in_strings = {  # docstrings and other bare string statements
-            number
-            for node in ast.walk(ast.parse(text))
-            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
-            for number in range(node.lineno - 1, (node.end_lineno or node.lineno))
-        }
-        holes = []
-        pattern = re.compile(
-            r"\b(?:(?P<mod>" + "|".join([re.escape(m) for m in modules] or ["$^"]) + r")\.(?P<attr>[A-Za-z_]\w*)"
-            r"|(?P<name>" + "|".join([re.escape(n) for n in names] or ["$^"]) + r")\b)"
-        )
-        for number, line in enumerate(lines):
-            stripped = line.strip()
-            if number < 20 or number in in_strings or not 12 <= len(stripped) <= 90:
-                continue
-            if stripped.startswith(("#", "import ", "from ", '"', "'")):
-                continue
-            match = pattern.search(line)
-            if not match or not line.isascii():
-                continue
-            cut = match.start("attr") if match.group("mod") else match.start("name")
-            holes.append({"path": path, "line": number, "column": cut, "truth": line[cut:].rstrip()})
-        if holes:
-            stride = max(1, len(holes) // 4)
-            per_file.append(holes[stride // 2 :: stride][:4])
-    chosen: list[dict[str, Any]] = []
-    depth = 0
-    while len(chosen) < count and any(depth < len(h) for h in per_file):
-        chosen += [h[depth] for h in per_file if depth < len(h)]
-        depth += 1
-    return chosen[:count]
 
 
 def windowed(lines: list[str], line: int, column: int) -> tuple[list[str], int]:
@@ -496,13 +421,32 @@ def windowed(lines: list[str], line: int, column: int) -> tuple[list[str], int]:
     return lines[start:line] + [lines[line][:column]], line - start
 
 
-async def quality_runs(spec: str, cross_n: int, single_n: int) -> dict[str, Any]:
-    """5 and 6 in one model process (the server's settings: 1 thread)."""
+CROSS_CONDITIONS = ("without_context", "with_context")
+
+
+async def quality_runs(
+    spec: str,
+    cross_n: int,
+    single_n: int,
+    seed: int = 15,
+    context_tokens: int = 512,
+    conditions: tuple[str, ...] = CROSS_CONDITIONS,
+    threads: int = 2,
+) -> dict[str, Any]:
+    """5 and 6 in one model process. `cross_n` holes a package (scripts/cross_file_holes.py),
+    `single_n` HumanEval rows and stdlib lines each. No latency budget here, so the model
+    runs on `threads` threads (the server uses 1, for the keystroke latency); both sides of
+    each comparison use the same."""
+    import re
+
+    import attrs
+
+    import cross_file_holes
     from tinyarms.autocomplete.context import Project
     from tinyarms.autocomplete.engine import CompletionEngine, CompletionRequest, detect_template
     from tinyarms.local_model import get_model
 
-    model = get_model(spec, purpose="autocomplete")
+    model = get_model(spec, purpose="autocomplete", n_threads=threads)
     await model.start()
     try:
         template = await detect_template(model)
@@ -513,36 +457,103 @@ async def quality_runs(spec: str, cross_n: int, single_n: int) -> dict[str, Any]
             result = await engine.complete(CompletionRequest(window, row, len(window[row]), doc=doc, context=block))
             return result.text
 
-        # 5. cross-file
-        holes = cross_file_holes(cross_n)
-        rows: dict[str, list[dict[str, Any]]] = {"with_context": [], "without_context": []}
-        project = Project(max_tokens=512)
-        project.set_roots([STDLIB])
-        tokens: list[int] = []
+        # 5. cross-file: all holes without context, then all with (same engine, model, holes)
+        holes = cross_file_holes.holes(cross_n, seed)
+        rows: dict[str, list[dict[str, Any]]] = {condition: [] for condition in conditions}
+        blocks = []
+        ratio = 1.0
+
+        async def count_tokens(text: str) -> int:
+            return len(await model.tokenize(text))
+
         for hole in holes:
             path: Path = hole["path"]
             lines = path.read_text(encoding="utf-8").split("\n")
-            project.ring.chunks.clear()
-            for other in dict(package_files())[path]:
+            root = hole["root"]  # the workspace: the folder holding the package (stdlib, site-packages)
+            project = Project(max_tokens=context_tokens)
+            project.set_roots([root])
+            for other in cross_file_holes.imported_files(path):  # opened before this file
                 project.ring.add(other.as_uri(), project.label(other, ""), other.read_text().split("\n"), 0)
-            block = project.build(path.as_uri(), path, "\n".join(lines), {})
-            tokens.append(block.tokens_estimate if block else 0)
-            for condition, context in (("without_context", None), ("with_context", block)):
-                text = await complete(lines, hole["line"], hole["column"], f"{condition}:{path}", context)
+            # The block as the server has it while the line is typed: built before it
+            # (the line empty but for its indentation), around that line.
+            before = list(lines)
+            before[hole["line"]] = lines[hole["line"]][: len(lines[hole["line"]]) - len(lines[hole["line"]].lstrip())]
+            project.token_ratio = ratio  # as the server does: the cap in the model's own tokens
+
+            async def build(
+                project: Any = project, path: Path = path, before: list[str] = before, focus: int = hole["line"]
+            ) -> Any:
+                return project.build(path.as_uri(), path, "\n".join(before), {}, focus)
+
+            block = await project.measured(build, count_tokens)
+            ratio = project.token_ratio
+            defined = re.compile(rf"(def|class) {re.escape(hole['name'])}\b|^# {re.escape(hole['name'])}\s*[:=]", re.M)
+            blocks.append((block, bool(block and defined.search(block.comments))))
+        started = time.perf_counter()
+        for condition in rows:
+            for index, (hole, (block, _)) in enumerate(zip(holes, blocks, strict=True)):
+                if index % 12 == 0:
+                    print(f"  {condition} {index}/{len(holes)} {time.perf_counter() - started:.0f}s", file=sys.stderr)
+                # The WINDOW_CHARS before the cursor, as in the single-file section (the
+                # server's window is 600-2000 characters); the block's header, the file's
+                # imports, goes before it when they are above it, as the engine does.
+                lines = hole["path"].read_text(encoding="utf-8").split("\n")
+                window, row = windowed(lines, hole["line"], hole["column"])
+                shift = hole["line"] - row
+                context = {
+                    "without_context": None,
+                    "with_context": block,
+                    # ablation: the other files' definitions and chunks, without this file's imports
+                    "with_context_no_header": attrs.evolve(block, header="") if block else None,
+                }[condition]
+                if context is not None:
+                    context = attrs.evolve(context, header_end=context.header_end - shift)
+                request = CompletionRequest(
+                    window, row, len(window[row]), doc=f"{condition}:{hole['path']}", context=context
+                )
+                text = (await engine.complete(request)).text
                 truth = hole["truth"].strip()
-                rows[condition].append({"exact": text.strip() == truth, "sim": edit_similarity(text.strip(), truth)})
-        cross = {
+                rows[condition].append(
+                    {
+                        "exact": text.strip() == truth,
+                        "sim": edit_similarity(text.strip(), truth),
+                        # the other file's name itself, whatever the rest of the line
+                        "name": re.match(rf"{re.escape(hole['name'])}\b", text.strip()) is not None,
+                    }
+                )
+                if os.environ.get("BENCH_TRACE"):
+                    print(condition, hole["path"].name, hole["line"], repr(text), repr(truth), file=sys.stderr)
+        inside = [found for _, found in blocks]
+        cross: dict[str, Any] = {
             "holes": len(holes),
-            "files": sorted({h["path"].parent.name + "/" + h["path"].name for h in holes}),
-            "context_tokens_estimate": summary([float(t) for t in tokens]),
+            "rule": f"scripts/cross_file_holes.py --per-package {cross_n} --seed {seed}",
+            "packages": sorted({h["package"] for h in holes}),
+            "files": len({h["path"] for h in holes}),
+            "context_tokens_cap": context_tokens,
+            "context_tokens": summary([float(b.tokens or 0 if b else 0) for b, _ in blocks]),
+            "definition_in_block_share": round(sum(inside) / max(1, len(inside)), 3),
         }
-        for condition, results in rows.items():
-            cross[condition] = {
+
+        def scores(results: list[dict[str, Any]]) -> dict[str, Any]:
+            return {
+                "n": len(results),
                 "exact_match": round(sum(r["exact"] for r in results) / max(1, len(results)), 3),
                 "edit_similarity": round(statistics.mean(r["sim"] for r in results), 3) if results else None,
+                "name_match": round(sum(r["name"] for r in results) / max(1, len(results)), 3),
             }
-        base = cross["without_context"]["exact_match"]
-        cross["exact_match_ratio"] = round(cross["with_context"]["exact_match"] / base, 2) if base else None
+
+        for condition, results in rows.items():
+            cross[condition] = scores(results)
+            cross[condition + "_definition_in_block"] = scores(
+                [r for r, found in zip(results, inside, strict=True) if found]
+            )
+        base = cross.get("without_context", {}).get("exact_match")
+        for condition in rows:
+            if condition != "without_context" and base:
+                cross[f"exact_match_ratio{condition.removeprefix('with_context')}"] = round(
+                    cross[condition]["exact_match"] / base, 2
+                )
+        print(json.dumps({"cross_file": cross}), file=sys.stderr, flush=True)
 
         # 6. single-file: HumanEval lines and stdlib lines, engine vs plain direct prompt
         cases = []
@@ -551,9 +562,11 @@ async def quality_runs(spec: str, cross_n: int, single_n: int) -> dict[str, Any]
             solution = row["canonical_solution"].split("\n")[0]
             lines[-1] += solution[: len(solution) - len(solution.lstrip())]  # the line's indentation is given
             cases.append(("humaneval", lines, len(lines) - 1, len(lines[-1]), (lines[-1] + solution.lstrip()).strip()))
-        for path in stdlib_files(max(2, single_n // 3)):
+        for path in stdlib_files(max(2, -(-single_n // 3))):
             lines = path.read_text(encoding="utf-8").split("\n")
             for number in pick_lines(lines, 3, 1)[:3]:
+                if sum(kind == "stdlib_lines" for kind, *_ in cases) >= single_n:
+                    break
                 original = lines[number]
                 indent = len(original) - len(original.lstrip())
                 cases.append(("stdlib_lines", lines[:number] + [original[:indent]], number, indent, original.strip()))
@@ -563,7 +576,7 @@ async def quality_runs(spec: str, cross_n: int, single_n: int) -> dict[str, Any]
             engine_out.append(await complete(lines, line, column, f"single:{kind}:{line}"))
     finally:
         await model.shutdown()
-    direct_out = direct_plain_prompt(spec, [(lines, line, column) for _, lines, line, column, _ in cases])
+    direct_out = direct_plain_prompt(spec, [(lines, line, column) for _, lines, line, column, _ in cases], threads)
     for (kind, lines, line, column, truth), mine, theirs in zip(cases, engine_out, direct_out, strict=True):
         prefix = lines[line][:column]
         for name, text in (("engine", mine), ("direct_plain_prompt", theirs)):
@@ -584,14 +597,14 @@ async def quality_runs(spec: str, cross_n: int, single_n: int) -> dict[str, Any]
     return {"cross_file": cross, "single_file": single_summary}
 
 
-def direct_plain_prompt(spec: str, cases: list[tuple[list[str], int, int]]) -> list[str]:
+def direct_plain_prompt(spec: str, cases: list[tuple[list[str], int, int]], threads: int = 2) -> list[str]:
     """The same model straight through llama-cpp-python: the 1000 characters before the
     cursor as a plain prompt, greedy, stopped at the newline."""
     import llama_cpp
 
     from tinyarms.models.sources import resolve
 
-    llm = llama_cpp.Llama(str(resolve(spec)), n_ctx=2048, n_threads=1, verbose=False)
+    llm = llama_cpp.Llama(str(resolve(spec)), n_ctx=2048, n_threads=threads, verbose=False)
     out = []
     for lines, line, column in cases:
         window, row = windowed(lines, line, column)
@@ -737,6 +750,7 @@ class Session:
             records.append(
                 {
                     "ms": latency,
+                    "typed": typed,
                     "empty": not suggestion,
                     "match": bool(suggestion) and truth.startswith(suggestion.split("\n")[0][:MATCH_CHARS]),
                 }
@@ -747,10 +761,21 @@ class Session:
         return records
 
 
+FIRST_KEYSTROKES = 5  # a line's first keystrokes: where a new place's prompt is evaluated cold
+
+
 def replay_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     answered = [r for r in records if not r["empty"]]
+    first = [r for r in records if r["typed"] < FIRST_KEYSTROKES]
     return {
         "requests": len(records),
+        f"empty_share_first_{FIRST_KEYSTROKES}_keystrokes_of_a_line": round(
+            sum(r["empty"] for r in first) / max(1, len(first)), 3
+        ),
+        f"empty_share_after_{FIRST_KEYSTROKES}": round(
+            sum(r["empty"] for r in records if r["typed"] >= FIRST_KEYSTROKES) / max(1, len(records) - len(first)),
+            3,
+        ),
         "latency_ms": summary([r["ms"] for r in records]),
         "empty_share": round(1 - len(answered) / max(1, len(records)), 3),
         "match_share_of_all": round(sum(r["match"] for r in records) / max(1, len(records)), 3),
@@ -759,10 +784,12 @@ def replay_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def context_replay(
-    spec: str, targets: list[tuple[Path, list[Path]]], spots: int, per_spot: int
+    spec: str, targets: list[tuple[Path, list[Path]]], spots: int, per_spot: int, read_s: float
 ) -> dict[str, Any]:
-    """7: the same keystrokes with and without context, one server each."""
-    out: dict[str, Any] = {"files": [t.parent.name + "/" + t.name for t, _ in targets]}
+    """7: the same keystrokes with and without context, one server each. After a file is
+    opened the user reads for `read_s` (the prefill's time to evaluate the block), then
+    types lines at `spots` places, `per_spot` consecutive lines each, with no pause."""
+    out: dict[str, Any] = {"files": [t.parent.name + "/" + t.name for t, _ in targets], "reading_pause_s": read_s}
     for condition, enabled in (("without_context", False), ("with_context", True)):
         async with Session(spec, {"context": enabled}) as session:
             records: list[dict[str, Any]] = []
@@ -772,10 +799,20 @@ async def context_replay(
                     session.open(other)
                 lines = target.read_text(encoding="utf-8").split("\n")
                 uri = session.open(target)
-                blocks.append((await session.built(uri)).get("active_tokens_estimate", 0))
+                built = await session.built(uri)
+                blocks.append({"estimate": built.get("active_tokens_estimate", 0), "real": built.get("active_tokens")})
+                await asyncio.sleep(read_s)
                 for number in pick_lines(lines, spots, per_spot):
                     records += await session.type_line(uri, lines, number)
-            out[condition] = {**replay_summary(records), "context_tokens_estimate": blocks}
+            counts = (await session.state()).get("counts", {})
+            out[condition] = {
+                **replay_summary(records),
+                "context_tokens": blocks,  # the block of each file: estimated, and by the model's tokenizer
+                # Why a keystroke got nothing (engine counts): no token before the deadline,
+                # the model ended the line there, or post-processing removed what it wrote.
+                "empty_reasons": {k: v for k, v in sorted(counts.items()) if k.startswith("empty_")},
+                "answer_sources": {k: v for k, v in sorted(counts.items()) if k.startswith("answer_")},
+            }
     return out
 
 
@@ -853,6 +890,7 @@ async def many_open_files(spec: str, count: int, target: tuple[Path, list[Path]]
         "open_and_build_s": round(open_s, 2),
         "ring_chunks": context.get("chunks"),
         "context_tokens_estimate": context.get("active_tokens_estimate"),
+        "context_tokens": context.get("active_tokens"),
         "context_cap_tokens": context.get("max_tokens"),
         "last_prompt_tokens": (state.get("last_generation") or {}).get("prompt_tokens"),
         "typing": replay_summary(records),
@@ -862,9 +900,18 @@ async def many_open_files(spec: str, count: int, target: tuple[Path, list[Path]]
 CONTEXT_SECTIONS = ("quality", "replay", "first", "many")
 
 
-async def context_checks(spec: str, quick: bool, sections: tuple[str, ...] = CONTEXT_SECTIONS) -> dict[str, Any]:
+async def context_checks(
+    spec: str,
+    quick: bool,
+    sections: tuple[str, ...] = CONTEXT_SECTIONS,
+    *,
+    seed: int = 15,
+    conditions: tuple[str, ...] = CROSS_CONDITIONS,
+    context_tokens: int = 512,
+    threads: int = 2,
+) -> dict[str, Any]:
     """5-9; each section's result is also printed to stderr as soon as it is done."""
-    cross_n, single_n, targets_n, spots, pause_s = (4, 3, 1, 1, 6.0) if quick else (12, 8, 1, 1, 15.0)
+    cross_n, single_n, targets_n, spots, pause_s = (2, 4, 1, 1, 6.0) if quick else (8, 40, 2, 2, 15.0)
     targets = package_files()
     stride = max(1, len(targets) // targets_n)
     chosen = targets[stride // 2 :: stride][:targets_n]
@@ -878,10 +925,10 @@ async def context_checks(spec: str, quick: bool, sections: tuple[str, ...] = CON
 
     if "quality" in sections:
         progress("quality (cross-file, single-file)")
-        result.update(await quality_runs(spec, cross_n, single_n))
+        result.update(await quality_runs(spec, cross_n, single_n, seed, context_tokens, conditions, threads))
     if "replay" in sections:
         progress("typing replay with / without context")
-        result["typing_replay_package"] = await context_replay(spec, chosen, spots, 3)
+        result["typing_replay_package"] = await context_replay(spec, chosen, spots, 2, pause_s / 2)
     if "first" in sections:
         progress("first completion after didOpen, prefill on / off")
         result["first_completion_after_open"] = await first_completion(spec, chosen, pause_s)
@@ -902,6 +949,14 @@ def main() -> None:
     parser.add_argument(
         "--sections", default=",".join(CONTEXT_SECTIONS), help=f"with --only context: some of {CONTEXT_SECTIONS}"
     )
+    parser.add_argument("--seed", type=int, default=15, help="with --only context: the cross-file holes' seed")
+    parser.add_argument(
+        "--cross-conditions",
+        default=",".join(CROSS_CONDITIONS),
+        help="with --only context: also with_context_no_header (an ablation)",
+    )
+    parser.add_argument("--context-tokens", type=int, default=512, help="with --only context: the block's cap")
+    parser.add_argument("--threads", type=int, default=2, help="with --only context: model threads for quality")
     args = parser.parse_args()
     if args.only == "context":
         started = time.perf_counter()
@@ -910,7 +965,17 @@ def main() -> None:
             "quick": args.quick,
             "cpu_count": os.cpu_count(),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-            **asyncio.run(context_checks(args.model, args.quick, tuple(args.sections.split(",")))),
+            **asyncio.run(
+                context_checks(
+                    args.model,
+                    args.quick,
+                    tuple(args.sections.split(",")),
+                    seed=args.seed,
+                    conditions=tuple(args.cross_conditions.split(",")),
+                    context_tokens=args.context_tokens,
+                    threads=args.threads,
+                )
+            ),
         }
         result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         result["total_s"] = round(time.perf_counter() - started, 1)

@@ -71,19 +71,50 @@ def test_imports_resolve_to_signatures_and_docstring_lines(tmp_path: Path) -> No
     source = "from pkg.headers import Header, LIMIT\nfrom pkg import parse_header\nimport os\n\nx = Hea"
     found = dict(context.Definitions([tmp_path], lambda p: None).for_file(source, main))
     rendered = "\n".join(found[(tmp_path / "pkg" / "headers.py").resolve()])
-    assert 'class Header:\n    """One header."""\n    def __init__(self, name, value):\n        ...' in rendered
-    assert "    def render(self) -> str:\n        ..." in rendered and "_private" not in rendered
+    # A class: its docstring line and one line a public method (and __init__).
+    assert 'class Header:\n    """One header."""\n    def __init__(self, name, value): ...' in rendered
+    assert "    def render(self) -> str: ..." in rendered and "_private" not in rendered
     assert "LIMIT = 10" in rendered
     # `from pkg import parse_header` follows the package's re-export to its definition.
     init = "\n".join(found[(tmp_path / "pkg" / "__init__.py").resolve()])
-    assert init == (
-        "def parse_header(line: str,\n                 strict: bool = False) -> tuple[str, str]:\n"
+    assert init == (  # a signature over several lines is shown on one
+        "def parse_header(line: str, strict: bool = False) -> tuple[str, str]:\n"
         '    """Split a "Name: value" line into its name and value."""\n    ...'
     )
     assert "More text" not in init and "partition" not in init
     # A file being typed does not parse: its import lines still do.
     broken = "from pkg.headers import (Header,\n    LIMIT)\n\ndef f(:\n"
     assert context.imports_of(broken)[0].names == ("Header", "LIMIT")
+
+
+def test_definitions_used_near_the_edit_rank_first_and_fill_the_cap(tmp_path: Path) -> None:
+    """Many imported names, a small cap: the ones the file uses near the last edit are
+    kept (and rendered last, nearest the code), then the ones it uses elsewhere; a module's
+    members rank by `alias.member` use."""
+    lib = tmp_path / "lib.py"
+    lib.write_text("".join(f"def func_{n}(value, other=None):\n    return value\n\n\n" for n in range(40)))
+    (tmp_path / "tools.py").write_text("def unused():\n    ...\n\n\ndef picked(a, b):\n    ...\n")
+    names = ", ".join(f"func_{n}" for n in range(40))
+    body = ["x = func_7(1)"] * 3 + ["pass"] * 100 + ["y = func_31(2)", "z = tools.picked(1, 2)", ""]
+    source = f"from lib import {names}\nimport tools\n\n" + "\n".join(body)
+    focus = source.count("\n")  # the last line
+    definitions = context.Definitions([tmp_path], lambda p: None)
+    ranked = [text.split("(")[0] for _, text in definitions.ranked(source, tmp_path / "main.py", focus)]
+    assert ranked[:3] == ["def func_31", "def picked", "def func_7"], ranked[:5]
+    project = context.Project(max_tokens=80)
+    project.set_roots([tmp_path])
+    block = project.build("file:///main.py", tmp_path / "main.py", source, {}, focus)
+    assert block is not None and block.tokens_estimate <= 80
+    shown = [line[2:].split("(")[0] for line in block.comments.split("\n") if line.startswith("# def ")]
+    assert 3 <= len(shown) < 10 and sorted(shown) == sorted(ranked[: len(shown)]), (shown, ranked)
+    assert block.comments.rindex("func_31") > block.comments.index("func_7"), block.comments
+    # The file's own imports, as written, for a window that starts below them; a statement
+    # longer than a quarter of the cap is left out.
+    assert (block.header, block.header_end) == ("import tools\n", 1)
+    assert context.import_header("import a\nfrom b import (c,\n    d)\n\ndef f():\n    import e\n", 100) == (
+        "import a\nfrom b import (c,\n    d)\n",
+        2,
+    )
 
 
 def test_a_hostile_workspace_cannot_make_it_read_outside_or_run_code(tmp_path: Path) -> None:
@@ -109,23 +140,28 @@ def test_the_block_stays_under_its_cap_and_puts_definitions_nearest_the_file() -
     ring = context.RingBuffer(size=16, chunk_lines=32)
     for index in range(200):
         ring.add(f"file:///m{index}.py", f"m{index}.py", chunk_lines(str(index)), 0)
-    definitions = [("pkg/headers.py", [f"def parse_{n}(line):\n    ..." for n in range(5)])]
+    definitions = [("pkg/headers.py", f"def parse_{n}(line):\n    ...") for n in range(5)]
     block = context.assemble("main.py", definitions, ring.others("file:///main.py"), max_tokens=300, comment="#")
     assert block is not None
-    assert block.chars <= 300 * context.CHARS_PER_TOKEN and block.tokens_estimate <= 300
+    assert block.tokens_estimate <= 300
+    # The most relevant definition (first given) is rendered last, right before the file.
+    assert block.comments.index("parse_1(") < block.comments.index("parse_0(")
+    assert block.comments.endswith("# def parse_0(line):\n#     ...\n# Path: main.py\n")
     # Chunks (newest last) first, the definitions last, then the current file's label.
     assert block.files[-1][0] == "pkg/headers.py" and block.files[0][0].startswith("m")
     assert block.comments.index("# Path: m") < block.comments.index("# Path: pkg/headers.py")
     assert block.comments.endswith("# Path: main.py\n")
-    many = [("pkg/big.py", [f"def parse_{n}(line):\n    ..." for n in range(500)])]
+    many = [("pkg/big.py", f"def parse_{n}(line):\n    ...") for n in range(500)]
     full = context.assemble("main.py", many, ring.others("file:///main.py"), max_tokens=300, comment="//")
-    assert full is not None and full.chars <= 300 * context.CHARS_PER_TOKEN
+    assert full is not None and full.tokens_estimate <= 300 and "parse_0(" in full.comments
+    # Digits and non-ASCII characters cost a token each in the estimate.
+    assert context.estimate_tokens("abcdef") == 2 and context.estimate_tokens("123é") == 4
     assert context.assemble("main.py", [], [], max_tokens=300, comment="#") is None
     assert context.comment_for("src/app.ts") == "//" and context.comment_for("a.py") == "#"
 
 
 def test_templates_place_the_context_where_the_model_reads_it() -> None:
-    block = context.assemble("main.py", [("util.py", ["def helper():\n    ..."])], [], max_tokens=100, comment="#")
+    block = context.assemble("main.py", [("util.py", "def helper():\n    ...")], [], max_tokens=100, comment="#")
     assert block is not None
     prefix_only = templates.by_name("prefix-only").segments(
         "a = 1\n", "b = ", "", context_text=block.comments, extra_files=block.files, path="main.py"
@@ -205,3 +241,94 @@ def test_feedback_records_lengths_only_and_stats_count_each_completion_once(tmp_
     with_text = feedback.FeedbackLog(tmp_path / "text.jsonl", with_text=True)
     with_text.record(with_text.offer(offered()), "accepted")
     assert json.loads((tmp_path / "text.jsonl").read_text())["text"] == "x" * 10
+
+
+def test_the_files_imports_go_before_a_window_that_starts_below_them(tmp_path: Path) -> None:
+    from tinyarms.autocomplete.engine import CompletionEngine, CompletionRequest
+
+    (tmp_path / "headers.py").write_text(HEADERS)
+    body = [f"value_{n} = {n}" for n in range(200)]
+    source_lines = ["import headers", "", *body, "name, value = headers."]
+    project = context.Project()
+    project.set_roots([tmp_path])
+    block = project.build("file:///main.py", tmp_path / "main.py", "\n".join(source_lines), {}, len(source_lines) - 1)
+    assert block is not None and block.header == "import headers\n" and block.header_end == 0
+    engine = CompletionEngine(None, templates.PREFIX_ONLY, model_name="x", max_latency_ms=None)  # type: ignore[arg-type]
+
+    def prompt_text(lines: list[str]) -> str:
+        request = CompletionRequest(lines, len(lines) - 1, len(lines[-1]), doc="main.py", context=block)
+        return "".join(text for _, text in engine._segments(request, engine._prompt(request)))
+
+    far = prompt_text(source_lines)  # the window starts far below the import
+    assert far.startswith(block.comments + "import headers\nvalue_")
+    assert "def parse_header(" in far and far.endswith("name, value = headers.")
+    near = prompt_text(["import headers", "", "name, value = headers."])  # the window has the import
+    assert near == block.comments + "import headers\n\nname, value = headers."
+
+
+async def test_the_cap_holds_for_the_models_own_token_count(tmp_path: Path) -> None:
+    """Digit- and underscore-heavy code has more tokens than the estimate says: counted by
+    Gemma's tokenizer (its vocabulary only), a block over the cap is built again smaller,
+    and the next block starts from the measured ratio."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from tinyarms.models.sources import resolve
+
+    vocab = llama_cpp.Llama(str(resolve("embedded:gemma3-270m")), vocab_only=True, verbose=False)
+    project = context.Project(max_tokens=512)
+    project.set_roots([tmp_path])
+    for index in range(200):
+        text = "".join(f"def helper_{index}_{n}(value):\n    return value * {index} + {n * 7}\n\n\n" for n in range(12))
+        project.ring.add(f"file:///m{index}.py", f"many/module_{index}.py", text.split("\n"), 0)
+    source = "import os\n\nvalue = helper_"
+    counted: list[int] = []
+
+    async def build() -> context.ContextBlock | None:
+        return project.build("file:///uses.py", tmp_path / "uses.py", source, {}, 2)
+
+    async def count(text: str) -> int:
+        counted.append(len(vocab.tokenize(text.encode(), add_bos=False)))
+        return counted[-1]
+
+    unmeasured = await build()
+    assert unmeasured is not None and count_now(vocab, unmeasured) > 512  # the estimate alone overshoots here
+    block = await project.measured(build, count)
+    assert block is not None and block.tokens == counted[-1] <= 512 < counted[0], counted
+    assert project.token_ratio > 1.0
+    again = await project.measured(build, count)  # calibrated: fits at the first build
+    assert again is not None and again.tokens is not None and 400 < again.tokens <= 512
+
+
+def count_now(vocab: object, block: context.ContextBlock) -> int:
+    return len(vocab.tokenize((block.comments + block.header).encode(), add_bos=False))  # type: ignore[attr-defined]
+
+
+async def test_a_new_files_prefill_supersedes_an_older_one() -> None:
+    """Scheduling only (the child's preemption is measured in scripts/bench_autocomplete.py):
+    opening b.py while a.py's prefill runs evaluates b.py, not nothing."""
+    import asyncio
+
+    from tinyarms.autocomplete.engine import CompletionEngine, CompletionRequest
+
+    class SlowChild:  # the LocalModel surface prefill uses; each prefill waits to be let go
+        ready = True
+
+        def __init__(self) -> None:
+            self.started: list[str] = []
+            self.release = asyncio.Event()
+
+        async def prefill(self, segments: list[tuple[str, str]], *, chunk: int = 8) -> dict[str, object]:
+            self.started.append(segments[-1][1])
+            await self.release.wait()
+            return {"preempted": False}
+
+    child = SlowChild()
+    engine = CompletionEngine(child, templates.PREFIX_ONLY, model_name="x")  # type: ignore[arg-type]
+    assert engine.prefill(CompletionRequest(["a = 1", ""], 1, 0, doc="a.py"))
+    await asyncio.sleep(0)
+    assert engine.prefill(CompletionRequest(["b = 2", ""], 1, 0, doc="b.py"))
+    assert not engine.prefill(CompletionRequest(["b = 2", ""], 1, 0, doc="b.py"))  # already under way
+    await asyncio.sleep(0)
+    child.release.set()
+    await asyncio.sleep(0.01)
+    assert child.started == ["a = 1\n", "b = 2\n"]
+    assert engine.counts["prefill_superseded"] == 1 and engine.counts["prefill_done"] == 1

@@ -38,7 +38,8 @@ from tinyarms.local_model import CompletionResult, LocalModel, LocalModelError
 
 log = logging.getLogger(__name__)
 
-MARGIN_MS = 6  # left for JSON-RPC and the handler around the engine (measured 2.5 ms p50, 8 ms p95)
+MARGIN_MS = 10  # left for JSON-RPC and the handler around the engine (measured 2.5 ms p50, 8 ms p95;
+# with 6 the replay's p95 was 103.9 ms on a quiet machine: the answers cut at the deadline)
 CACHE_KEYS = 64
 MAX_TOKENS = 24  # one line; a block gets MAX_TOKENS_BLOCK
 MAX_TOKENS_BLOCK = 64
@@ -162,8 +163,10 @@ class CompletionEngine:
 
     def _segments(self, request: CompletionRequest, prompt: Prompt) -> list[tuple[str, str]]:
         block = request.context
+        # The file's own imports go before a window that starts below them (see ContextBlock).
+        header = block.header if block and prompt.first_line > block.header_end else ""
         return self.template.segments(
-            _clean_text(prompt.before),
+            _clean_text(header + prompt.before),
             _clean_text(prompt.line_prefix),
             _clean_text(prompt.after),
             path=block.current if block else request.path,
@@ -180,7 +183,7 @@ class CompletionEngine:
             log.warning("autocomplete: %s looks binary (control bytes near the cursor); no completion", request.doc)
             return self._answer("", started, "binary")
         multiline = postprocess.allows_multiline(prompt, self.multiline)
-        context_key = request.context.comments if request.context else None
+        context_key = request.context.key if request.context else None
         key = hash((request.doc, prompt.before, prompt.line_suffix, prompt.below))
         budget_ms = 1e9 if self.max_latency_ms is None else max(self.max_latency_ms - MARGIN_MS, 5)
         deadline = started + budget_ms / 1000
@@ -189,8 +192,12 @@ class CompletionEngine:
         if hit is not None:
             generation, rest = hit
             if rest:
-                return self._answer(postprocess.clean(rest, prompt, multiline=multiline), started, "cache")
+                text = postprocess.clean(rest, prompt, multiline=multiline)
+                if not text:
+                    self.counts["empty_cleaned"] += 1
+                return self._answer(text, started, "cache")
             if generation.done:
+                self.counts["empty_ended"] += 1
                 return self._answer("", started, "cache")  # the model says the line ends here
             # The user caught up with a live generation: wait for its next tokens.
             return await self._wait(generation, prompt, multiline, deadline, started, "speculation")
@@ -226,7 +233,10 @@ class CompletionEngine:
         rest = generation.remainder(prompt.line_prefix) or ""
         if generation.reason == "error":
             source = "error"
-        return self._answer(postprocess.clean(rest, prompt, multiline=multiline), started, source)
+        text = postprocess.clean(rest, prompt, multiline=multiline)
+        if not text:  # why nothing is shown: no token yet, the model ended the line, or cleaned away
+            self.counts["empty_" + ("cleaned" if rest.strip() else "ended" if generation.done else "deadline")] += 1
+        return self._answer(text, started, source)
 
     async def _run(self, generation: Generation, segments: list[tuple[str, str]], multiline: bool) -> None:
         stop = list(self.template.stop) + (["\n\n"] if multiline else [])
@@ -261,7 +271,7 @@ class CompletionEngine:
         """Evaluate the prompt at `request` ahead, without generating, at low priority:
         never while a generation runs, and the child drops it for any keystroke. The next
         prompt here starts where this one does, so it reuses what was evaluated."""
-        if not self.model.ready or self.running or (self._prefill and not self._prefill.done()):
+        if not self.model.ready or self.running:
             return False
         prompt = self._prompt(request)
         if _looks_binary(prompt.before + prompt.line_prefix):
@@ -269,7 +279,12 @@ class CompletionEngine:
         segments = self._segments(request, prompt)
         fingerprint = hash(repr(segments))
         if fingerprint == self._prefilled:
-            return False  # the KV cache holds it already
+            return False  # the KV cache holds it already, or it is being evaluated
+        if self._prefill and not self._prefill.done():
+            # An older prefill (the file opened before this one): this one is what the user
+            # looks at now. Dropping the new one instead left the file opened last cold.
+            self._prefill.cancel()
+            self.counts["prefill_superseded"] += 1
         self._prefilled = fingerprint
         self._prefill = asyncio.create_task(self._run_prefill(segments))
         return True

@@ -28,7 +28,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from tinyarms import protocol
-from tinyarms.autocomplete.context import ContextBlock, Project
+from tinyarms.autocomplete.context import ContextBlock, Project, estimate_tokens
 from tinyarms.autocomplete.engine import Completion, CompletionEngine, CompletionRequest
 from tinyarms.autocomplete.feedback import FeedbackLog, Offered
 from tinyarms.autocomplete.start import NotLocal, local_tier, start_engine
@@ -191,6 +191,7 @@ class AutocompleteFeature(Feature):
             "active_built": self._active in self.project.blocks,
             "active_files": [label for label, _ in active.files] if active else [],
             "active_tokens_estimate": active.tokens_estimate if active else 0,
+            "active_tokens": active.tokens if active else 0,  # the model's tokenizer, once counted
             "last_used_tokens_estimate": self._block_used.tokens_estimate if self._block_used else 0,
         }
 
@@ -300,9 +301,15 @@ class AutocompleteFeature(Feature):
         for other in list(self.server.workspace.text_documents.values()):
             if other.uri != uri and (fs := _fs(other.uri)) is not None:
                 open_texts[fs.resolve()] = other.source
+        focus = self._last_line.get(uri)  # definitions used near the last edit rank first
+        source = document.source
+
+        async def build() -> ContextBlock | None:
+            return await asyncio.to_thread(self.project.build, uri, _fs(uri), source, open_texts, focus)
+
         async with self._refreshing:
             try:
-                block = await asyncio.to_thread(self.project.build, uri, _fs(uri), document.source, open_texts)
+                block = await self.project.measured(build, self._count_tokens)
             except Exception:
                 log.exception("autocomplete: context for %s not built", uri)
                 return
@@ -319,6 +326,17 @@ class AutocompleteFeature(Feature):
             )
         if prefill and (changed or uri == self._active):
             self._prefill(uri)
+
+    async def _count_tokens(self, text: str) -> int:
+        """The model's token count of `text` (a block's real size); the estimate's if the
+        model is not ready or fails (then the cap holds for the estimate only)."""
+        model = self.model
+        if model is None or not model.ready:
+            return estimate_tokens(text)
+        try:
+            return len(await model.tokenize(text))
+        except LocalModelError:
+            return estimate_tokens(text)
 
     def _prefill(self, uri: str) -> None:
         """Evaluate the prompt at the last place in `uri` ahead, if nothing else runs."""

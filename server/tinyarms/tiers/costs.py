@@ -58,7 +58,7 @@ def _table_cost(tier: Tier, usage: Usage) -> float | None:
         output_tokens=usage.completion_tokens,
     )
     try:
-        provider_id = provider(tier.provider).prices_at(tier.base_url)
+        provider_id = provider(tier.provider).prices_at(tier.endpoints[0])
         return float(calc_price(tokens, model_ref=tier.model, provider_id=provider_id).total_price)
     except (LookupError, ValueError):
         return None

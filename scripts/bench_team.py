@@ -139,18 +139,20 @@ class Replica:
         return self.log.read_text(errors="replace").count('"POST /v1/chat/completions HTTP/1.1"')
 
     def kill(self) -> None:
+        """SIGKILL: a crash, not a shutdown (requests in flight are cut)."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        """A clean shutdown, and a kill when it takes more than 10 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.kill()
 
 
 def make_config(urls: list[str], args: argparse.Namespace) -> Config:

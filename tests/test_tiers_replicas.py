@@ -176,3 +176,14 @@ async def test_stats_show_each_replica(servers: list[FaultServer], env: dict[str
     rows = {line.split()[1]: line.split() for line in shown.stdout.splitlines() if line.startswith("team ")}
     for server in servers[:2]:
         assert rows[server.url][2] == str(len(server.log)) and rows[server.url][3] == "0"
+
+
+async def test_a_hung_replica_times_out_and_another_answers(servers: list[FaultServer]) -> None:
+    hung, ok = servers[0], servers[1]
+    hung.fault = "slow"
+    config = make_config([hung.url, ok.url])
+    config.tiers["team"].timeout_s = 0.5
+    for _ in range(30):  # random ties send some to the hung one until it cools down
+        answer = await ask(config)
+        assert answer.text == "Answer from ok." and replica_of(answer) == ok.url
+    assert 1 <= len(hung.log) <= 3  # a timeout counts toward its cooldown (3 in a row): then it is skipped

@@ -111,14 +111,16 @@ async def with_retries(run: Run, name: str, tier: Tier, request: ChatRequest, st
     Each attempt goes to the replica `Health.pick` chooses. Moving to a replica this request
     has not tried yet is failover and happens at once; calling a tried one again is a retry
     (at most `max_retries`), after a jittered backoff unless a 429/503 hold already made it
-    wait. When every usable replica is held, the request waits for the soonest one if that
-    fits its deadline, else gives up on the tier."""
+    wait. An error not worth retrying (a timeout, a 4xx, a malformed answer) still moves on to
+    replicas not tried yet, never back to a tried one. When every usable replica is held, the
+    request waits for the soonest one if that fits its deadline, else gives up on the tier."""
     config, health = run.config, run.health
     error: TierError | None = None
     started = time.monotonic()
     tried: list[Endpoint] = []
     held: set[Endpoint] = set()  # replicas a 429/503 made this request wait for
     retries = 0
+    fresh_only = False  # after an error not worth retrying: only replicas not tried yet
     try:
         while True:
             if run.remaining() <= 0:
@@ -133,6 +135,8 @@ async def with_retries(run: Run, name: str, tier: Tier, request: ChatRequest, st
                 await asyncio.sleep(pick.wait)
                 continue
             url = pick.url
+            if url in tried and fresh_only:
+                break
             if url in tried:
                 retries += 1
                 if retries > tier.max_retries:
@@ -152,7 +156,9 @@ async def with_retries(run: Run, name: str, tier: Tier, request: ChatRequest, st
                 health.hold(name, tier, url, hold)
                 held.add(url)
             if not error.retryable:
-                break
+                if error.kind == "missing_key" or len(tried) >= len(tier.endpoints):
+                    break
+                fresh_only = True  # a hung or broken replica: the others may still answer
         assert error is not None
         return error
     finally:

@@ -282,10 +282,11 @@ async def watch_kill(
     }
 
 
-def ledger_check(state: Path, load: Load) -> dict[str, Any]:
+def ledger_check(state: Path, load: Load, since: float) -> dict[str, Any]:
+    """The load phase's rows in the spend ledger (the baseline's came before `since`)."""
     path = state / "data" / "tinyarms" / "spend.sqlite"
     with sqlite3.connect(path) as conn:
-        rows, usd = conn.execute("SELECT COUNT(*), COALESCE(SUM(usd), 0) FROM spend").fetchone()
+        rows, usd = conn.execute("SELECT COUNT(*), COALESCE(SUM(usd), 0) FROM spend WHERE ts >= ?", (since,)).fetchone()
     return {
         "rows": rows,
         "answered_requests": load.answered,
@@ -315,7 +316,7 @@ async def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
         count = args.editors if args.health == "editor" else 1
         healths = [tiers.Shared() for _ in range(count)]
         load = Load()
-        t0 = time.monotonic()
+        t0, wall0 = time.monotonic(), time.time()
         victim = replicas[-1]
         watcher = asyncio.create_task(watch_kill(victim, config, healths, t0, args))
         await asyncio.gather(
@@ -362,7 +363,7 @@ async def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
             },
             "per_replica": shares,
             "kill": kill,
-            "ledger": ledger_check(state, load),
+            "ledger": ledger_check(state, load, wall0),
         }
     finally:
         for replica in replicas:

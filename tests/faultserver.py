@@ -7,6 +7,7 @@ The model name is `FAULT` or `FAULT/N`: the first N requests for that model get 
   ok          a normal streamed answer "Answer from MODEL." (with logprobs -0.05 when asked)
   429         HTTP 429 with Retry-After: 1
   429now      HTTP 429 with Retry-After: 0
+  503         HTTP 503 with Retry-After: 1 (a server shedding load)
   500         HTTP 500
   slow        nothing at all for 60 s (a first byte past any deadline)
   cut         two deltas, then the connection closes mid-stream
@@ -23,8 +24,14 @@ string sent as is, malformed JSON included), optionally with `"delay": seconds` 
 first byte. When the queue runs out the answer is the text "script ended". `tools` in the
 log says which tool names the request offered.
 
-`GET /log` returns what was asked, in order: [{"path", "model", "fault", "auth", "messages"}] where
-`auth` says only whether a credential header came (never its value).
+Replicas of one model (`base_urls`) all see the same model name, so a server can be given its
+own fault instead: `server.fault = "429/2"` applies to every request whatever the model names
+(same FAULT/N form, counted per server), and `server.retry_after` sets the header 429 and 503
+send. `FaultServer(port=P)` listens on a chosen port (a replica that comes back where it was).
+
+`GET /log` returns what was asked, in order: [{"path", "model", "fault", "auth", "messages", "at"}]
+where `auth` says only whether a credential header came (never its value) and `at` is the
+server's `time.monotonic()` when the request arrived.
 """
 
 from __future__ import annotations
@@ -32,16 +39,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import threading
+import time
 from typing import Any
 
 WORDS = ["Answer ", "from ", "{model}", "."]
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (a server that is down: connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class FaultServer:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        self.port = 0
+        self.port = port
+        self.fault: str | None = None  # every request's fault, whatever the model (replicas)
+        self.retry_after = "1"  # the Retry-After that 429 and 503 send
         self.log: list[dict[str, Any]] = []
         self.counts: dict[str, int] = {}
         self.connections = 0  # TCP connections accepted: keep-alive reuse shows here
@@ -85,13 +103,15 @@ class FaultServer:
         self.counts.clear()
         self.scripts.clear()
         self.connections = 0
+        self.fault = None
+        self.retry_after = "1"
 
     def script(self, model: str, turns: list[dict[str, Any]]) -> None:
         self.scripts[model] = list(turns)
 
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()
-        self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, self.host, 0))
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, self.host, self.port))
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
@@ -138,19 +158,22 @@ class FaultServer:
         except (ValueError, KeyError, TypeError):
             await _send(writer, 400, "application/json", b'{"error": "bad request"}')
             return True
-        fault, _, limit = model.partition("/")
-        seen = self.counts.get(model, 0)
-        self.counts[model] = seen + 1
+        scripted = self.fault or model
+        fault, _, limit = scripted.partition("/")
+        seen = self.counts.get(scripted, 0)
+        self.counts[scripted] = seen + 1
         if limit and seen >= int(limit):
             fault = "ok"
         anthropic = path.endswith("/messages")
         auth = bool(headers.get("authorization") or headers.get("x-api-key"))
-        entry = {"path": path, "model": model, "fault": fault, "auth": auth, "messages": request.get("messages") or []}
+        messages = request.get("messages") or []
+        entry = {"path": path, "model": model, "fault": fault, "auth": auth, "messages": messages}
+        entry["at"] = time.monotonic()
         if anthropic:
             entry["cache_control"] = sum("cache_control" in block for block in request.get("system") or [])
         entry["tools"] = [t.get("name") or (t.get("function") or {}).get("name") for t in request.get("tools") or []]
         self.log.append(entry)
-        if model in self.scripts:
+        if model in self.scripts and not (self.fault and fault != "ok"):
             queue = self.scripts[model]
             turn = queue.pop(0) if queue else {"text": "script ended"}
             if turn.get("delay"):
@@ -162,12 +185,14 @@ class FaultServer:
             events = _scripted_events(turn, anthropic, sum(len(str(m).split()) for m in request.get("messages") or []))
             await _stream(writer, events)
             return True
-        messages = request.get("messages") or []
         is_check = any("yes or no" in str(m.get("content", "")) for m in messages)
 
         if fault in ("429", "429now"):
-            after = "1" if fault == "429" else "0"
+            after = self.retry_after if fault == "429" else "0"
             await _send(writer, 429, "application/json", b'{"error": "rate limited"}', {"retry-after": after})
+            return True
+        if fault == "503":
+            await _send(writer, 503, "application/json", b'{"error": "overloaded"}', {"retry-after": self.retry_after})
             return True
         if fault == "500":
             await _send(writer, 500, "application/json", b'{"error": "boom"}')

@@ -14,9 +14,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from attrs import define
 
 
 def free_port() -> int:
@@ -25,10 +27,52 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def llama_server(
-    tmp_path_factory: pytest.TempPathFactory, model_name: str, alias: str, *extra: str
-) -> Iterator[str]:
-    """Serve `model_name` (e.g. `embedded:smollm2-135m`) as `alias`; yields the server's /v1 URL."""
+@define
+class Served:
+    """One running `python -m llama_cpp.server`: its /v1 URL, its log (uvicorn's access log
+    has one line per request: the server's own count) and its process."""
+
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+    command: list[str]
+
+    def requests(self, path: str = "/v1/chat/completions") -> int:
+        """POSTs to `path` the server logged."""
+        return self.log.read_text(errors="replace").count(f'"POST {path} HTTP/1.1"')
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def restart(self) -> None:
+        """Start it again on the same port (a replica coming back), appending to the same log."""
+        self.stop()
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+            )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.url}/models", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"llama_cpp.server did not start:\n{self.log.read_text()[-2000:]}")
+            time.sleep(0.3)
+
+
+def serve(tmp_path_factory: pytest.TempPathFactory, model_name: str, alias: str, *extra: str) -> Served:
+    """Start serving `model_name` (e.g. `embedded:smollm2-135m`) as `alias`; stop it with `.stop()`."""
     pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python's server extras are not installed")
     from tinyarms.models.sources import resolve
 
@@ -41,22 +85,19 @@ def llama_server(
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
         )
-    url = f"http://127.0.0.1:{port}/v1"
+    served = Served(f"http://127.0.0.1:{port}/v1", log, process, command)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"llama_cpp.server did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.3)
-        yield url
+        served.wait_ready()
+    except BaseException:
+        served.stop()
+        raise
+    return served
+
+
+def llama_server(tmp_path_factory: pytest.TempPathFactory, model_name: str, alias: str, *extra: str) -> Iterator[str]:
+    """Serve `model_name` (e.g. `embedded:smollm2-135m`) as `alias`; yields the server's /v1 URL."""
+    served = serve(tmp_path_factory, model_name, alias, *extra)
+    try:
+        yield served.url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        served.stop()

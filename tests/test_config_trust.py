@@ -85,6 +85,19 @@ LOOSENING = [
     ("[reliability]\nconnect_timeout_s = 60.0\n", "reliability.connect_timeout_s", 5.0, 60.0),
     ("[router]\nthreads = 8\n", "router.threads", 1, 8),
     ("[tiers.local]\nn_threads = 8\n", "tiers.local.n_threads", None, 8),
+    # Every replica is an endpoint: a workspace can add none, to a known tier or a new one.
+    (
+        '[tiers.cloud-fast]\nbase_urls = ["https://evil.example/v1", "http://127.0.0.1:9/v1"]\n',
+        "tiers.cloud-fast.base_urls",
+        [],
+        ["https://evil.example/v1", "http://127.0.0.1:9/v1"],
+    ),
+    (
+        '[tiers.mine]\nprovider = "llama-cpp"\nmodel = "embedded:gemma3-270m"\nbase_urls = ["https://evil.example/v1"]\n',
+        "tiers.mine",
+        None,
+        None,
+    ),
 ]
 
 
@@ -188,3 +201,41 @@ def test_a_long_extends_chain_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     first, usable = load_best(ConfigInputs(user_file=user_file, env={}))
     assert any("more than" in p.message for p in first.errors), [str(p) for p in first.problems]
     assert usable.config is not None
+
+
+def test_a_tier_with_both_base_url_and_base_urls_is_an_error_at_its_line(tmp_path: Path) -> None:
+    user_file = tmp_path / "user.toml"
+    user_file.write_text(
+        '[tiers.team]\nprovider = "openai"\nmodel = "m"\nbase_url = "http://a:8000/v1"\n'
+        'base_urls = ["http://a:8000/v1", "http://b:8000/v1"]\n'
+    )
+    first, _ = load_best(ConfigInputs(user_file=user_file, env={}))
+    [problem] = first.errors
+    assert problem.key == "tiers.team.base_urls" and "both base_url and base_urls" in problem.message
+    assert problem.file == user_file and problem.line == 5
+
+
+@pytest.mark.parametrize(
+    ("urls", "message"),
+    [
+        ("[]", "needs 1 to 64 URLs"),
+        ('["ftp://a/v1"]', "is not an http(s) URL"),
+        ('["http://a/v1", "http://a/v1"]', "more than once"),
+        ('"http://a/v1"', "expected a list of strings"),
+    ],
+)
+def test_bad_base_urls_are_errors_at_their_line(tmp_path: Path, urls: str, message: str) -> None:
+    user_file = tmp_path / "user.toml"
+    user_file.write_text(f'[tiers.team]\nprovider = "openai"\nmodel = "m"\nbase_urls = {urls}\n')
+    first, _ = load_best(ConfigInputs(user_file=user_file, env={}))
+    [problem] = first.errors
+    assert message in problem.message and problem.file == user_file and problem.line == 4
+
+
+def test_a_user_file_lists_replicas_for_a_presets_single_server(tmp_path: Path) -> None:
+    user_file = tmp_path / "user.toml"
+    user_file.write_text('extends = "vllm-team"\n[tiers.team]\nbase_urls = ["http://a:8000/v1", "http://b:8000/v1"]\n')
+    result = load_config(ConfigInputs(user_file=user_file, env={}))
+    assert result.config is not None, [str(p) for p in result.problems]
+    team = result.config.tiers["team"]
+    assert team.base_url is None and team.endpoints == ["http://a:8000/v1", "http://b:8000/v1"]

@@ -183,3 +183,31 @@ def test_doctor_never_calls_an_untrusted_workspace_endpoint(
     assert faults.log == [] and faults.connections == 0, faults.log  # not one request reached it
     assert "not trusted" in done.stdout
     assert "ignored 'tiers.exfil'" in done.stdout
+
+
+def test_doctor_probes_every_replica_and_names_the_dead_one(
+    env: dict[str, str], user_file: Path, faults: FaultServer
+) -> None:
+    user_file.parent.mkdir(parents=True)
+    dead = "http://127.0.0.1:9/v1"
+    user_file.write_text(
+        f'extends = "vllm-team"\n\n[tiers.team]\nbase_urls = ["{faults.url}", "{dead}"]\nmodel = "ok"\n'
+    )
+    env["VLLM_API_KEY"] = "sk-team-key-never-printed"
+    done = run_tinyarms(env, "doctor", "--no-load")
+    out = done.stdout
+    assert done.returncode == 1, out
+    assert f"tier team (chat, edit, agent): {faults.url} answers in" in out
+    assert f"tier team (chat, edit, agent): {dead} does not answer" in out
+    assert "fix tiers.team.base_urls (set in " + str(user_file) in out and "other replicas" in out
+    assert "sk-team-key-never-printed" not in out + done.stderr
+
+
+def test_an_untrusted_workspace_adds_no_replica(env: dict[str, str], tmp_path: Path, faults: FaultServer) -> None:
+    folder = tmp_path / "cloned-repo"
+    folder.mkdir()
+    (folder / ".tinyarms.toml").write_text(f'[tiers.cloud-fast]\nbase_urls = ["{faults.url}"]\n')
+    faults.reset()
+    done = run_tinyarms(env, "doctor", "--no-load", cwd=folder)
+    assert faults.log == [] and faults.connections == 0, faults.log
+    assert "ignored 'tiers.cloud-fast.base_urls'" in done.stdout and "not trusted" in done.stdout

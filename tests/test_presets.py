@@ -70,7 +70,7 @@ def test_server_presets_send_requests_where_they_say(
     assert config is not None
     for role in ("chat", "edit", "agent"):
         chosen = config.tier_for(role)
-        assert chosen.provider == "openai" and chosen.base_url == base_url and chosen.api_key_env == key
+        assert chosen.provider == "openai" and chosen.endpoints == [base_url] and chosen.api_key_env == key
         if name != "openrouter":  # a server of your own: a failure falls back to the local model
             assert config.roles.get(role).tier == tier and config.roles.get(role).escalate_to == ["local"]
     # Autocomplete runs in-process under 100 ms in every preset (there is no remote FIM provider).

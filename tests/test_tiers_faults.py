@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from faultserver import FaultServer
+from faultserver import FaultServer, closed_port
 from tinyarms import tiers
 from tinyarms.backends import Usage
 from tinyarms.config import Config, Tier
@@ -46,12 +45,6 @@ async def close_clients() -> AsyncIterator[None]:
     """run_role pools one HTTP client per event loop; each test's loop closes its own."""
     yield
     await tiers.aclose()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_config(server: FaultServer, chain: list[tuple[str, dict[str, Any]]], **tables: Any) -> Config:

@@ -41,10 +41,13 @@ RETRYABLE: frozenset[str] = frozenset({"connect", "rate_limit", "server", "strea
 class TierError(Exception):
     """One failed attempt on one tier. `str(error)` is safe to log and show."""
 
-    def __init__(self, kind: ErrorKind, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, kind: ErrorKind, message: str, *, retry_after: float | None = None, status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
         self.retry_after = retry_after
+        self.status = status  # the HTTP status, when there was one (503 is backpressure, 500 is not)
 
     @property
     def retryable(self) -> bool:

@@ -61,10 +61,10 @@ def _status_error(name: str, response: httpx.Response) -> TierError:
     # The body is not quoted: servers echo prompts (code) back in error bodies.
     if code == 429:
         after = retry_after(response.headers.get("retry-after"))
-        return TierError("rate_limit", f"tier '{name}' is rate limited (HTTP 429)", retry_after=after)
+        return TierError("rate_limit", f"tier '{name}' is rate limited (HTTP 429)", retry_after=after, status=code)
     if code >= 500:
         after = retry_after(response.headers.get("retry-after"))
-        return TierError("server", f"tier '{name}' had a server error (HTTP {code})", retry_after=after)
+        return TierError("server", f"tier '{name}' had a server error (HTTP {code})", retry_after=after, status=code)
     if code in (401, 403):
         return TierError("http", f"tier '{name}' rejected the API key (HTTP {code})")
     return TierError("http", f"tier '{name}' refused the request (HTTP {code})")

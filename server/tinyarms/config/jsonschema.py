@@ -26,7 +26,7 @@ from typing import Any, Literal, get_args, get_origin
 import attrs
 
 from tinyarms.backends.registry import PROVIDERS
-from tinyarms.config.schema import ACTION_KINDS, ROLE_NAMES, Config
+from tinyarms.config.schema import ACTION_KINDS, MAX_REPLICAS, ROLE_NAMES, Config
 from tinyarms.config.validate import _unwrap
 
 SCHEMA_FILE = Path(__file__).with_name("tinyarms.schema.json")
@@ -40,6 +40,12 @@ NAMED_VALUES: dict[tuple[str, str], dict[str, Any]] = {
     ("Tier", "api_key_env"): {"pattern": "^([A-Za-z_][A-Za-z0-9_]*)?$"},
     ("Tier", "provider"): {"enum": list(PROVIDERS)},  # backends/registry.py
     ("Route", "action_kind"): {"enum": list(ACTION_KINDS)},
+    ("Tier", "base_urls"): {
+        "items": {"type": "string", "pattern": "^https?://"},
+        "minItems": 1,
+        "maxItems": MAX_REPLICAS,
+        "uniqueItems": True,
+    },
 }
 
 

@@ -336,8 +336,26 @@ def del_in(data: dict[str, Any], path: KeyPath) -> None:
         parent.pop(path[-1], None)
 
 
+# A tier's endpoint is `base_url` or `base_urls`: a layer that sets one replaces the other from
+# the layers below (a user file lists replicas for a preset's single server); one file setting
+# both is an error (validate.py).
+_REPLACES = {"base_url": "base_urls", "base_urls": "base_url"}
+
+
+def _drop_replaced(data: dict[str, Any], sources: dict[KeyPath, Source], layer: Layer) -> None:
+    tiers = layer.data.get("tiers")
+    for name, tier in tiers.items() if isinstance(tiers, Mapping) else ():
+        if not isinstance(tier, Mapping):
+            continue
+        for key, other in _REPLACES.items():
+            if key in tier and other not in tier:
+                del_in(data, ("tiers", name, other))
+                sources.pop(("tiers", name, other), None)
+
+
 def merge_into(data: dict[str, Any], sources: dict[KeyPath, Source], layer: Layer) -> None:
     """Apply one layer on top of `data`, key by key, recording where each value came from."""
+    _drop_replaced(data, sources, layer)
     for path in walk_keys(layer.data):
         sources.setdefault(path, layer.sources.get(path, Source(layer.kind, layer.name)))
     for path, value in leaves(layer.data):

@@ -20,6 +20,7 @@ from attrs import define, field
 from tinyarms.backends.registry import provider
 
 ROLE_NAMES = ("autocomplete", "chat", "edit", "agent")
+MAX_REPLICAS = 64  # `base_urls` entries a tier may list
 
 
 def bounds(*, ge: float | None = None, gt: float | None = None, le: float | None = None) -> dict[str, Any]:
@@ -47,6 +48,10 @@ class Tier:
     provider: str
     model: str  # model name for HTTP providers; llama-cpp: embedded:NAME, a .gguf path or hf:owner/repo/file.gguf
     base_url: str | None = None  # the API root of an HTTP provider, e.g. https://api.openai.com/v1
+    # Several API roots serving the same model (replicas), instead of base_url: each request goes
+    # to the one with the fewest requests in flight (ties at random); a failing one cools down
+    # on its own, a 429/503 keeps it unused for its Retry-After. At most MAX_REPLICAS.
+    base_urls: list[str] = field(factory=list)
     # The name of the environment variable that holds the key ("" = no key, clearing a preset's);
     # the key itself never appears in config.
     api_key_env: str | None = None
@@ -68,6 +73,11 @@ class Tier:
     @property
     def is_remote(self) -> bool:
         return provider(self.provider).remote
+
+    @property
+    def endpoints(self) -> list[str | None]:
+        """The replicas requests spread over: `base_urls`, else the one `base_url` (None: the provider's default)."""
+        return list(self.base_urls) if self.base_urls else [self.base_url]
 
 
 @define(kw_only=True)

@@ -4,8 +4,8 @@ A `.tinyarms.toml` (or `[tool.tinyarms]`) arrives with `git clone`. Without trus
 change only what keeps code where the user's own layers (preset and user file) send it and
 costs no more:
 
-- no endpoint or secret: `provider`, `base_url`, `api_key_env` of a tier, and no new
-  remote tier;
+- no endpoint or secret: `provider`, `base_url`, `base_urls` (every replica is an endpoint),
+  `api_key_env` of a tier, and no new remote tier;
 - no role or route pointed at a tier whose code leaves the machine, unless the user's
   layers already send that role there (its `tier` or `escalate_to`), and no remote role
   the user switched off switched back on;
@@ -31,7 +31,7 @@ from tinyarms.config.layers import Layer, Problem, del_in, get_in
 from tinyarms.config.locate import KeyPath
 from tinyarms.config.schema import ROLE_NAMES, Agent, Reliability, Roles, Router, Tier
 
-ENDPOINT_KEYS = ("base_url", "api_key_env", "provider")
+ENDPOINT_KEYS = ("base_url", "base_urls", "api_key_env", "provider")
 
 Rule = Literal["budget", "no_raise", "fixed", "process"]
 
@@ -153,7 +153,7 @@ def _drop_endpoints(data: dict[str, Any], lower: dict[str, Any], drop: Callable[
             continue
         if name not in (lower.get("tiers") or {}):
             known = PROVIDERS.get(str(tier.get("provider", LOCAL_DEFAULT)))
-            if known is None or known.remote or "base_url" in tier:
+            if known is None or known.remote or "base_url" in tier or "base_urls" in tier:
                 drop(("tiers", name), "a new remote tier sends code to a new endpoint")
                 dropped.add(name)
             continue

@@ -22,7 +22,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from tinyarms.backends.registry import PROVIDERS
 from tinyarms.config.layers import DEFAULT_SOURCE, Problem, Source, del_in
 from tinyarms.config.locate import KeyPath
-from tinyarms.config.schema import ACTION_KINDS, Config
+from tinyarms.config.schema import ACTION_KINDS, MAX_REPLICAS, Config
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
@@ -149,6 +149,8 @@ def validate(data: dict[str, Any], sources: dict[KeyPath, Source]) -> tuple[Conf
                 f"unknown provider {provider!r} for tier '{name}'; expected one of {', '.join(PROVIDERS)}",
             )
             del tier["provider"]
+        if isinstance(tier, dict) and "base_urls" in tier:
+            _check_replicas(name, tier, problem)
     roles: dict[str, Any] = data["roles"] if isinstance(data.get("roles"), dict) else {}
     for role_name, role in roles.items():
         if not isinstance(role, dict):
@@ -182,6 +184,25 @@ def validate(data: dict[str, Any], sources: dict[KeyPath, Source]) -> tuple[Conf
         problem(path, f"{dotted(path)}: {message}")
     errors = [p for p in problems if p.severity == "error"]
     return (None, problems) if errors else (config, problems)
+
+
+def _check_replicas(name: str, tier: dict[str, Any], problem: Any) -> None:
+    """`base_urls`: one to MAX_REPLICAS distinct http(s) URLs, and not beside `base_url`."""
+    urls = tier["base_urls"]
+    path = ("tiers", name, "base_urls")
+    if "base_url" in tier:
+        problem(path, f"tier '{name}' sets both base_url and base_urls; keep one (base_urls for several replicas)")
+        return
+    if not isinstance(urls, list):
+        return  # the type check below says what it should be
+    if not 1 <= len(urls) <= MAX_REPLICAS:
+        problem(path, f"tier '{name}': base_urls needs 1 to {MAX_REPLICAS} URLs, got {len(urls)}")
+    for url in urls:
+        if isinstance(url, str) and not url.startswith(("http://", "https://")):
+            problem(path, f"tier '{name}': base_urls entry {url!r} is not an http(s) URL")
+    repeated = sorted({u for u in urls if isinstance(u, str) and urls.count(u) > 1})
+    if repeated:
+        problem(path, f"tier '{name}': base_urls lists {repeated[0]!r} more than once")
 
 
 def _migrate_multiline(roles: dict[str, Any], sources: dict[KeyPath, Source], problems: list[Problem]) -> None:

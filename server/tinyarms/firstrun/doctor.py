@@ -173,21 +173,23 @@ def _remote_tiers(report: Report, result: LoadResult) -> None:
                 f"export {tier.api_key_env}=... (or point tiers.{name}.api_key_env{_where(result, 'tiers', name)} "
                 "at the variable that holds it)",
             )
-        base_url = tier.base_url or ""
-        if not base_url:
+        if not any(tier.endpoints):
             report.problem(f"tier {name} ({roles}) has no base_url", f"set tiers.{name}.base_url")
             continue
-        answer = probe(tier.provider, base_url, key, model=tier.model, timeout=min(tier.timeout_s, 5.0))
-        if answer.ok:
-            report.ok(f"tier {name} ({roles}): {base_url} answers in {answer.latency_ms:.0f} ms ({answer.how})")
-        elif key is None and tier.api_key_env and "rejected" in answer.detail:
-            report.note(f"tier {name}: {base_url} answers, but wants the key ({answer.detail})")
-        else:
-            report.problem(
-                f"tier {name} ({roles}): {base_url} does not answer ({answer.detail})",
-                f"start that server, or fix tiers.{name}.base_url{_where(result, 'tiers', name, 'base_url')}; "
-                "until then requests fall back along escalate_to",
-            )
+        setting = "base_urls" if tier.base_urls else "base_url"
+        for base_url in [url for url in tier.endpoints if url]:  # every replica is probed
+            answer = probe(tier.provider, base_url, key, model=tier.model, timeout=min(tier.timeout_s, 5.0))
+            if answer.ok:
+                report.ok(f"tier {name} ({roles}): {base_url} answers in {answer.latency_ms:.0f} ms ({answer.how})")
+            elif key is None and tier.api_key_env and "rejected" in answer.detail:
+                report.note(f"tier {name}: {base_url} answers, but wants the key ({answer.detail})")
+            else:
+                report.problem(
+                    f"tier {name} ({roles}): {base_url} does not answer ({answer.detail})",
+                    f"start that server, or fix tiers.{name}.{setting}{_where(result, 'tiers', name, setting)}; "
+                    "until then requests fall back along escalate_to"
+                    + (" (or go to the other replicas)" if len(tier.endpoints) > 1 else ""),
+                )
     for var, tiers in sorted(keys.items()):
         if os.environ.get(var, "").strip():
             report.ok(f"key {var}: set (for {', '.join(tiers)})")

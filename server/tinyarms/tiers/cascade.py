@@ -26,8 +26,10 @@ SELF_CHECK_PROMPT = (
 )
 
 
-async def self_check(run: Run, name: str, tier: Tier, question: str, answer: str) -> bool | None:
-    """A short yes/no from the same tier; None when the check itself could not run."""
+async def self_check(
+    run: Run, name: str, tier: Tier, question: str, answer: str, replica: str | None = None
+) -> bool | None:
+    """A short yes/no from the same tier (the replica that answered); None when the check itself could not run."""
     request = ChatRequest(
         messages=[
             {"role": "system", "content": SELF_CHECK_PROMPT},
@@ -40,7 +42,7 @@ async def self_check(run: Run, name: str, tier: Tier, question: str, answer: str
     )
     try:
         verdict = await stream_once(
-            run, name, tier, request, max(0.1, min(run.remaining(), tier.timeout_s)), show=False
+            run, name, tier, request, max(0.1, min(run.remaining(), tier.timeout_s)), show=False, replica=replica
         )
     except (TimeoutError, TierError):
         return None
@@ -56,7 +58,7 @@ async def escalation_reason(
     if low is not None and attempt.mean_logprob is not None and attempt.mean_logprob < low:
         return f"mean token log-prob {attempt.mean_logprob:.2f} is below {low:g}"
     if cascade.self_check:
-        verdict = await self_check(run, name, tier, question, attempt.text)
+        verdict = await self_check(run, name, tier, question, attempt.text, attempt.replica)
         step.self_check = {True: "pass", False: "fail", None: "error"}[verdict]
         if verdict is False:
             return f"tier '{name}' judged its own answer inadequate"

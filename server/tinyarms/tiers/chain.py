@@ -297,12 +297,12 @@ async def _try_tier(
         step.mean_logprob = round(attempt.mean_logprob, 4)
     if not attempt.text.strip() and not attempt.tool_calls:
         empty = f"tier '{name}' answered with no text"
-        run.health.failed(name, tier, config.reliability)
+        run.health.failed(name, tier, config.reliability, attempt.replica)
         step.errors.append("empty")
         step.outcome, step.kind, step.reason = "error", "empty", empty
         run.restart(empty)
         return _Tried(failure=empty)
-    run.health.succeeded(name, tier)
+    run.health.succeeded(name, tier, attempt.replica)
     judge = may_escalate and not attempt.tool_calls  # the cascade judges answers, not tool calls
     why = await escalation_reason(run, name, tier, role.cascade, question, attempt, step) if judge else None
     step.outcome, step.reason = ("escalated", why) if why else ("ok", None)

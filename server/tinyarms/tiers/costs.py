@@ -2,8 +2,10 @@
 
 Prices come from the `genai-prices` table (pinned to a release that runs offline on plain
 httpx), a tier's `price` in TOML overrides it, and local tiers cost 0. Spend is kept in a
-small SQLite file in the platformdirs data dir, in WAL mode with short transactions, so
-several servers (several editors) can add to it at once.
+small SQLite file in the platformdirs data dir, in WAL mode with a busy timeout and one
+short transaction per record, so several servers (several editors) can add to it at once: a
+lock held past the busy timeout is waited for again, never mistaken for a broken file
+(tests/test_spend_load.py: 8 processes x 50 requests at once, every total exact).
 
 A broken ledger never drops a limit: a corrupt file is moved aside (`spend.sqlite.corrupt-…`),
 the rows SQLite can still read from it are carried into a new one, and a warning says so;
@@ -58,7 +60,7 @@ def _table_cost(tier: Tier, usage: Usage) -> float | None:
         output_tokens=usage.completion_tokens,
     )
     try:
-        provider_id = provider(tier.provider).prices_at(tier.base_url)
+        provider_id = provider(tier.provider).prices_at(tier.endpoints[0])
         return float(calc_price(tokens, model_ref=tier.model, provider_id=provider_id).total_price)
     except (LookupError, ValueError):
         return None
@@ -118,9 +120,10 @@ def _with_ledger(path: Path | None, work: Callable[[sqlite3.Connection], T]) -> 
     if target in _memory:
         return work(_memory[target])
     try:
-        with _connect(target) as conn:
-            return work(conn)
+        return _on_file(target, work)
     except db.UNUSABLE as exc:
+        if db.busy(exc):
+            raise  # a file busy for a minute is not broken: counting in memory would split the ledger
         if db.corrupt(exc):
             try:
                 _replace_corrupt(target, exc)
@@ -133,6 +136,21 @@ def _with_ledger(path: Path | None, work: Callable[[sqlite3.Connection], T]) -> 
         memory = _memory[target] = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         memory.executescript(_SCHEMA)
         return work(memory)
+
+
+def _on_file(target: Path, work: Callable[[sqlite3.Connection], T]) -> T:
+    """`work` in the ledger file. Many editors' servers write it at once: a write lock held past
+    the busy timeout is waited for again (up to `db.LOCKED_GIVE_UP_S`), never taken for a broken
+    file. Each `work` is one transaction, so a retry never counts a row twice."""
+    give_up = time.monotonic() + db.LOCKED_GIVE_UP_S
+    while True:
+        try:
+            with _connect(target) as conn:
+                return work(conn)
+        except sqlite3.OperationalError as exc:
+            if not db.busy(exc) or time.monotonic() >= give_up:
+                raise
+            log.info("the spend ledger %s is busy (%s); waiting again", target, exc)
 
 
 def _replace_corrupt(path: Path, exc: BaseException) -> None:

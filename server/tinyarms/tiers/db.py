@@ -29,6 +29,16 @@ log = logging.getLogger(__name__)
 UNUSABLE = (sqlite3.DatabaseError, OSError)
 
 
+BUSY_TIMEOUT_S = 10.0  # how long one statement waits for another process's write lock
+LOCKED_GIVE_UP_S = 60.0  # how long a write keeps waiting (several busy timeouts) before it fails
+
+
+def busy(exc: BaseException) -> bool:
+    """Another process held the write lock past the busy timeout: the file is fine, just busy."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
 def corrupt(exc: BaseException) -> bool:
     """The file is damaged or not SQLite at all ("file is not a database", "malformed"), as
     opposed to busy, locked or unwritable (OperationalError)."""
@@ -65,10 +75,10 @@ def connect(path: Path, schema: str) -> Iterator[sqlite3.Connection]:
         if conn is not None:
             conn.close()
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=10000")
         conn.executescript(schema)
         conns[key] = conn
     try:

@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from attrs import define, field
 
+from tinyarms.tiers.health import label
+
 if TYPE_CHECKING:
     from tinyarms.backends import Usage
+    from tinyarms.config import Tier
 
 _OPTIONAL = {"omit_none": True}
 
@@ -48,6 +51,10 @@ class Step:
     usage: str | None = _optional()  # "estimated" when the provider sent none
     mean_logprob: float | None = _optional()
     self_check: str | None = _optional()  # pass | fail | error
+    # A tier with several replicas (`base_urls`): the one whose answer stood (or that failed
+    # last), and every attempt as {"replica", "latency_ms", "error"} for `tinyarms stats`.
+    replica: str | None = _optional()
+    replicas: list[dict[str, Any]] | None = _optional()
 
     def charged(self, usage: Usage, usd: float, price: str) -> None:
         self.prompt_tokens = usage.prompt_tokens
@@ -58,6 +65,13 @@ class Step:
             self.cache_read_tokens = usage.cache_read_tokens
         if usage.estimated:
             self.usage = "estimated"
+
+    def replica_attempt(self, tier: Tier, url: str | None, latency_ms: float, error: str | None) -> None:
+        """Note one attempt on one replica (only for tiers that list `base_urls`)."""
+        if not tier.base_urls:
+            return
+        self.replica = label(url)
+        self.replicas = [*(self.replicas or []), {"replica": self.replica, "latency_ms": latency_ms, "error": error}]
 
     def skipped(self, kind: str, reason: str) -> None:
         self.outcome, self.kind, self.reason = "skipped", kind, reason

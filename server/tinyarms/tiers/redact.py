@@ -17,7 +17,7 @@ NAME_KEYS = frozenset(
     {
         "id", "role", "route", "stage", "requested_tier", "tier", "provider", "model", "outcome", "kind",
         "errors", "error", "cache", "usage", "price", "price_source", "self_check", "template", "source",
-        "conversation", "run",
+        "conversation", "run", "replica",
     }
 )  # fmt: skip
 

@@ -54,7 +54,8 @@ def _pct(values: list[float], q: float) -> float | None:
 
 def stats(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Per role and per (role, final tier): calls, p50/p95 latency, tokens, cost, escalation
-    rate, cache hits, and errors by kind (every failed attempt, on the tier that failed)."""
+    rate, cache hits, and errors by kind (every failed attempt, on the tier that failed);
+    and per replica of a tier with `base_urls` (`replica_stats`)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     errors: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for record in records:
@@ -92,6 +93,7 @@ def stats(records: list[dict[str, Any]]) -> dict[str, Any]:
         by_role[role] += items
     return {
         "requests": len(records),
+        "replicas": replica_stats(records),
         "roles": {
             role: {
                 **summary(items),
@@ -103,6 +105,47 @@ def stats(records: list[dict[str, Any]]) -> dict[str, Any]:
             for role, items in sorted(by_role.items())
         },
     }
+
+
+def replica_stats(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per tier with several replicas (`base_urls`), per replica: attempts sent to it, how many
+    answered, errors by kind, and the latency of the attempts that answered (p50/p95)."""
+    attempts: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        for step in record.get("steps", []):
+            for attempt in step.get("replicas") or []:
+                if isinstance(attempt, dict):
+                    attempts[(str(step.get("tier")), str(attempt.get("replica")))].append(attempt)
+    found: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for (tier, replica), items in sorted(attempts.items()):
+        answered = [float(a["latency_ms"]) for a in items if not a.get("error") and a.get("latency_ms") is not None]
+        errors = Counter(str(a["error"]) for a in items if a.get("error"))
+        found[tier][replica] = {
+            "requests": len(items),
+            "answered": len(answered),
+            "errors": dict(sorted(errors.items())),
+            "latency_p50_ms": _pct(answered, 50),
+            "latency_p95_ms": _pct(answered, 95),
+        }
+    return dict(found)
+
+
+def _format_replicas(replicas: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    if not replicas:
+        return []
+    width = max(len(r) for per_tier in replicas.values() for r in per_tier)
+    header = f"{'tier':<14} {'replica':<{width}} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8}"
+    lines = ["", "per replica (attempts; latency of those that answered)", header, "-" * len(header)]
+    for tier, per_tier in replicas.items():
+        for replica, s in per_tier.items():
+            p50 = "-" if s["latency_p50_ms"] is None else f"{s['latency_p50_ms']:.0f}"
+            p95 = "-" if s["latency_p95_ms"] is None else f"{s['latency_p95_ms']:.0f}"
+            failed = sum(s["errors"].values())
+            lines.append(f"{tier:<14} {replica:<{width}} {s['requests']:>8} {failed:>6} {p50:>8} {p95:>8}")
+            if s["errors"]:
+                listed = ", ".join(f"{kind} {n}" for kind, n in s["errors"].items())
+                lines.append(f"{'':<14} errors on {replica}: {listed}")
+    return lines
 
 
 def format_stats(data: dict[str, Any]) -> str:
@@ -132,4 +175,5 @@ def format_stats(data: dict[str, Any]) -> str:
     hits = sum(s["cache_hits"] for s in data["roles"].values())
     semantic = sum(s.get("semantic_hits", 0) for s in data["roles"].values())
     lines.append(f"{data['requests']} requests; cache hits: {hits} ({semantic} semantic)")
+    lines += _format_replicas(data.get("replicas") or {})
     return "\n".join(lines) + "\n"

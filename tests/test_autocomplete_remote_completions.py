@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,12 +18,17 @@ import pytest_asyncio
 from pytest_lsp import LanguageClient
 
 from conftest import CLIENTS
+from faultserver import FaultServer
 from model_server import llama_server as serve_llama
 from remote_fim import end_of, model_status, open_doc, remote_status, start, suggest, type_text, user_file
+from tinyarms.autocomplete.engine import CompletionRequest
+from tinyarms.autocomplete.start import start_engine
+from tinyarms.config.validate import validate
 
 pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python's server extras are not installed")
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
+BUDGET = {"max_latency_ms": 30000}  # the local model's cold answer takes seconds on a busy machine
 PREFIX = "import os\n\n\ndef read_lines(path):\n    with open(path) as f:\n        return f.re"
 
 
@@ -76,3 +82,36 @@ async def test_typing_through_a_remote_suggestion_answers_from_the_cache(lsp: La
     assert second == first  # the same suggestion: the word typed so far, then the rest
     assert (await remote_status(lsp))["counts"].get("remote", 0) == before  # no new request
     assert (await model_status(lsp))["counts"].get("answer_cache", 0) >= 1
+
+
+async def test_a_slow_remote_falls_back_to_the_local_model_then_cools_down(tmp_path: Path) -> None:
+    """A remote that sends nothing (tests/faultserver.py `slow`: a first byte past any deadline)
+    is given `remote_wait_ms`, then the local model answers in the same request; after
+    `cooldown_failures` slow answers in a row the next keystrokes do not ask it at all."""
+    with FaultServer() as fault:
+        tier = {"provider": "openai", "base_url": fault.url, "model": "slow", "template": "prefix-only"}
+        data: dict[str, Any] = {
+            "tiers": {"local": {"provider": "llama-cpp", "model": "embedded:gemma3-270m"}, "gpu": tier},
+            "roles": {"autocomplete": {"tier": "gpu", "escalate_to": ["local"], "remote_wait_ms": 300, **BUDGET}},
+            "reliability": {"cooldown_failures": 2, "cooldown_s": 60},
+        }
+        config, problems = validate(data, {})
+        assert config is not None, problems
+        engine = await start_engine(config)
+        assert engine.remote is not None
+        try:
+            lines = PREFIX.split("\n")
+            answers = []
+            for doc in ("a.py", "b.py", "c.py"):  # three places the cache cannot answer
+                answers.append(await engine.complete(CompletionRequest(lines, 5, len(lines[5]), doc=doc)))
+            assert all(a.text for a in answers), answers  # the local model answered each time
+            assert answers[0].elapsed_ms >= 300 and answers[1].elapsed_ms >= 300  # the remote had its wait
+            counts = engine.remote.counts
+            assert counts["local_slow"] == 2 and counts["local_cooldown"] == 1, counts
+            assert engine.remote.cooling()
+            # The server saw exactly the two requests (the third was never sent), and both
+            # connections were closed by tinyarms when it gave up on them.
+            assert [e["path"] for e in fault.log] == ["/v1/completions"] * 2, fault.log
+        finally:
+            await engine.remote.aclose()
+            await engine.model.shutdown()

@@ -96,7 +96,7 @@ async def test_a_superseded_request_is_cancelled_at_the_server(
     assert remote["counts"].get("cancelled", 0) > cancelled_before, remote
     # llama-server's log: the first task stopped early (the connection closed), not at its end.
     log = server.read_log()[log_before:]
-    assert re.search(r"cancel|connection closed|stopped", log, re.I), log[-3000:]
+    assert re.search(r"cancel task, id_task = \d+", log), log[-3000:]
     deadline = time.monotonic() + 30
     while slot_busy(server):
         assert time.monotonic() < deadline, "the slot stayed busy"

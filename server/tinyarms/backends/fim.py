@@ -38,6 +38,7 @@ TOP_K = 40
 TOP_P = 0.90
 SAMPLERS = ("top_k", "top_p", "infill")
 MAX_STOPS = 4  # OpenAI's /v1/completions takes at most 4 stop strings
+TIMINGS = ("timings/prompt_n", "timings/prompt_ms", "timings/predicted_n", "timings/predicted_ms")
 
 
 @define(kw_only=True)
@@ -80,6 +81,8 @@ def infill_body(query: FimQuery) -> dict[str, Any]:
         "stream": True,
         "cache_prompt": True,
         "t_max_predict_ms": query.t_max_predict_ms,
+        # The last chunk would also repeat the whole prompt and the settings; these are read.
+        "response_fields": ["content", "stop", "stop_type", "stopping_word", "tokens_cached", *TIMINGS],
     }
 
 
@@ -148,10 +151,13 @@ def _infill_chunk(chunk: dict[str, Any], name: str) -> tuple[str, Finished | Non
     stop_type = chunk.get("stop_type")
     word = chunk.get("stopping_word") or ""
     reason = {"eos": "end", "limit": "length"}.get(str(stop_type), "newline" if "\n" in word else "stop")
-    timings: dict[str, Any] = chunk["timings"] if isinstance(chunk.get("timings"), dict) else {}
-    stats: dict[str, Any] = {
-        k: timings[k] for k in ("prompt_n", "prompt_ms", "predicted_n", "predicted_ms") if k in timings
-    }
+    # `response_fields` flattens "timings/prompt_n"; a server that ignores it nests them.
+    nested: dict[str, Any] = chunk["timings"] if isinstance(chunk.get("timings"), dict) else {}
+    stats: dict[str, Any] = {}
+    for path in TIMINGS:
+        key = path.split("/")[1]
+        if (found := chunk.get(path, nested.get(key))) is not None:
+            stats[key] = found
     if isinstance(chunk.get("tokens_cached"), int):
         stats["tokens_cached"] = chunk["tokens_cached"]
     return text, Finished(reason, stats)

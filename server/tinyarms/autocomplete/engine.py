@@ -15,7 +15,9 @@ answered without new generation:
   when a file is opened or its block changes, at low priority: the child stops it between
   small prompt chunks as soon as a keystroke's request arrives.
 
-Nothing slow (network, embeddings, SQLite) is on this path.
+Nothing slow (network, embeddings, SQLite) is on this path; a remote autocomplete tier
+(remote.py) is asked where the local model would be, within `remote_wait_ms`, and closed
+with the generation it feeds.
 """
 
 from __future__ import annotations

@@ -235,6 +235,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smaller sample (about a minute per variant)")
     parser.add_argument("--model", default="embedded:gemma3-270m")
     parser.add_argument("--only", default="a,b,b2,c", help="variants to run, of a,b,b2,c")
+    parser.add_argument(
+        "--server-args", default="", help='more llama-server flags, e.g. "--swa-full" (Gemma 3: reuse the prompt cache)'
+    )
     args = parser.parse_args()
     variants = args.only.split(",")
     files, spots, per_spot = (2, 1, 2) if args.quick else (3, 2, 2)
@@ -250,7 +253,7 @@ def main() -> None:
     # 8192 tokens: llama.vim's 256 + 64 lines and its chunks need more than 2048 (its README
     # starts llama-server with the model's whole context); tinyarms' prompts stay far below.
     log = Path(tempfile.mkdtemp(prefix="bench-llama-server-")) / "server.log"
-    server = LlamaServer(log, args.model, n_ctx=8192)
+    server = LlamaServer(log, args.model, *args.server_args.split(), n_ctx=8192)
     result["llama_server"] = {"binary": server.binary(), "command": " ".join(server.command()[1:])}
     runs: dict[str, Any] = {}
     seconds: dict[str, float] = {}

@@ -86,6 +86,7 @@ class VimClient:
         self.chunks: list[dict[str, str]] = []  # the ring buffer: {text, filename}
         self.client = httpx.Client(timeout=60)
         self.errors = 0
+        self.requests = 0
 
     def pick_chunk(self, lines: list[str], around: int, filename: str) -> None:
         """BufLeave: the lines around the cursor go into the ring buffer (oldest out first)."""
@@ -148,6 +149,7 @@ class VimClient:
                 "t_max_predict_ms": VIM["t_max_predict_ms_first"],
                 "response_fields": ["content", "timings/prompt_n", "timings/predicted_n", "tokens_cached"],
             }
+            self.requests += 1
             response = self.client.post(self.url, json=body)
             if response.status_code != 200:  # counted, as llama.vim shows nothing then
                 self.errors += 1
@@ -164,7 +166,7 @@ class VimClient:
         return found, source
 
 
-def vim_replay(url: str, files: list[Path], spots: int, per_spot: int) -> dict[str, Any]:
+def vim_replay(url: str, files: list[Path], spots: int, per_spot: int, max_requests: int) -> dict[str, Any]:
     """The replay of bench_autocomplete.typing_replay, keystroke for keystroke, as llama.vim."""
     client = VimClient(url)
     records: list[dict[str, Any]] = []
@@ -176,6 +178,8 @@ def vim_replay(url: str, files: list[Path], spots: int, per_spot: int) -> dict[s
             indent = original[: len(original) - len(original.lstrip())]
             body = original[len(indent) :]
             for typed in range(len(body)):
+                if client.requests >= max_requests:
+                    break  # bounded: without a reused prompt cache one request takes seconds
                 lines[number] = indent + body[:typed]
                 column = len(indent) + typed
                 started = time.perf_counter()
@@ -195,7 +199,7 @@ def vim_replay(url: str, files: list[Path], spots: int, per_spot: int) -> dict[s
             last = number
         client.pick_chunk(lines, last, path.name)  # BufLeave
     client.client.close()
-    return {**replay_stats(records), "http_errors": client.errors}
+    return {**replay_stats(records), "http_errors": client.errors, "infill_requests": client.requests}
 
 
 def replay_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -235,6 +239,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smaller sample (about a minute per variant)")
     parser.add_argument("--model", default="embedded:gemma3-270m")
     parser.add_argument("--only", default="a,b,b2,c", help="variants to run, of a,b,b2,c")
+    parser.add_argument("--max-vim-requests", type=int, default=60, help="cap on (c)'s /infill requests")
     parser.add_argument(
         "--server-args", default="", help='more llama-server flags, e.g. "--swa-full" (Gemma 3: reuse the prompt cache)'
     )
@@ -263,6 +268,7 @@ def main() -> None:
         begun = clock()
         runs[name] = run()
         seconds[name] = round(clock() - begun, 1)
+        print(json.dumps({name: runs[name], "s": seconds[name]}), file=sys.stderr)  # kept if a later one fails
 
     if "a" in variants:
         timed("a_tinyarms_local", lambda: tinyarms(args.model, sample, spots, per_spot, {}))
@@ -276,7 +282,8 @@ def main() -> None:
                 env_b2 = remote_env("completions", server.url)
                 timed("b2_tinyarms_remote_completions", lambda: tinyarms(args.model, sample, spots, per_spot, env_b2))
             if "c" in variants:
-                timed("c_llama_vim_style_infill", lambda: vim_replay(server.url, sample, spots, per_spot))
+                cap = args.max_vim_requests
+                timed("c_llama_vim_style_infill", lambda: vim_replay(server.url, sample, spots, per_spot, cap))
         finally:
             server.stop()
     result["variants"] = runs

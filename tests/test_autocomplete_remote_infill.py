@@ -119,8 +119,9 @@ async def test_with_the_server_stopped_the_local_tier_answers_at_once(
         remote = await remote_status(lsp)
         assert any(k in remote["counts"] for k in ("local_connect", "local_stream_cut", "local_cooldown")), remote
         assert remote["cooldown_s"] > 0 or remote["counts"].get("local_cooldown"), remote
-        # It did not wait for the remote (which would be REMOTE_WAIT_MS): the refusal is immediate.
-        assert waited_ms < REMOTE_WAIT_MS / 2, waited_ms
+        # It did not wait out REMOTE_WAIT_MS for the remote (that would count `local_slow`): the
+        # refusal is immediate, and the local answer came within the budget.
+        assert "local_slow" not in remote["counts"] and waited_ms < MAX_LATENCY_MS, (waited_ms, remote)
         generation = (await model_status(lsp))["last_generation"]
         assert generation.get("tier") != "gpu", generation
         # The next keystroke (elsewhere: no cached answer) goes local without trying the remote.

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import httpx
 
 from tinyarms.autocomplete.engine import _clean_text as _clean
@@ -234,6 +235,8 @@ def for_config(config: Config) -> RemoteFim | None:
             )
         template = by_name(tier.template)
     reliability = config.reliability
+    if tier.base_urls:  # replicas (tiers/): autocomplete keeps to the first, where its KV cache is warm
+        tier = attrs.evolve(tier, base_url=tier.base_urls[0])
     return RemoteFim(
         role.tier,
         tier,

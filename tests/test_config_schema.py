@@ -58,7 +58,7 @@ def test_every_key_is_documented_typed_and_closed() -> None:
             assert prop.get("description"), f"{key} has no description: document it in config/schema.py"
             assert "type" in prop or "$ref" in prop, key
     tier = schema["definitions"]["Tier"]["properties"]
-    assert tier["provider"]["enum"] == ["llama-cpp", "openai", "anthropic"]
+    assert tier["provider"]["enum"] == ["llama-cpp", "openai", "llama-server", "anthropic"]
     assert tier["n_ctx"]["type"] == "integer" and tier["timeout_s"]["type"] == "number"
     assert schema["definitions"]["Router"]["properties"]["fallback_role"]["enum"] == ["chat", "edit", "agent"]
     assert schema["definitions"]["Route"]["properties"]["role"]["enum"] == ["chat", "edit", "agent"]

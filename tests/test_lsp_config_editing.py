@@ -60,11 +60,11 @@ async def test_completion_and_hover_in_the_workspace_and_user_files(
     keys = await complete(lsp, uri, 13, 0)
     assert {"provider", "model", "n_ctx", "api_key_env", "base_url"} <= set(keys)
     assert keys["n_ctx"].detail == "integer" and keys["n_ctx"].insert_text == "n_ctx = "
-    assert keys["provider"].detail == '"llama-cpp" | "openai" | "anthropic"'
+    assert keys["provider"].detail == '"llama-cpp" | "openai" | "llama-server" | "anthropic"'
     assert "context size" in str(keys["n_ctx"].documentation)
 
     providers = await complete(lsp, uri, 3, len("provider = "))
-    assert set(providers) == {"llama-cpp", "openai", "anthropic"}
+    assert set(providers) == {"llama-cpp", "openai", "llama-server", "anthropic"}
 
     presets = await complete(lsp, uri, 0, len("extends = "))
     assert {"default", "local-only", "privacy", "ollama", "llama-server"} <= set(presets)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tinyarms.autocomplete.start import local_tier, remote_for
 from tinyarms.config import ConfigInputs, load_config
 from tinyarms.config.layers import presets_dir
 
@@ -54,33 +55,37 @@ def test_local_only_sends_nothing_off_the_machine(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "tier", "base_url", "key"),
+    ("name", "tier", "provider", "base_url", "key"),
     [
-        ("ollama", "ollama", "http://127.0.0.1:11434/v1", None),
-        ("llama-server", "llama-server", "http://127.0.0.1:8080/v1", None),
-        ("lm-studio", "lm-studio", "http://127.0.0.1:1234/v1", None),
-        ("vllm-team", "team", "http://127.0.0.1:8000/v1", "VLLM_API_KEY"),
-        ("openrouter", "cloud-fast", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+        ("ollama", "ollama", "openai", "http://127.0.0.1:11434/v1", None),
+        ("llama-server", "llama-server", "llama-server", "http://127.0.0.1:8012", None),
+        ("lm-studio", "lm-studio", "openai", "http://127.0.0.1:1234/v1", None),
+        ("vllm-team", "team", "openai", "http://127.0.0.1:8000/v1", "VLLM_API_KEY"),
+        ("openrouter", "cloud-fast", "openai", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
     ],
 )
 def test_server_presets_send_requests_where_they_say(
-    name: str, tier: str, base_url: str, key: str | None, tmp_path: Path
+    name: str, tier: str, provider: str, base_url: str, key: str | None, tmp_path: Path
 ) -> None:
     config = load_preset(name, tmp_path).config
     assert config is not None
     for role in ("chat", "edit", "agent"):
         chosen = config.tier_for(role)
-        assert chosen.provider == "openai" and chosen.endpoints == [base_url] and chosen.api_key_env == key
+        assert chosen.provider == provider and chosen.endpoints == [base_url] and chosen.api_key_env == key
         if name != "openrouter":  # a server of your own: a failure falls back to the local model
             assert config.roles.get(role).tier == tier and config.roles.get(role).escalate_to == ["local"]
-    # Autocomplete runs in-process under 100 ms in every preset (there is no remote FIM provider).
-    assert config.tier_for("autocomplete").provider == "llama-cpp"
+    # Autocomplete answers within 100 ms in every preset, from the local model at least as a fallback.
+    assert local_tier(config).provider == "llama-cpp"
     assert config.roles.autocomplete.max_latency_ms == 100
 
 
-def test_llama_server_preset_says_why_autocomplete_stays_local() -> None:
-    text = (presets_dir() / "llama-server.toml").read_text()
-    assert "/infill" in text and "no remote-FIM" in text
+def test_llama_server_preset_autocompletes_on_infill_with_a_local_fallback(tmp_path: Path) -> None:
+    config = load_preset("llama-server", tmp_path).config
+    assert config is not None
+    remote = remote_for(config)
+    assert remote is not None and (remote.name, remote.kind) == ("llama-server", "infill")
+    assert config.roles.autocomplete.escalate_to == ["local"] and local_tier(config).model == "embedded:gemma3-270m"
+    assert remote.wait_ms < config.roles.autocomplete.max_latency_ms
 
 
 def test_privacy_keeps_everything_local_and_no_text(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ answered without new generation:
   when a file is opened or its block changes, at low priority: the child stops it between
   small prompt chunks as soon as a keystroke's request arrives.
 
-Nothing slow (network, embeddings, SQLite) is on this path.
+Nothing slow (network, embeddings, SQLite) is on this path; a remote autocomplete tier
+(remote.py) is asked where the local model would be, within `remote_wait_ms`, and closed
+with the generation it feeds.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import contextlib
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -35,6 +37,9 @@ from tinyarms.autocomplete.context import ContextBlock
 from tinyarms.autocomplete.prompt import COLD_PREFIX_CHARS, Prompt, build
 from tinyarms.autocomplete.templates import FimTemplate
 from tinyarms.local_model import CompletionResult, LocalModel, LocalModelError
+
+if TYPE_CHECKING:
+    from tinyarms.autocomplete.remote import RemoteFim
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +142,7 @@ class CompletionEngine:
         self.on_change: Callable[[], None] | None = None  # after each generation ends
         self._prefill: asyncio.Task[None] | None = None
         self._prefilled: int | None = None  # hash of the last prompt sent ahead
+        self.remote: RemoteFim | None = None  # a remote tier asked first (remote.py), this model its fallback
 
     @property
     def running(self) -> bool:
@@ -213,7 +219,7 @@ class CompletionEngine:
         self._remember(generation)
         segments = self._segments(request, prompt)
         self._prefilled = hash(repr(segments))
-        generation.task = asyncio.create_task(self._run(generation, segments, multiline))
+        generation.task = asyncio.create_task(self._run(generation, segments, multiline, request))
         self.current = generation
         return await self._wait(generation, prompt, multiline, deadline, started, "model")
 
@@ -238,15 +244,23 @@ class CompletionEngine:
             self.counts["empty_" + ("cleaned" if rest.strip() else "ended" if generation.done else "deadline")] += 1
         return self._answer(text, started, source)
 
-    async def _run(self, generation: Generation, segments: list[tuple[str, str]], multiline: bool) -> None:
-        stop = list(self.template.stop) + (["\n\n"] if multiline else [])
+    def _fim(
+        self, segments: list[tuple[str, str]], multiline: bool, request: CompletionRequest
+    ) -> AsyncIterator[str | CompletionResult]:
+        """Where a generation's text comes from: the local model, or the remote tier first."""
+
+        def local() -> AsyncIterator[str | CompletionResult]:
+            stop = list(self.template.stop) + (["\n\n"] if multiline else [])
+            max_tokens = MAX_TOKENS_BLOCK if multiline else MAX_TOKENS
+            return self.model.complete(segments, max_tokens=max_tokens, stop=stop, stop_at_newline=not multiline)
+
+        return self.remote.stream(request, local, multiline=multiline) if self.remote else local()
+
+    async def _run(
+        self, generation: Generation, segments: list[tuple[str, str]], multiline: bool, request: CompletionRequest
+    ) -> None:
         try:
-            async for item in self.model.complete(
-                segments,
-                max_tokens=MAX_TOKENS_BLOCK if multiline else MAX_TOKENS,
-                stop=stop,
-                stop_at_newline=not multiline,
-            ):
+            async for item in self._fim(segments, multiline, request):
                 if isinstance(item, CompletionResult):
                     generation.stats = item.stats
                     self.last_stats = item.stats

@@ -22,6 +22,9 @@ class Provider:
     tool_calls: bool = False  # function / tool calling (the agent)
     price_table: str | None = None  # the genai-prices provider id of the provider's own endpoint
     price_host: str | None = None  # ... used only when `base_url` is unset or on this host
+    # How it answers autocomplete (fill-in-the-middle): "local" (in-process GGUF), "infill"
+    # (llama-server's /infill), "completions" (/v1/completions with a FIM template); "" cannot.
+    fim: str = ""
 
     def prices_at(self, base_url: str | None) -> str | None:
         """The genai-prices provider id for a tier at `base_url` (None: look the model up anywhere)."""
@@ -34,9 +37,12 @@ class Provider:
 PROVIDERS: dict[str, Provider] = {
     p.name: p
     for p in (
-        Provider(name="llama-cpp", module="tinyarms.backends.llama_cpp", remote=False, runs_gguf=True),
+        Provider(name="llama-cpp", module="tinyarms.backends.llama_cpp", remote=False, runs_gguf=True, fim="local"),
         Provider(name="openai", module="tinyarms.backends.openai", remote=True, logprobs=True, tool_calls=True,
-                 price_table="openai", price_host="api.openai.com"),
+                 price_table="openai", price_host="api.openai.com", fim="completions"),
+        # llama.cpp's own server; `base_url` is its root (http://host:8012): /infill, and /v1 for chat.
+        Provider(name="llama-server", module="tinyarms.backends.llama_server", remote=True, logprobs=True,
+                 tool_calls=True, fim="infill"),
         Provider(name="anthropic", module="tinyarms.backends.anthropic", remote=True, tool_calls=True,
                  price_table="anthropic"),
     )  # fmt: skip

@@ -44,7 +44,7 @@ class Tier:
     """Where a model runs: in-process llama.cpp or an HTTP provider."""
 
     # Where the model runs (a provider in backends/registry.py): llama-cpp (in-process),
-    # openai (any OpenAI-compatible server), anthropic.
+    # openai (any OpenAI-compatible server), llama-server (llama.cpp's server: /infill), anthropic.
     provider: str
     model: str  # model name for HTTP providers; llama-cpp: embedded:NAME, a .gguf path or hf:owner/repo/file.gguf
     base_url: str | None = None  # the API root of an HTTP provider, e.g. https://api.openai.com/v1
@@ -64,7 +64,9 @@ class Tier:
     # sampling temperature (0 = deterministic; the cache needs 0)
     temperature: float | None = field(default=None, metadata=bounds(ge=0, le=2))
     price: Price | None = None  # USD per million tokens, overriding the price table
-    template: str | None = None  # llama-cpp: FIM template name; detected from the GGUF when unset
+    # FIM template name; llama-cpp: detected from the GGUF when unset; openai autocomplete
+    # tiers (/v1/completions) need it
+    template: str | None = None
     # llama-cpp: context size in tokens (2048 when unset)
     n_ctx: int | None = field(default=None, metadata=bounds(ge=64, le=1_048_576))
     # llama-cpp: threads (1 for autocomplete, else 2; at most 2)
@@ -120,10 +122,16 @@ Multiline = Literal["auto", "always", "never"]
 
 @define(kw_only=True)
 class AutocompleteRole(Role):
-    """The autocomplete role: local FIM completions as you type."""
+    """The autocomplete role: FIM completions as you type, local or from a remote server
+    with a local fallback (`tier` remote, a llama-cpp tier in `escalate_to`)."""
 
     # wall-clock budget per completion, in milliseconds
     max_latency_ms: int = field(default=100, metadata=bounds(ge=1, le=60_000))
+    # A remote `tier` (llama-server /infill, openai /v1/completions): the time its first token
+    # may take before the local tier in `escalate_to` answers instead, in milliseconds
+    remote_wait_ms: int = field(default=60, metadata=bounds(ge=1, le=60_000))
+    # a remote llama-server's `t_max_predict_ms`: it ends the answer at a newline after this long
+    remote_max_predict_ms: int = field(default=250, metadata=bounds(ge=1, le=60_000))
     multiline: Multiline = "auto"  # auto: a block on an empty line after a block opener; always; never
     context: bool = True  # chunks of other files and the definitions the current file imports
     # cap on that context block, in tokens (estimated at 3 characters a token)

@@ -31,7 +31,8 @@ from tinyarms import protocol
 from tinyarms.autocomplete.context import ContextBlock, Project, estimate_tokens
 from tinyarms.autocomplete.engine import Completion, CompletionEngine, CompletionRequest
 from tinyarms.autocomplete.feedback import FeedbackLog, Offered
-from tinyarms.autocomplete.start import NotLocal, local_tier, start_engine
+from tinyarms.autocomplete.remote import RemoteFim
+from tinyarms.autocomplete.start import NotLocal, local_tier, remote_for, start_engine
 from tinyarms.autocomplete.templates import UnknownTemplate
 from tinyarms.features.base import Feature, Settings, Status
 from tinyarms.local_model import LocalModel, LocalModelError
@@ -87,6 +88,7 @@ class AutocompleteFeature(Feature):
             return
         try:
             tier = local_tier(config)
+            remote = remote_for(config)
         except NotLocal as exc:
             self._publish_state("off", str(exc))
             log.warning("autocomplete: %s; autocomplete is off", exc)
@@ -113,6 +115,9 @@ class AutocompleteFeature(Feature):
         if self.engine is not None:
             self.engine.max_latency_ms = role.max_latency_ms
             self.engine.multiline = role.multiline
+            self._set_remote(self.engine, remote)
+        elif remote is not None:
+            asyncio.ensure_future(remote.aclose())  # the engine, once loaded, makes its own
         self.tier_name = role.tier
         if settings == self._settings:
             return
@@ -121,12 +126,24 @@ class AutocompleteFeature(Feature):
             self._loader.cancel()
         self._loader = asyncio.ensure_future(self._load(config))
 
+    @staticmethod
+    def _set_remote(engine: CompletionEngine, remote: RemoteFim | None) -> None:
+        """The engine's remote tier: kept (with its cooldown and connections) while its settings stay."""
+        old = engine.remote
+        if old is not None and remote is not None and old.settings == remote.settings:
+            asyncio.ensure_future(remote.aclose())
+            return
+        engine.remote = remote
+        if old is not None:
+            asyncio.ensure_future(old.aclose())
+
     def _unload(self) -> None:
         self._settings = None
         if self._loader and not self._loader.done():
             self._loader.cancel()
         if self.engine:
             self.engine.clear()
+            self._set_remote(self.engine, None)
         self.engine = None
         if self.model:
             asyncio.ensure_future(self.model.shutdown())
@@ -176,6 +193,7 @@ class AutocompleteFeature(Feature):
                 "counts": dict(self.engine.counts) if self.engine else {},
                 "last_generation": self.engine.last_stats if self.engine else {},
                 "context": self._context_status(),
+                "remote": self.engine.remote.status() if self.engine and self.engine.remote else None,
                 "feedback": dict(self.feedback.counts),
             }
         }

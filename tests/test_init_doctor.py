@@ -149,7 +149,7 @@ def test_doctor_is_clean_when_everything_answers(env: dict[str, str], user_file:
     user_file.write_text(f'extends = "llama-server"\n\n[tiers.llama-server]\nbase_url = "{faults.url}"\nmodel = "ok"\n')
     done = run_tinyarms(env, "doctor", "--no-load")
     assert done.returncode == 0, done.stdout
-    assert f"tier llama-server (chat, edit, agent): {faults.url} answers in" in done.stdout
+    assert f"tier llama-server (autocomplete, chat, edit, agent): {faults.url} answers in" in done.stdout
     assert "no problems" in done.stdout
 
 

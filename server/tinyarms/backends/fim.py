@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import define, field
 
 from tinyarms.backends import ChatRequest, TierError
-from tinyarms.backends.http import api_key, open_stream, parse_json, sse
+from tinyarms.backends.http import api_key, open_stream, sse, stream_chunk
 from tinyarms.backends.llama_server import root
 
 if TYPE_CHECKING:
@@ -129,11 +129,7 @@ async def stream(
             # (keep-alive) for the next keystroke; breaking out would close it.
             if finished is not None or data.strip() == "[DONE]":
                 continue
-            chunk = parse_json(data, name)
-            if not isinstance(chunk, dict):
-                raise TierError("malformed", f"tier '{name}' sent a chunk that is not an object")
-            if "error" in chunk:
-                raise TierError("server", f"tier '{name}' reported an error mid-stream")
+            chunk = stream_chunk(data, name)
             text, finished = _infill_chunk(chunk, name) if kind == "infill" else _completions_chunk(chunk, name)
             if text:
                 yield text

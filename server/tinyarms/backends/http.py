@@ -132,5 +132,15 @@ def parse_json(data: str, name: str) -> Any:
         raise TierError("malformed", f"tier '{name}' sent invalid JSON") from None
 
 
+def stream_chunk(data: str, name: str) -> dict[str, Any]:
+    """One streamed JSON chunk of an OpenAI-style stream: an object, or an error the tier reported mid-stream."""
+    chunk = parse_json(data, name)
+    if not isinstance(chunk, dict):
+        raise TierError("malformed", f"tier '{name}' sent a chunk that is not an object")
+    if "error" in chunk:
+        raise TierError("server", f"tier '{name}' reported an error mid-stream")
+    return chunk
+
+
 def is_event_stream(response: httpx.Response) -> bool:
     return response.headers.get("content-type", "").split(";")[0].strip() == "text/event-stream"

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from tinyarms.backends import ChatRequest, Delta, Event, TierError, ToolCall, Usage
-from tinyarms.backends.http import api_key, is_event_stream, open_stream, parse_json, sse
+from tinyarms.backends.http import api_key, is_event_stream, open_stream, parse_json, sse, stream_chunk
 
 if TYPE_CHECKING:
     import httpx
@@ -93,11 +93,7 @@ async def stream_chat(
             if data.strip() == "[DONE]":
                 finished = done = True
                 continue
-            chunk = parse_json(data, name)
-            if not isinstance(chunk, dict):
-                raise TierError("malformed", f"tier '{name}' sent a chunk that is not an object")
-            if "error" in chunk:
-                raise TierError("server", f"tier '{name}' reported an error mid-stream")
+            chunk = stream_chunk(data, name)
             if isinstance(chunk.get("usage"), dict):
                 usage = _usage(chunk["usage"], name)
             choices = chunk.get("choices")

@@ -27,6 +27,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, what: str, timeout: float) -> None:
+    """Poll `url` until it answers 200; a process that exits or a timeout raises with the log's tail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.3)
+
+
 @define
 class Served:
     """One running `python -m llama_cpp.server`: its /v1 URL, its log (uvicorn's access log
@@ -59,16 +73,7 @@ class Served:
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.url}/models", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"llama_cpp.server did not start:\n{self.log.read_text()[-2000:]}")
-            time.sleep(0.3)
+        wait_until_up(f"{self.url}/models", self.process, self.log, "llama_cpp.server", timeout)
 
 
 def serve(tmp_path_factory: pytest.TempPathFactory, model_name: str, alias: str, *extra: str) -> Served:
@@ -140,17 +145,11 @@ class LlamaServer:
     def start(self, timeout: float = 180) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"llama-server did not start:\n{self.log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.3)
+        try:
+            wait_until_up(f"{self.url}/health", self.process, self.log, "llama-server", timeout)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

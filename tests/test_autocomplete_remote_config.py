@@ -166,3 +166,21 @@ def test_an_autocomplete_tier_that_cannot_run_says_why(
 def test_remote_settings_out_of_range_are_errors(key: str, bad: int) -> None:
     result, problems = validate({"roles": {"autocomplete": {"tier": "local", key: bad}}}, {})
     assert result is None and any(key in str(p) for p in problems), [str(p) for p in problems]
+
+
+@pytest.mark.parametrize("wait", [100, 250])
+def test_a_remote_wait_that_leaves_the_fallback_no_time_is_a_warning_at_its_line(tmp_path: Path, wait: int) -> None:
+    user = USER_REMOTE + f"remote_wait_ms = {wait}\n"
+    result = load(tmp_path, "", trusted=True, user=user)
+    assert value(result, "roles.autocomplete.remote_wait_ms") == wait  # still loads: a warning, not an error
+    [warning] = [p for p in result.problems if p.key == "roles.autocomplete.remote_wait_ms"]
+    assert warning.severity == "warning" and "max_latency_ms = 100" in warning.message
+    line = user.splitlines().index(f"remote_wait_ms = {wait}") + 1
+    assert warning.file == tmp_path / "user.toml" and warning.line == line
+
+
+def test_a_remote_wait_below_the_budget_or_a_local_tier_gives_no_warning(tmp_path: Path) -> None:
+    for user in (USER_REMOTE + "remote_wait_ms = 99\n", USER + "remote_wait_ms = 500\n"):
+        result = load(tmp_path, "", trusted=True, user=user)
+        found = [str(p) for p in result.problems if p.key == "roles.autocomplete.remote_wait_ms"]
+        assert not found, found

@@ -19,7 +19,7 @@ import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
-from tinyarms.backends.registry import PROVIDERS
+from tinyarms.backends.registry import PROVIDERS, provider
 from tinyarms.config.layers import DEFAULT_SOURCE, Problem, Source, del_in
 from tinyarms.config.locate import KeyPath
 from tinyarms.config.schema import ACTION_KINDS, MAX_REPLICAS, Config
@@ -182,6 +182,7 @@ def validate(data: dict[str, Any], sources: dict[KeyPath, Source]) -> tuple[Conf
         return None, problems
     for path, message in out_of_range(config):
         problem(path, f"{dotted(path)}: {message}")
+    _check_remote_wait(config, sources, problems)
     errors = [p for p in problems if p.severity == "error"]
     return (None, problems) if errors else (config, problems)
 
@@ -203,6 +204,26 @@ def _check_replicas(name: str, tier: dict[str, Any], problem: Any) -> None:
     repeated = sorted({u for u in urls if isinstance(u, str) and urls.count(u) > 1})
     if repeated:
         problem(path, f"tier '{name}': base_urls lists {repeated[0]!r} more than once")
+
+
+def _check_remote_wait(config: Config, sources: dict[KeyPath, Source], problems: list[Problem]) -> None:
+    """A remote autocomplete tier waited on for the whole budget leaves the local fallback no
+    time: every slow answer is then empty. Valid, so a warning, at the key to change."""
+    role = config.roles.autocomplete
+    tier = config.tiers.get(role.tier)
+    if tier is None or provider(tier.provider).runs_gguf or role.remote_wait_ms < role.max_latency_ms:
+        return
+    path = ("roles", "autocomplete", "remote_wait_ms")
+    problems.append(
+        Problem(
+            f"roles.autocomplete.remote_wait_ms = {role.remote_wait_ms} is not below max_latency_ms = "
+            f"{role.max_latency_ms}: when tier '{role.tier}' is slow, the local fallback has no time left "
+            f"and the keystroke gets nothing; wait at most about 60% of the budget",
+            severity="warning",
+            source=source_of(sources, path),
+            key=dotted(path),
+        )
+    )
 
 
 def _migrate_multiline(roles: dict[str, Any], sources: dict[KeyPath, Source], problems: list[Problem]) -> None:

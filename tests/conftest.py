@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ import pytest
 import pytest_asyncio
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from faultserver import FaultServer
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_DIR = REPO / "server"
@@ -29,6 +31,27 @@ def env(tmp_path: Path) -> dict[str, str]:
     The cache dir is shared, so model files assembled once are reused across tests.
     """
     return isolated_env(tmp_path / "home")
+
+
+@pytest.fixture(scope="module")
+def fault_server() -> Iterator[FaultServer]:
+    """One scripted loopback HTTP server (tests/faultserver.py) per test module."""
+    with FaultServer() as server:
+        yield server
+
+
+@pytest_asyncio.fixture
+async def fresh_tiers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """In-process tier calls with their own state/data/cache dirs and no cooldowns left by
+    another test; run_role pools one HTTP client per event loop, so this test's is closed after."""
+    from tinyarms import tiers
+
+    for kind in ("STATE", "DATA", "CACHE"):
+        monkeypatch.setenv(f"XDG_{kind}_HOME", str(tmp_path / kind.lower()))
+    tiers.reset_cooldowns()
+    yield
+    tiers.reset_cooldowns()
+    await tiers.aclose()
 
 
 def isolated_env(home: Path) -> dict[str, str]:

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, SERVER_DIR, acceptance_counts, run_tinyarms
+from conftest import REPO, acceptance_counts, isolated_env, run_tinyarms
 from faultserver import FaultServer
 
 SESSION_TIMEOUT_S = 900  # the watchdog: the whole module's Neovim session
@@ -134,17 +134,8 @@ def nvim_binary() -> str:
 
 
 def nvim_env(home: Path) -> dict[str, str]:
-    """Like conftest's `env`: own config/state/data dirs, no TINYARMS_*, this checkout's server/ first."""
-    result = {k: v for k, v in os.environ.items() if not k.startswith("TINYARMS_") and not k.startswith("NVIM")}
-    result.update(
-        XDG_CONFIG_HOME=str(home / "config"),
-        XDG_STATE_HOME=str(home / "state"),
-        XDG_DATA_HOME=str(home / "data"),
-        PYTHONPATH=os.pathsep.join([str(SERVER_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-    )
-    return result
+    """conftest's isolated environment, without the NVIM* variables of a Neovim the tests run under."""
+    return {k: v for k, v in isolated_env(home).items() if not k.startswith("NVIM")}
 
 
 def run_nvim_lua(nvim: str, env: dict[str, str], code: str, *, init: Path | None = None, cwd: Path) -> Any:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,37 +22,19 @@ from tinyarms.tiers import costs, trace
 QUESTION = [{"role": "user", "content": "What does this function return?"}]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FaultServer]:
-    with FaultServer() as fault_server:
-        yield fault_server
-
-
 @pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FaultServer) -> Iterator[None]:
-    for kind in ("STATE", "DATA", "CACHE"):
-        monkeypatch.setenv(f"XDG_{kind}_HOME", str(tmp_path / kind.lower()))
-    tiers.reset_cooldowns()
-    server.reset()
-    yield
-    tiers.reset_cooldowns()
+def isolated(fresh_tiers: None, fault_server: FaultServer) -> None:
+    fault_server.reset()
 
 
-@pytest.fixture(autouse=True)
-async def close_clients() -> AsyncIterator[None]:
-    """run_role pools one HTTP client per event loop; each test's loop closes its own."""
-    yield
-    await tiers.aclose()
-
-
-def make_config(server: FaultServer, chain: list[tuple[str, dict[str, Any]]], **tables: Any) -> Config:
+def make_config(fault_server: FaultServer, chain: list[tuple[str, dict[str, Any]]], **tables: Any) -> Config:
     """Tiers named a, b, c... in chain order, each an OpenAI (default) or Anthropic tier on the server."""
     data: dict[str, Any] = {
         "tiers": {},
         "roles": {"chat": {"tier": chain[0][0], "escalate_to": [n for n, _ in chain[1:]]}},
     }
     for name, settings in chain:
-        tier = {"provider": "openai", "base_url": server.url, "max_retries": 0, "timeout_s": 5.0}
+        tier = {"provider": "openai", "base_url": fault_server.url, "max_retries": 0, "timeout_s": 5.0}
         tier.update(settings)
         data["tiers"][name] = tier
     role_settings = tables.pop("chat", {})
@@ -89,14 +69,14 @@ async def ask(config: Config, screen: Screen | None = None, **kwargs: Any) -> ti
     )
 
 
-def models_asked(server: FaultServer) -> list[str]:
-    return [entry["model"] for entry in server.log]
+def models_asked(fault_server: FaultServer) -> list[str]:
+    return [entry["model"] for entry in fault_server.log]
 
 
-async def test_openai_and_anthropic_stream_an_answer_with_usage(server: FaultServer) -> None:
+async def test_openai_and_anthropic_stream_an_answer_with_usage(fault_server: FaultServer) -> None:
     for provider in ("openai", "anthropic"):
         price = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
-        config = make_config(server, [("a", {"provider": provider, "model": "ok", "price": price})])
+        config = make_config(fault_server, [("a", {"provider": provider, "model": "ok", "price": price})])
         screen = Screen()
         answer = await ask(config, screen)
         assert answer.text == screen.text == "Answer from ok."
@@ -110,16 +90,16 @@ async def test_openai_and_anthropic_stream_an_answer_with_usage(server: FaultSer
     assert costs.spent("chat").day == pytest.approx(sum(r["cost_usd"] for r in records))
 
 
-async def test_anthropic_marks_system_and_context_for_prompt_caching(server: FaultServer) -> None:
-    config = make_config(server, [("a", {"provider": "anthropic", "model": "ok"})])
+async def test_anthropic_marks_system_and_context_for_prompt_caching(fault_server: FaultServer) -> None:
+    config = make_config(fault_server, [("a", {"provider": "anthropic", "model": "ok"})])
     messages = [{"role": "system", "content": "You are terse."}, *QUESTION]
     answer = await tiers.run_role(config, "chat", messages, context="def f():\n    return 1\n")
     assert answer.text == "Answer from ok."
-    assert server.log[-1]["cache_control"] == 2
+    assert fault_server.log[-1]["cache_control"] == 2
 
 
-async def test_429_honours_retry_after_then_answers(server: FaultServer) -> None:
-    config = make_config(server, [("a", {"model": "429/1", "max_retries": 2})])
+async def test_429_honours_retry_after_then_answers(fault_server: FaultServer) -> None:
+    config = make_config(fault_server, [("a", {"model": "429/1", "max_retries": 2})])
     started = time.monotonic()
     answer = await ask(config)
     assert answer.tier == "a" and answer.text == "Answer from 429/1."
@@ -128,20 +108,20 @@ async def test_429_honours_retry_after_then_answers(server: FaultServer) -> None
     assert step["attempts"] == 2 and step["errors"] == ["rate_limit"]
 
 
-async def test_500_is_retried_a_bounded_number_of_times_then_falls_back_in_order(server: FaultServer) -> None:
+async def test_500_is_retried_a_bounded_number_of_times_then_falls_back_in_order(fault_server: FaultServer) -> None:
     config = make_config(
-        server, [("a", {"model": "500", "max_retries": 2}), ("b", {"model": "500"}), ("c", {"model": "ok"})]
+        fault_server, [("a", {"model": "500", "max_retries": 2}), ("b", {"model": "500"}), ("c", {"model": "ok"})]
     )
     answer = await ask(config)
     assert answer.tier == "c"
-    assert models_asked(server) == ["500", "500", "500", "500", "ok"]  # a three times (2 retries), b once, c
+    assert models_asked(fault_server) == ["500", "500", "500", "500", "ok"]  # a three times (2 retries), b once, c
     kinds = [(s["tier"], s["outcome"], s.get("kind")) for s in answer.trace["steps"]]
     assert kinds == [("a", "error", "server"), ("b", "error", "server"), ("c", "ok", None)]
 
 
-async def test_connect_refused_falls_back(server: FaultServer) -> None:
+async def test_connect_refused_falls_back(fault_server: FaultServer) -> None:
     config = make_config(
-        server,
+        fault_server,
         [
             ("a", {"model": "ok", "base_url": f"http://127.0.0.1:{closed_port()}/v1", "max_retries": 1}),
             ("b", {"model": "ok"}),
@@ -152,25 +132,26 @@ async def test_connect_refused_falls_back(server: FaultServer) -> None:
     assert answer.trace["steps"][0]["errors"] == ["connect", "connect"]
 
 
-async def test_slow_first_byte_past_the_tier_timeout_falls_back(server: FaultServer) -> None:
-    config = make_config(server, [("a", {"model": "slow", "timeout_s": 0.5}), ("b", {"model": "ok"})])
+async def test_slow_first_byte_past_the_tier_timeout_falls_back(fault_server: FaultServer) -> None:
+    config = make_config(fault_server, [("a", {"model": "slow", "timeout_s": 0.5}), ("b", {"model": "ok"})])
     answer = await ask(config)
     assert answer.tier == "b"
     assert answer.trace["steps"][0]["kind"] == "timeout"
 
 
-async def test_request_deadline_ends_the_whole_chain_with_a_clear_error(server: FaultServer) -> None:
-    config = make_config(server, [("a", {"model": "slow"}), ("b", {"model": "slow"})], reliability={"deadline_s": 0.6})
+async def test_request_deadline_ends_the_whole_chain_with_a_clear_error(fault_server: FaultServer) -> None:
+    chain = [("a", {"model": "slow"}), ("b", {"model": "slow"})]
+    config = make_config(fault_server, chain, reliability={"deadline_s": 0.6})
     with pytest.raises(tiers.AllTiersFailed) as failed:
         await ask(config)
     assert "every tier of role 'chat' failed" in str(failed.value)
     assert "did not finish within" in str(failed.value)
     assert failed.value.trace["error"] == "all_tiers_failed"
-    assert failed.value.trace["latency_ms"] < 5000  # bounded by the deadline, not by the 60 s server stall
+    assert failed.value.trace["latency_ms"] < 5000  # bounded by the deadline, not by the 60 s fault_server stall
 
 
-async def test_stream_cut_after_text_was_shown_restarts_the_answer(server: FaultServer) -> None:
-    config = make_config(server, [("a", {"model": "cut"}), ("b", {"provider": "anthropic", "model": "ok"})])
+async def test_stream_cut_after_text_was_shown_restarts_the_answer(fault_server: FaultServer) -> None:
+    config = make_config(fault_server, [("a", {"model": "cut"}), ("b", {"provider": "anthropic", "model": "ok"})])
     screen = Screen()
     answer = await ask(config, screen)
     assert answer.tier == "b"
@@ -178,8 +159,8 @@ async def test_stream_cut_after_text_was_shown_restarts_the_answer(server: Fault
     assert screen.text == answer.text == "Answer from ok."  # never "Answer from Answer from ok."
 
 
-async def test_stream_cut_retried_on_the_same_tier(server: FaultServer) -> None:
-    config = make_config(server, [("a", {"provider": "anthropic", "model": "cut/1", "max_retries": 1})])
+async def test_stream_cut_retried_on_the_same_tier(fault_server: FaultServer) -> None:
+    config = make_config(fault_server, [("a", {"provider": "anthropic", "model": "cut/1", "max_retries": 1})])
     screen = Screen()
     answer = await ask(config, screen)
     assert answer.tier == "a" and screen.text == answer.text == "Answer from cut/1."
@@ -188,17 +169,19 @@ async def test_stream_cut_retried_on_the_same_tier(server: FaultServer) -> None:
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 @pytest.mark.parametrize(("fault", "kind"), [("badjson", "malformed"), ("schema", "malformed"), ("empty", "empty")])
-async def test_malformed_answers_are_tier_failures(server: FaultServer, provider: str, fault: str, kind: str) -> None:
-    config = make_config(server, [("a", {"provider": provider, "model": fault}), ("b", {"model": "ok"})])
+async def test_malformed_answers_are_tier_failures(
+    fault_server: FaultServer, provider: str, fault: str, kind: str
+) -> None:
+    config = make_config(fault_server, [("a", {"provider": provider, "model": fault}), ("b", {"model": "ok"})])
     screen = Screen()
     answer = await ask(config, screen)
     assert answer.tier == "b" and screen.text == "Answer from ok."
     assert answer.trace["steps"][0]["kind"] == kind
 
 
-async def test_three_failures_cool_a_tier_down(server: FaultServer) -> None:
+async def test_three_failures_cool_a_tier_down(fault_server: FaultServer) -> None:
     config = make_config(
-        server,
+        fault_server,
         [("a", {"model": "500"}), ("b", {"model": "ok"})],
         reliability={"cooldown_failures": 3, "cooldown_s": 60},
     )
@@ -206,29 +189,29 @@ async def test_three_failures_cool_a_tier_down(server: FaultServer) -> None:
         answer = await ask(config)
         assert answer.tier == "b"
     # a is asked three times, then skipped: the fourth request goes straight to b.
-    assert models_asked(server) == ["500", "ok", "500", "ok", "500", "ok", "ok"]
+    assert models_asked(fault_server) == ["500", "ok", "500", "ok", "500", "ok", "ok"]
     assert answer.trace["steps"][0]["kind"] == "cooldown"
     tiers.reset_cooldowns()
     await ask(config)
-    assert models_asked(server)[-2:] == ["500", "ok"]
+    assert models_asked(fault_server)[-2:] == ["500", "ok"]
 
 
 async def test_missing_key_names_the_variable_and_falls_back(
-    server: FaultServer, monkeypatch: pytest.MonkeyPatch
+    fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("TINYARMS_TEST_NO_SUCH_KEY", raising=False)
     config = make_config(
-        server, [("a", {"model": "ok", "api_key_env": "TINYARMS_TEST_NO_SUCH_KEY"}), ("b", {"model": "ok"})]
+        fault_server, [("a", {"model": "ok", "api_key_env": "TINYARMS_TEST_NO_SUCH_KEY"}), ("b", {"model": "ok"})]
     )
     answer = await ask(config)
     assert answer.tier == "b"
     reason = answer.trace["steps"][0]["reason"]
     assert "TINYARMS_TEST_NO_SUCH_KEY" in reason and "not set" in reason
-    assert models_asked(server) == ["ok"]  # nothing was sent without the key
+    assert models_asked(fault_server) == ["ok"]  # nothing was sent without the key
 
 
-async def test_every_tier_failing_is_one_clear_error(server: FaultServer) -> None:
-    config = make_config(server, [("a", {"model": "500"}), ("b", {"provider": "anthropic", "model": "badjson"})])
+async def test_every_tier_failing_is_one_clear_error(fault_server: FaultServer) -> None:
+    config = make_config(fault_server, [("a", {"model": "500"}), ("b", {"provider": "anthropic", "model": "badjson"})])
     with pytest.raises(tiers.AllTiersFailed) as failed:
         await ask(config)
     message = str(failed.value)
@@ -237,8 +220,8 @@ async def test_every_tier_failing_is_one_clear_error(server: FaultServer) -> Non
     assert list(trace.read())[-1]["error"] == "all_tiers_failed"
 
 
-async def test_cancellation_closes_the_stream_and_is_traced(server: FaultServer) -> None:
-    config = make_config(server, [("a", {"model": "slow", "timeout_s": 30})])
+async def test_cancellation_closes_the_stream_and_is_traced(fault_server: FaultServer) -> None:
+    config = make_config(fault_server, [("a", {"model": "slow", "timeout_s": 30})])
     task = asyncio.create_task(tiers.run_role(config, "chat", QUESTION))
     await asyncio.sleep(0.3)
     task.cancel()
@@ -247,9 +230,11 @@ async def test_cancellation_closes_the_stream_and_is_traced(server: FaultServer)
     assert list(trace.read())[-1]["error"] == "cancelled"
 
 
-async def test_cascade_escalates_on_low_logprob(server: FaultServer) -> None:
+async def test_cascade_escalates_on_low_logprob(fault_server: FaultServer) -> None:
     config = make_config(
-        server, [("a", {"model": "lowconf"}), ("b", {"model": "ok"})], chat={"cascade": {"min_mean_logprob": -1.0}}
+        fault_server,
+        [("a", {"model": "lowconf"}), ("b", {"model": "ok"})],
+        chat={"cascade": {"min_mean_logprob": -1.0}},
     )
     screen = Screen()
     answer = await ask(config, screen)
@@ -262,9 +247,9 @@ async def test_cascade_escalates_on_low_logprob(server: FaultServer) -> None:
     assert (await ask(config)).tier == "a"
 
 
-async def test_cascade_self_check_and_step_cap(server: FaultServer) -> None:
+async def test_cascade_self_check_and_step_cap(fault_server: FaultServer) -> None:
     chain = [("a", {"model": "selfno"}), ("b", {"model": "selfno"}), ("c", {"model": "ok"})]
-    config = make_config(server, chain, chat={"cascade": {"self_check": True, "max_steps": 1}})
+    config = make_config(fault_server, chain, chat={"cascade": {"self_check": True, "max_steps": 1}})
     answer = await ask(config)
     # a fails its self-check and escalates; the cap (1 step) then stops at b, whose answer stands.
     assert answer.tier == "b"
@@ -273,9 +258,11 @@ async def test_cascade_self_check_and_step_cap(server: FaultServer) -> None:
     assert "c" not in [s["tier"] for s in answer.trace["steps"]]
 
 
-async def test_escalated_answer_stands_when_every_later_tier_fails(server: FaultServer) -> None:
+async def test_escalated_answer_stands_when_every_later_tier_fails(fault_server: FaultServer) -> None:
     config = make_config(
-        server, [("a", {"model": "lowconf"}), ("b", {"model": "500"})], chat={"cascade": {"min_mean_logprob": -1.0}}
+        fault_server,
+        [("a", {"model": "lowconf"}), ("b", {"model": "500"})],
+        chat={"cascade": {"min_mean_logprob": -1.0}},
     )
     screen = Screen()
     answer = await ask(config, screen)
@@ -283,25 +270,25 @@ async def test_escalated_answer_stands_when_every_later_tier_fails(server: Fault
     assert "kept" in answer.trace
 
 
-async def test_budget_refuses_paid_tiers_once_spent(server: FaultServer) -> None:
+async def test_budget_refuses_paid_tiers_once_spent(fault_server: FaultServer) -> None:
     price = {"input_per_mtok": 1_000_000.0, "output_per_mtok": 1_000_000.0}  # $1 a token
     config = make_config(
-        server, [("a", {"model": "ok", "price": price})], budgets={"daily_usd": 2.0, "on_exceeded": "refuse"}
+        fault_server, [("a", {"model": "ok", "price": price})], budgets={"daily_usd": 2.0, "on_exceeded": "refuse"}
     )
     first = await ask(config)
     assert first.cost_usd > 2.0
-    server.reset()
+    fault_server.reset()
     with pytest.raises(tiers.BudgetExceeded) as refused:
         await ask(config)
     assert "daily budget of $2.00 is spent" in str(refused.value)
-    assert server.log == []  # nothing more was spent
+    assert fault_server.log == []  # nothing more was spent
 
 
-async def test_budget_falls_back_to_a_free_tier_and_warns(server: FaultServer) -> None:
+async def test_budget_falls_back_to_a_free_tier_and_warns(fault_server: FaultServer) -> None:
     paid = {"model": "ok", "price": {"input_per_mtok": 1_000_000.0, "output_per_mtok": 0.0}}
     free = {"model": "ok", "price": {"input_per_mtok": 0.0, "output_per_mtok": 0.0}}
     config = make_config(
-        server,
+        fault_server,
         [("a", paid), ("b", free)],
         budgets={"roles": {"chat": {"daily_usd": 100.0}}, "on_exceeded": "local"},
     )
@@ -309,33 +296,33 @@ async def test_budget_falls_back_to_a_free_tier_and_warns(server: FaultServer) -
     answer = await ask(config)
     assert answer.tier == "a" and "85% of the daily budget of role 'chat'" in answer.trace["budget_warning"]
     costs.record("chat", "a", Usage(prompt_tokens=20), 20.0)
-    server.reset()
+    fault_server.reset()
     answer = await ask(config)
     assert answer.tier == "b" and answer.trace["steps"][0]["kind"] == "budget"
-    assert len(server.log) == 1
+    assert len(fault_server.log) == 1
 
 
-async def test_cache_serves_a_repeat_only_when_deterministic(server: FaultServer) -> None:
-    config = make_config(server, [("a", {"model": "ok", "temperature": 0.0})])
+async def test_cache_serves_a_repeat_only_when_deterministic(fault_server: FaultServer) -> None:
+    config = make_config(fault_server, [("a", {"model": "ok", "temperature": 0.0})])
     first = await ask(config)
     screen = Screen()
     second = await ask(config, screen)
     assert first.trace["cache"] == "miss" and second.trace["cache"] == "hit"
     assert second.text == screen.text == first.text and second.cost_usd == 0
-    assert len(server.log) == 1
+    assert len(fault_server.log) == 1
     other_context = await ask(config, context="a different file")
     assert other_context.trace["cache"] == "miss"
 
     config.tiers["a"].temperature = 0.7
-    server.reset()
+    fault_server.reset()
     await ask(config)
     await ask(config)
-    assert len(server.log) == 2  # sampling: answers are not reused
+    assert len(fault_server.log) == 2  # sampling: answers are not reused
     assert (await ask(config)).trace["cache"] == "off"
 
 
-async def test_cache_file_holds_no_request_text(server: FaultServer) -> None:
-    config = make_config(server, [("a", {"model": "ok", "temperature": 0.0})])
+async def test_cache_file_holds_no_request_text(fault_server: FaultServer) -> None:
+    config = make_config(fault_server, [("a", {"model": "ok", "temperature": 0.0})])
     marker = "zebra-quokka-question"
     await tiers.run_role(config, "chat", [{"role": "user", "content": marker}])
     from tinyarms.tiers.cache import cache_path
@@ -345,8 +332,8 @@ async def test_cache_file_holds_no_request_text(server: FaultServer) -> None:
     assert marker not in trace.trace_path().read_text()
 
 
-async def test_trace_lines_are_whole_json(server: FaultServer) -> None:
-    config = make_config(server, [("a", {"model": "ok"})])
+async def test_trace_lines_are_whole_json(fault_server: FaultServer) -> None:
+    config = make_config(fault_server, [("a", {"model": "ok"})])
     for _ in range(3):
         await tiers.run_role(config, "chat", QUESTION)
     lines = trace.trace_path().read_text().splitlines()
@@ -355,26 +342,26 @@ async def test_trace_lines_are_whole_json(server: FaultServer) -> None:
     assert summary["roles"]["chat"]["calls"] == 3 and summary["roles"]["chat"]["tiers"]["a"]["calls"] == 3
 
 
-async def test_an_explicit_tier_goes_first_and_the_role_chain_backs_it_up(server: FaultServer) -> None:
-    config = make_config(server, [("a", {"model": "500"}), ("b", {"model": "ok"}), ("c", {"model": "schema"})])
+async def test_an_explicit_tier_goes_first_and_the_role_chain_backs_it_up(fault_server: FaultServer) -> None:
+    config = make_config(fault_server, [("a", {"model": "500"}), ("b", {"model": "ok"}), ("c", {"model": "schema"})])
     answer = await ask(config, tier="c")
     assert [s["tier"] for s in answer.trace["steps"]] == ["c", "a", "b"]
     assert answer.tier == "b" and answer.trace["requested_tier"] == "c"
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-async def test_streams_are_read_to_the_end_so_connections_are_reused(server: FaultServer, provider: str) -> None:
-    config = make_config(server, [("a", {"provider": provider, "model": "ok"})])
+async def test_streams_are_read_to_the_end_so_connections_are_reused(fault_server: FaultServer, provider: str) -> None:
+    config = make_config(fault_server, [("a", {"provider": provider, "model": "ok"})])
     await tiers.aclose()  # start from an empty pool
-    server.reset()
+    fault_server.reset()
     for _ in range(5):
         assert (await ask(config)).text == "Answer from ok."
-    assert server.connections == 1
+    assert fault_server.connections == 1
 
 
-async def test_spent_budget_sends_the_request_to_a_local_tier(server: FaultServer) -> None:
+async def test_spent_budget_sends_the_request_to_a_local_tier(fault_server: FaultServer) -> None:
     price = {"input_per_mtok": 1.0, "output_per_mtok": 1.0}
-    config = make_config(server, [("a", {"model": "ok", "price": price})], budgets={"daily_usd": 1.0})
+    config = make_config(fault_server, [("a", {"model": "ok", "price": price})], budgets={"daily_usd": 1.0})
     config.tiers["local"] = Tier(provider="llama-cpp", model="embedded:smollm2-135m", n_threads=1)
     costs.record("chat", "a", Usage(prompt_tokens=1), 1.5)
     try:
@@ -384,5 +371,5 @@ async def test_spent_budget_sends_the_request_to_a_local_tier(server: FaultServe
             await model.shutdown()
     steps = answer.trace["steps"]
     assert [(s["tier"], s.get("kind")) for s in steps][0] == ("a", "budget")
-    assert steps[1]["tier"] == "local" and steps[1]["outcome"] == "ok" and server.log == []
+    assert steps[1]["tier"] == "local" and steps[1]["outcome"] == "ok" and fault_server.log == []
     assert answer.tier == "local" and answer.text.strip() and answer.cost_usd == 0

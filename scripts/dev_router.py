@@ -197,12 +197,17 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=400, help="gradient steps (train's default 400)")
     parser.add_argument("--min-english", type=float, default=language.MIN_ENGLISH, help="language.py's English floor")
     parser.add_argument("--errors", action="store_true", help="print the switch design's dev misroutes")
+    parser.add_argument("--add", action="append", default=[],
+                        help="a labelled file whose rows join the training rows (repeatable)")  # fmt: skip
+    parser.add_argument("--halves", action="store_true",
+                        help="also score the set in two grouped halves, each with the other half added to training")  # fmt: skip
     parser.add_argument("--vocabulary", choices=("originals", "all"), default="all",
                         help="fit the n-gram vocabulary on the original rows only, or with the variants")  # fmt: skip
     args = parser.parse_args()
     if "heldout" in Path(args.set).name:
         parser.error("this script chooses designs: give it a development set, never a held-out one")
     TRAIN.update(l2=args.l2, steps=args.steps)
+
     language.MIN_ENGLISH = args.min_english
     config = load_config(ConfigInputs(user_file=Path(os.devnull), env={"TINYARMS_ROUTER__CACHE_SIZE": "0"})).config
     assert config is not None
@@ -211,6 +216,13 @@ def main() -> int:
     own = examples(config)
     thresholds = {name: spec.threshold for name, spec in router.specs.items()}
     texts, labels = training_rows(config)
+    for extra in args.add:
+        if "heldout" in Path(extra).name:
+            parser.error("--add takes training or development rows, never a held-out set")
+        for label, text in load_labelled(Path(extra)):
+            texts.append(text)
+            labels.append(label)
+            own.setdefault(normalise(text).lower(), None if label == NONE else label)
     rows = load_labelled(Path(args.set))
     dev_t, gold = [t for _, t in rows], [label for label, _ in rows]
     guess = (lambda t: is_english(prose(t, keep_places=False))) if args.language_prose else is_english
@@ -241,6 +253,9 @@ def main() -> int:
                     top = ", ".join(f"{names[j]} {row[j]:.2f}" for j in np.argsort(-row)[:3])
                     print(f"{'EN' if en else 'xx'}\t{g}->{p}\t[{top}]\t{t}", file=sys.stderr)
         print(json.dumps({f"augment_{copies}": entry}), file=sys.stderr)
+        if args.halves:
+            entry["halves"] = halves(encoders, texts, labels, dev_t, gold, dev_en, copies, args, router, own, thresholds)
+            print(json.dumps({f"augment_{copies}_halves": entry["halves"]}), file=sys.stderr)
         if args.cv:
             entry["cv"] = cross_validate(encoders, texts, labels, copies, args, router, thresholds)
             print(json.dumps({f"augment_{copies}_cv": entry["cv"]}), file=sys.stderr)
@@ -257,16 +272,46 @@ def main() -> int:
     return 0
 
 
+def groups_of(labels: list[str], size: int = 6) -> np.ndarray:
+    """Runs of up to `size` consecutive rows of one label: a writer's near-paraphrases stay together."""
+    groups, last, run, group = [], None, 0, -1
+    for label in labels:
+        if label != last or run == size:
+            group, run, last = group + 1, 0, label
+        groups.append(group)
+        run += 1
+    return np.array(groups)
+
+
+def halves(encoders: dict[str, Encoder], texts: list[str], labels: list[str], dev_t: list[str], gold: list[str],
+           dev_en: np.ndarray, copies: int, args: Any, router: Router, own: dict[str, str | None],
+           thresholds: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+    """The set in two grouped halves: each scored by classifiers trained on the training rows plus the
+    other half (and their variants): what adding rows like these to the training data is worth."""
+    groups = groups_of(gold)
+    half_of = (np.random.default_rng(1).permutation(groups.max() + 1) % 2)[groups]
+    preds: dict[str, list[str]] = {}
+    for half in (0, 1):
+        test = np.flatnonzero(half_of == half)
+        more = np.flatnonzero(half_of != half)
+        tr_t, tr_l, _ = with_variants(texts + [dev_t[i] for i in more], labels + [gold[i] for i in more], copies)
+        te_t = [dev_t[i] for i in test]
+        tr_v, te_v = encode(encoders, tr_t), encode(encoders, te_t)
+        names, probs = probs_for(tr_v, tr_t, tr_l, te_v, te_t, tr_t, args.ngram_weight)
+        mine = {**own, **{normalise(dev_t[i]).lower(): gold[i] for i in more}}
+        for name, combine in combiners().items():
+            pred = pipeline(names, combine(probs["minilm"], probs["use"], dev_en[test]), te_t, router, mine, thresholds)
+            preds.setdefault(name, [""] * len(dev_t))
+            for i, p in zip(test, pred, strict=True):
+                preds[name][i] = p
+    return {name: score(gold, pred, dev_en) for name, pred in preds.items()}
+
+
 def cross_validate(encoders: dict[str, Encoder], texts: list[str], labels: list[str], copies: int,
                    args: Any, router: Router, thresholds: dict[str, float]) -> dict[str, Any]:  # fmt: skip
     """Grouped 5-fold (runs of 6 rows of one label), variants of test rows never in training."""
-    groups, last, size, group = [], None, 0, -1
-    for label in labels:
-        if label != last or size == 6:
-            group, size, last = group + 1, 0, label
-        groups.append(group)
-        size += 1
-    fold_of = (np.random.default_rng(0).permutation(group + 1) % 5)[np.array(groups)]
+    groups = groups_of(labels)
+    fold_of = (np.random.default_rng(0).permutation(groups.max() + 1) % 5)[groups]
     view = prose if args.prose or args.prose_embedding else (lambda t: t)
     grams_view = prose if args.prose else (lambda t: t)
     raw_t, all_l, origin = with_variants(texts, labels, copies)

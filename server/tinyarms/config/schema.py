@@ -205,7 +205,7 @@ class Router:
     # alone (one encode a request), or "average" of both classifiers' probabilities (two encodes)
     combine: Literal["average", "switch"] = "switch"
     encoder_weight: float = field(default=0.5, metadata=bounds(ge=0, le=1))  # `encoder`'s share in "average"
-    augment: int = field(default=1, metadata=bounds(ge=0, le=4))  # typed-like variants per training row
+    augment: int = field(default=0, metadata=bounds(ge=0, le=4))  # typed-like variants per training row (0: off)
     backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"  # how the encoder runs
     threads: int = field(default=1, metadata=bounds(ge=1, le=16))  # encoder threads
     fallback_role: str = "chat"  # the role for requests no route takes

@@ -1,7 +1,13 @@
 """Compare router designs on a DEVELOPMENT set (never a held-out one); prints JSON.
 
 Usage: python scripts/dev_router.py [--set tests/data/router_dev_multilingual.tsv] [--augment 0,1,2]
-       [--cv] [--ngram-weight 1.0]
+       [--cv] [--ngram-weight 1.0] [--drop FILE] [--add FILE] [--halves]
+
+Since issue 16's third round the development set and a second blind batch are training rows, so a
+blind estimate takes `--drop`: `--set B --drop B` trains without batch B (a writer's rows) and scores
+it, i.e. leave-one-writer-out (the old dev set: `--set tests/data/router_dev_multilingual.tsv --drop`
+the same file). `--add FILE` puts a file's rows into training; `--halves` scores the set in two
+grouped halves, each by a model trained with the other half added (what adding such rows is worth).
 
 For each augmentation setting (router/augment.py: copies per training row), one classifier per
 encoder (MiniLM, USE multilingual) is trained on the shipped training rows (the config's routes,
@@ -46,7 +52,7 @@ from prose_view import prose  # noqa: E402  (scripts/prose_view.py: an experimen
 from tinyarms.config import ConfigInputs, load_config  # noqa: E402
 from tinyarms.router import language  # noqa: E402
 from tinyarms.router.augment import variants  # noqa: E402
-from tinyarms.router.classifier import NONE, train  # noqa: E402
+from tinyarms.router.classifier import NGRAM_WEIGHT, NONE, train  # noqa: E402
 from tinyarms.router.encoder import Encoder, cache_dir, load_encoder  # noqa: E402
 from tinyarms.router.fit import fit_thresholds, load_labelled, metrics, predict  # noqa: E402
 from tinyarms.router.language import is_english  # noqa: E402
@@ -184,7 +190,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", default=str(REPO / "tests" / "data" / "router_dev_multilingual.tsv"))
     parser.add_argument("--augment", default="0,1")
-    parser.add_argument("--ngram-weight", type=float, default=1.0)
+    parser.add_argument("--ngram-weight", type=float, default=NGRAM_WEIGHT)
     parser.add_argument("--cv", action="store_true", help="also grouped 5-fold CV on the training rows")
     parser.add_argument("--fit-thresholds", action="store_true", help="fit thresholds on the CV probabilities")
     parser.add_argument("--oos-floor", type=float, default=0.9, help="--fit-thresholds: OOS recall floor")
@@ -199,8 +205,11 @@ def main() -> int:
     parser.add_argument("--errors", action="store_true", help="print the switch design's dev misroutes")
     parser.add_argument("--add", action="append", default=[],
                         help="a labelled file whose rows join the training rows (repeatable)")  # fmt: skip
+    parser.add_argument("--drop", action="append", default=[],
+                        help="a labelled file whose rows leave the training rows (repeatable): score a writer's batch "
+                             "with a model that never saw it")  # fmt: skip
     parser.add_argument("--halves", action="store_true",
-                        help="also score the set in two grouped halves, each with the other half added to training")  # fmt: skip
+                        help="score the set in two grouped halves, each trained with the other one added")  # fmt: skip
     parser.add_argument("--vocabulary", choices=("originals", "all"), default="all",
                         help="fit the n-gram vocabulary on the original rows only, or with the variants")  # fmt: skip
     args = parser.parse_args()
@@ -216,6 +225,11 @@ def main() -> int:
     own = examples(config)
     thresholds = {name: spec.threshold for name, spec in router.specs.items()}
     texts, labels = training_rows(config)
+    for batch in args.drop:
+        gone = {normalise(t).lower() for _, t in load_labelled(Path(batch))}
+        keep = [i for i, t in enumerate(texts) if normalise(t).lower() not in gone]
+        texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+        own = {k: v for k, v in own.items() if k not in gone}
     for extra in args.add:
         if "heldout" in Path(extra).name:
             parser.error("--add takes training or development rows, never a held-out set")
@@ -254,7 +268,9 @@ def main() -> int:
                     print(f"{'EN' if en else 'xx'}\t{g}->{p}\t[{top}]\t{t}", file=sys.stderr)
         print(json.dumps({f"augment_{copies}": entry}), file=sys.stderr)
         if args.halves:
-            entry["halves"] = halves(encoders, texts, labels, dev_t, gold, dev_en, copies, args, router, own, thresholds)
+            entry["halves"] = halves(
+                encoders, texts, labels, dev_t, gold, dev_en, copies, args, router, own, thresholds
+            )
             print(json.dumps({f"augment_{copies}_halves": entry["halves"]}), file=sys.stderr)
         if args.cv:
             entry["cv"] = cross_validate(encoders, texts, labels, copies, args, router, thresholds)

@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 
 NONE = "none"
 CACHE_VERSION = 1  # bump when training changes, so cached models are refitted
+# The n-gram TF-IDF block's weight against the (unit) sentence vector. Issue 16, with 2027 training
+# rows: 1.0 / 1.5 / 2.0 scored 0.885 / 0.902 / 0.909 on a blind writer's 530 rows left out of training,
+# 0.937 / 0.941 / 0.943 on another's 489, and 0.930 / 0.935 / 0.931 in grouped 5-fold CV (out-of-scope
+# recall falls from 2.0 on). 1.5 (with thresholds refitted) scored the multilingual held-out set 0.9475
+# against 0.9388 for 1.0, but held-out 1 stayed one row under the issue's "not worse" bar, so by the
+# rule written before scoring it, 1.0 stayed (notes/issue-16.md, designs 8 and 9).
+NGRAM_WEIGHT = 1.0
 
 
 @define
@@ -54,7 +61,7 @@ def inputs(vectors: np.ndarray, texts: list[str], vectorizer: NgramVectorizer | 
 
 
 def train(
-    vectors: np.ndarray, labels: list[str], texts: list[str] | None = None, *, ngram_weight: float = 1.0,
+    vectors: np.ndarray, labels: list[str], texts: list[str] | None = None, *, ngram_weight: float = NGRAM_WEIGHT,
     scale: float = 5.0, l2: float = 1e-3, steps: int = 400, lr: float = 0.5, vocabulary_texts: list[str] | None = None,
 ) -> Classifier:  # fmt: skip
     """Full-batch gradient descent on the cross-entropy; deterministic and ~0.2 s for 600 rows.

@@ -4,7 +4,7 @@
 2. rule: one route's high-precision keywords match, and no other route's do.
 3. embedding: a sentence vector + n-gram TF-IDF -> softmax regression over the routes and `none`; a route
    is taken when its probability reaches the route's (fitted) threshold. Two encoders, each with
-   its own classifier trained on every training row and its typed-like variants (augment.py):
+   its own classifier trained on every training row (and `router.augment` typed-like variants, augment.py):
    English requests get MiniLM's (`combine = "average"`: the mean of both), the rest the
    multilingual encoder's (language.py decides, ~0.2 ms).
 4. fallback: nothing confident: the configured fallback role (`chat`), route None.

@@ -19,6 +19,7 @@ from tinyarms.config.schema import Difficulty
 from tinyarms.router import difficulty, strength
 from tinyarms.router.calibrate import CalibrationError, calibrate, share_at
 from tinyarms.router.decision import Decision
+from tinyarms.router.fit import load_labelled
 
 ROUTES = ["explain", "generate", "refactor", "fix", "test", "document", "review", None]
 
@@ -249,17 +250,15 @@ def test_cli_fit_from_log_learns_corrections_and_refuses_a_damaging_fit(env: dic
     routed = run_tinyarms(env, "route", stdin="\n".join(text for _, text in CORRECTIONS) + "\n")
     assert [json.loads(line)["route"] for line in routed.stdout.splitlines()] == [r for r, _ in CORRECTIONS]
 
-    # 120 "corrections" that call explanations tests and bug reports documentation: held-out accuracy
-    # drops, nothing is written.
+    # A user who "corrects" every shipped explanation request to test and every bug report to document:
+    # held-out accuracy drops, nothing is written. (120 invented corrections of that kind were enough
+    # with 1037 training rows; against 2005 they moved held-out 1 by a single request.)
     before = user_config.read_text()
-    things = ["parser", "cache", "retry loop", "decorator", "scheduler", "serializer", "lexer", "pool", "queue", "hook"]
-    asks = ["what does the {} do", "explain how the {} works", "walk me through the {}",
-            "why is the {} written like this", "help me understand the {}", "what is the {} for"]  # fmt: skip
-    bugs = ["the {} crashes on empty input", "fix the {}, it throws an exception", "the {} returns the wrong value",
-            "why does the {} raise a KeyError", "the {} hangs forever, please fix",
-            "bug: the {} leaks memory"]  # fmt: skip
-    wrong = [("test", ask.format(thing)) for thing in things for ask in asks]
-    write_corrections(env, wrong + [("document", bug.format(thing)) for thing in things for bug in bugs])
+    shipped = load_labelled(Path(__file__).parent / "data" / "router_train.tsv")
+    wrong = [
+        ("test" if label == "explain" else "document", text) for label, text in shipped if label in ("explain", "fix")
+    ]
+    write_corrections(env, wrong)
     heldout = str(Path(__file__).parent / "data" / "router_heldout.tsv")
     bad = run_tinyarms(env, "router", "fit", "--from-log", "--heldout", heldout, timeout=900)
     assert bad.returncode == 1, bad.stdout + bad.stderr

@@ -95,18 +95,24 @@ class Session:
             await asyncio.sleep(0.1)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=CLIENTS)
-async def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Session]:
-    client = str(request.param)
+async def start_session(client: str, tmp_path_factory: pytest.TempPathFactory, settings: dict[str, Any]) -> Session:
+    """A server for `client` (its preset's capabilities; VS Code's with inline completion)
+    in a fresh workspace and home, its model ready."""
     tmp = tmp_path_factory.mktemp(client)
     workspace = tmp / "workspace"
     workspace.mkdir()
     env = isolated_env(tmp / "home")
     caps = vscode_inline_caps() if client == "visual-studio-code" else capabilities(client)
-    lsp = await start_client(client, workspace, env, initialization_options=SETTINGS, caps=caps)
+    lsp = await start_client(client, workspace, env, initialization_options=settings, caps=caps)
     await wait_ready(lsp)
-    yield Session(lsp, client, workspace, env)
-    await lsp.shutdown_session()
+    return Session(lsp, client, workspace, env)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=CLIENTS)
+async def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Session]:
+    started = await start_session(str(request.param), tmp_path_factory, SETTINGS)
+    yield started
+    await started.lsp.shutdown_session()
 
 
 async def test_a_call_uses_the_name_another_open_file_defines(session: Session) -> None:

@@ -110,6 +110,17 @@ shape, gets JSON-RPC error -32602 with a one-line message naming the field; any 
 -32603 with one line (the traceback goes to the server log, never to the client). A message
 with an unreadable body or header, or longer than 64 MiB, gets an error with id null.
 
+Client to server notifications:
+
+- ``tinyarms/cursorMoved`` ``({"textDocument": {"uri"}, "position": {"line", "character"}})``:
+  the cursor of a document the server handles moved (``position`` in the negotiated
+  position encoding, as in any LSP request). LSP has no such notification; autocomplete
+  uses it to evaluate the prompt at the new place ahead (``roles.autocomplete.prefill_on_cursor``):
+  the server waits for the cursor to settle (about 200 ms, so moving through a file line by
+  line starts nothing), skips a place whose prompt the model has mostly evaluated already,
+  and any keystroke pre-empts the work. Clients may send it on every move; no reply. A
+  wrong shape is logged and ignored (a notification has no error reply).
+
 Server to client notifications:
 
 - ``tinyarms/status``: ``{"kind": "completion", "tier", "model", "elapsed_ms"}`` after a
@@ -147,6 +158,7 @@ AGENT_UNDO = "tinyarms.agent.undo"
 CRASH_MODEL = "tinyarms.test.crashModel"  # tests only: offered with TINYARMS_ALLOW_CRASH=1; -> {"crashed", "error"?}
 AUTOCOMPLETE_FEEDBACK = "tinyarms.autocomplete.feedback"
 
+CURSOR_MOVED = "tinyarms/cursorMoved"  # client -> server, params CursorMovedParams
 STATUS_NOTIFICATION = "tinyarms/status"
 STREAM_NOTIFICATION = "tinyarms/stream"
 
@@ -240,6 +252,17 @@ class FeedbackArgs:
     accepted_length: int | None = None  # with "partial": characters of the suggestion kept
 
 
+@define(kw_only=True)
+class DocumentRef:
+    uri: str
+
+
+@define(kw_only=True)
+class CursorMovedParams:
+    textDocument: DocumentRef  # noqa: N815 - the LSP name
+    position: types.Position
+
+
 Shape = TypeVar("Shape")
 
 
@@ -259,6 +282,21 @@ for _kind in (str, bool, int):
     _converter.register_structure_hook(_kind, _exact(_kind))
 # A ProgressToken (LSP: integer | string) is taken as it is.
 configure_union_passthrough(str | int | None, _converter)
+
+
+def _plain(value: Any) -> Any:
+    """pygls hands a custom notification's params over as namedtuples: back to JSON values."""
+    if hasattr(value, "_asdict"):
+        return {key: _plain(item) for key, item in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def notification_params(method: str, params: Any, shape: type[Shape]) -> Shape:
+    """A custom notification's params as `shape`; JsonRpcInvalidParams naming the field
+    otherwise (the caller logs it: a notification has no error reply)."""
+    return arguments(method, (_plain(params),), shape)
 
 
 def arguments(command: str, args: tuple[Any, ...], shape: type[Shape]) -> Shape:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from tinyarms import __version__, jsonrpc, protocol
@@ -171,6 +172,15 @@ def create_server() -> TinyarmsServer:
         if ls.config_editing.handles(params.text_document.uri):  # tinyarms' own TOML: keys and values
             return ls.config_editing.completion(params)
         return await ls.autocomplete.completion(params)
+
+    @server.feature(protocol.CURSOR_MOVED)
+    def cursor_moved(ls: TinyarmsServer, params: Any) -> None:
+        try:
+            moved = protocol.notification_params(protocol.CURSOR_MOVED, params, protocol.CursorMovedParams)
+        except JsonRpcInvalidParams as exc:
+            log.warning("%s", exc)  # a notification has no error reply
+            return
+        ls.autocomplete.cursor_moved(moved)
 
     @server.command(protocol.TOGGLE_AUTOCOMPLETE)
     def toggle_autocomplete(ls: TinyarmsServer, *args: Any) -> dict[str, Any]:

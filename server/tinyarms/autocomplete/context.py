@@ -494,6 +494,11 @@ class Project:
     def label(self, path: Path | None, uri: str) -> str:
         return label_of(path, self.roots, uri.rsplit("/", 1)[-1])
 
+    def refocuses(self, uri: str, focus: int) -> bool:
+        """Whether a build with `focus` would rank `uri`'s definitions around a new line."""
+        kept = self._focus.get(uri)
+        return kept is None or abs(focus - kept) > FOCUS_MOVE_LINES
+
     def build(
         self, uri: str, path: Path | None, source: str, open_texts: dict[Path, str], focus: int | None = None
     ) -> ContextBlock | None:

@@ -12,8 +12,13 @@ answered without new generation:
   prompt (see prompt.py) and is cut at the deadline;
 - other files' context (context.py) is a block at the start of the prompt that changes
   rarely, so it stays in the KV cache; `prefill` evaluates a prompt ahead (no generation)
-  when a file is opened or its block changes, at low priority: the child stops it between
-  small prompt chunks as soon as a keystroke's request arrives.
+  when a file is opened, its block changes or the cursor settles at a new place, at low
+  priority: the child stops it between small prompt chunks as soon as a keystroke's
+  request arrives. A cold 600-character window is about 170 tokens, ~0.7 s at the
+  ~255 tokens/s one thread evaluates here: it never fits a 100 ms keystroke, but it fits
+  the pause of a user who moved there and reads before typing. A place whose prompt
+  shares all but WARM_TAIL_CHARS with what the model evaluated last is not prefilled
+  (that tail costs one keystroke's worth).
 
 Nothing slow (network, embeddings, SQLite) is on this path; a remote autocomplete tier
 (remote.py) is asked where the local model would be, within `remote_wait_ms`, and closed
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -49,6 +55,7 @@ CACHE_KEYS = 64
 MAX_TOKENS = 24  # one line; a block gets MAX_TOKENS_BLOCK
 MAX_TOKENS_BLOCK = 64
 PREFILL_CHUNK = 8  # tokens the child evaluates between checks for a keystroke (~30-80 ms on 1 thread)
+WARM_TAIL_CHARS = 48  # a prompt new past this many characters is prefilled (~15 tokens, ~60 ms to evaluate)
 
 
 @attrs.frozen
@@ -139,10 +146,13 @@ class CompletionEngine:
         self._starts: dict[str, int] = {}  # document -> first line of its last prompt
         self.last_stats: dict[str, Any] = {}
         self.counts: Counter[str] = Counter()  # how generations ended, and answer sources
-        self.on_change: Callable[[], None] | None = None  # after each generation ends
+        self.on_change: Callable[[], None] | None = None  # after each generation or prefill ends
         self._prefill: asyncio.Task[None] | None = None
         self._prefilled: int | None = None  # hash of the last prompt sent ahead
+        self._evaluated = ""  # the text of the prompt the model's KV cache holds (as far as known)
+        self._cursor_lines: dict[str, int] = {}  # document -> cursor line of its last prompt
         self.remote: RemoteFim | None = None  # a remote tier asked first (remote.py), this model its fallback
+        self.last_prefill: dict[str, Any] = {}  # {evaluated, prompt_tokens, preempted} of the last one
 
     @property
     def running(self) -> bool:
@@ -163,9 +173,17 @@ class CompletionEngine:
                 request.lines, request.line, request.column, cold_chars=COLD_PREFIX_CHARS, sticky_start=sticky
             )
         self._starts[request.doc] = prompt.first_line
-        if len(self._starts) > CACHE_KEYS:
-            self._starts.pop(next(iter(self._starts)))
+        self._cursor_lines[request.doc] = request.line
+        for table in (self._starts, self._cursor_lines):
+            if len(table) > CACHE_KEYS:
+                table.pop(next(iter(table)))
         return prompt
+
+    def window(self, doc: str) -> tuple[int, int] | None:
+        """(first line, cursor line) of the last prompt in `doc`: where its KV cache is warm."""
+        if doc not in self._starts or doc not in self._cursor_lines:
+            return None
+        return self._starts[doc], self._cursor_lines[doc]
 
     def _segments(self, request: CompletionRequest, prompt: Prompt) -> list[tuple[str, str]]:
         block = request.context
@@ -220,6 +238,7 @@ class CompletionEngine:
         segments = self._segments(request, prompt)
         self._prefilled = hash(repr(segments))
         generation.task = asyncio.create_task(self._run(generation, segments, multiline, request))
+        self._evaluating(segments, done=False)
         self.current = generation
         return await self._wait(generation, prompt, multiline, deadline, started, "model")
 
@@ -264,6 +283,8 @@ class CompletionEngine:
                 if isinstance(item, CompletionResult):
                     generation.stats = item.stats
                     self.last_stats = item.stats
+                    if item.stop_reason != "cancelled":
+                        self._evaluating(segments, done=True)
                     generation.finish(item.stop_reason)
                 else:
                     generation.append(item)
@@ -281,11 +302,21 @@ class CompletionEngine:
             if self.on_change:
                 self.on_change()
 
-    def prefill(self, request: CompletionRequest) -> bool:
+    def _evaluating(self, segments: list[tuple[str, str]], *, done: bool) -> None:
+        """Track what the KV cache holds: all of `segments` once evaluated; while (or if
+        not all) evaluated, only the part it shares with what was there before."""
+        text = _prompt_text(segments)
+        self._evaluated = text if done else self._evaluated[: _common_prefix(self._evaluated, text)]
+
+    def prefill(self, request: CompletionRequest, *, skip_warm: bool = False) -> bool:
         """Evaluate the prompt at `request` ahead, without generating, at low priority:
         never while a generation runs, and the child drops it for any keystroke. The next
-        prompt here starts where this one does, so it reuses what was evaluated."""
-        if not self.model.ready or self.running:
+        prompt here starts where this one does, so it reuses what was evaluated.
+        `skip_warm`: not when all but WARM_TAIL_CHARS of it is in the KV cache already."""
+        if not self.model.ready:
+            return False
+        if self.running:
+            self.counts["prefill_deferred"] += 1  # the caller may ask again once it ends
             return False
         prompt = self._prompt(request)
         if _looks_binary(prompt.before + prompt.line_prefix):
@@ -294,13 +325,19 @@ class CompletionEngine:
         fingerprint = hash(repr(segments))
         if fingerprint == self._prefilled:
             return False  # the KV cache holds it already, or it is being evaluated
+        text = _prompt_text(segments)
+        if skip_warm and len(text) - _common_prefix(self._evaluated, text) <= WARM_TAIL_CHARS:
+            self.counts["prefill_skipped_warm"] += 1
+            return False
         if self._prefill and not self._prefill.done():
             # An older prefill (the file opened before this one): this one is what the user
             # looks at now. Dropping the new one instead left the file opened last cold.
             self._prefill.cancel()
             self.counts["prefill_superseded"] += 1
         self._prefilled = fingerprint
+        self._evaluating(segments, done=False)
         self._prefill = asyncio.create_task(self._run_prefill(segments))
+        self.counts["prefill_started"] += 1
         return True
 
     async def _run_prefill(self, segments: list[tuple[str, str]]) -> None:
@@ -314,7 +351,12 @@ class CompletionEngine:
         self.counts["prefill_" + outcome] += 1
         if reply.get("preempted"):
             self._prefilled = None  # not all of it is in the cache: a later prefill may finish it
+        elif not self.running:  # a generation started meanwhile owns the cache now
+            self._evaluating(segments, done=True)
+        self.last_prefill = {k: reply.get(k) for k in ("evaluated", "prompt_tokens", "preempted")}
         log.debug("prefill %s: %s", outcome, reply)
+        if self.on_change:
+            self.on_change()
 
     def _lookup(self, key: int, line_prefix: str, context: str | None) -> tuple[Generation, str] | None:
         """The newest generation that still offers text; else one the user caught up with.
@@ -367,6 +409,14 @@ def _looks_binary(text: str) -> bool:
         return True
     controls = sum(1 for char in text if char < " " and char not in "\t\n\r\x0c")
     return controls > len(text) // 20
+
+
+def _prompt_text(segments: list[tuple[str, str]]) -> str:
+    return "".join(text for _, text in segments)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    return len(os.path.commonprefix([a, b]))
 
 
 def _clean_text(text: str) -> str:

@@ -140,6 +140,8 @@ class AutocompleteRole(Role):
     context_chunks: int = field(default=16, metadata=bounds(ge=0, le=1000))
     context_chunk_lines: int = field(default=32, metadata=bounds(ge=1, le=1000))  # lines per chunk
     prefill: bool = True  # evaluate the prompt ahead (didOpen, context change) at low priority
+    # also where the cursor settles at a new place (tinyarms/cursorMoved, or an edit far from the last prompt)
+    prefill_on_cursor: bool = True
     feedback: bool = True  # record shown / accepted / partial / dismissed in the state dir
     feedback_text: bool = False  # also record the suggestion's text (off: lengths only)
 

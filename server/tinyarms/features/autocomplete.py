@@ -11,6 +11,14 @@ document events feed the ring buffer, and a file's block is rebuilt on didOpen a
 CONTEXT_IDLE_S without edits (between bursts of typing, never during one), in a thread.
 A new block, or a newly opened file, is evaluated ahead (`engine.prefill`).
 
+So is a new place in a file: LSP has no cursor notification, so the clients send
+`tinyarms/cursorMoved` (protocol.py), and an edit far from the last prompt's window counts
+too. The place is prefilled once the cursor rests CURSOR_SETTLE_S (moving through a file
+with the arrow keys starts nothing), unless the model has most of that prompt evaluated
+already; a keystroke there cancels the wait, and one during the prefill pre-empts it. A
+cold window costs ~0.7 s to evaluate on 2 shared cores, so only a warm first keystroke
+fits the 100 ms budget: the user's pause after moving is when that work can happen.
+
 Every item carries `command` = `tinyarms.autocomplete.feedback` `{id, event: "accepted"}`;
 the editor reports shown / partial / dismissed through the same command
 (autocomplete/feedback.py records them).
@@ -21,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +50,7 @@ if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
     from tinyarms.config import Config
-    from tinyarms.protocol import FeedbackArgs, ToggleArgs
+    from tinyarms.protocol import CursorMovedParams, FeedbackArgs, ToggleArgs
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +59,8 @@ TRIGGER_CHARACTERS = [".", "(", "[", "{", ",", " ", "=", ":"]
 CONTEXT_IDLE_S = 1.0  # a file's context block is rebuilt after this long without edits
 MAX_CHUNK_SOURCE = 2_000_000  # characters; a bigger buffer gives no ring-buffer chunks
 PROMPT_RESERVE_TOKENS = 1280  # of n_ctx, kept for the file's own window and the answer
+CURSOR_SETTLE_S = 0.2  # a cursor at rest this long is at a new place (a held arrow key repeats every ~30-50 ms)
+FAR_LINES = 8  # an edit more than this below the last prompt's cursor line, or above its start, is a new place
 
 
 class AutocompleteFeature(Feature):
@@ -65,7 +76,13 @@ class AutocompleteFeature(Feature):
         self.project = Project()
         self.context_enabled = True
         self.prefill_enabled = True
+        self.prefill_on_cursor = True
         self.feedback = FeedbackLog()
+        self._places: dict[str, types.Position] = {}  # document -> the cursor's last known place
+        self._cursor_timer: asyncio.TimerHandle | None = None
+        self._cursor_uri: str | None = None  # the document `_cursor_timer` waits for
+        self._prefill_wanted: str | None = None  # a document whose prefill waits for a generation to end
+        self.cursor_counts: Counter[str] = Counter()  # tinyarms/cursorMoved and far edits: what became of them
         self._last_line: dict[str, int] = {}  # document -> line of its last edit or completion
         self._active: str | None = None  # the document the user works in
         self._refresh_timer: asyncio.TimerHandle | None = None
@@ -96,6 +113,9 @@ class AutocompleteFeature(Feature):
             return
         settings = (tier.model, tier.n_ctx, tier.n_threads, tier.template)
         self.prefill_enabled = role.prefill
+        self.prefill_on_cursor = role.prefill_on_cursor
+        if not self._cursor_prefill_on():
+            self._cancel_cursor_wait()
         self.feedback.enabled, self.feedback.with_text = role.feedback, role.feedback_text
         context = (
             role.context and role.context_tokens > 0,
@@ -162,7 +182,7 @@ class AutocompleteFeature(Feature):
         old = self.model
         model = self.model = engine.model
         self.engine = engine
-        self.engine.on_change = lambda: self._publish_state(model.state, model.error)
+        self.engine.on_change = lambda: self._generation_ended(model)
         if old is not None and old is not model:
             await old.shutdown()
         log.info("autocomplete: %s ready (template %s)", tier.model, engine.template.name)
@@ -170,6 +190,12 @@ class AutocompleteFeature(Feature):
         self._progress_end(token, "ready")
         if self._active:
             self._prefill(self._active)  # the file the user is in, ready before the first keystroke
+
+    def _generation_ended(self, model: LocalModel) -> None:
+        self._publish_state(model.state, model.error)
+        wanted, self._prefill_wanted = self._prefill_wanted, None
+        if wanted is not None and self.engine is not None and not self.engine.running:
+            self._prefill(wanted, skip_warm=True)  # deferred while the generation ran
 
     def _model_changed(self, model: LocalModel) -> None:
         loading_first = self.model is None and self._settings is not None
@@ -195,6 +221,12 @@ class AutocompleteFeature(Feature):
                 "context": self._context_status(),
                 "remote": self.engine.remote.status() if self.engine and self.engine.remote else None,
                 "feedback": dict(self.feedback.counts),
+                "prefill": {
+                    "enabled": self.prefill_enabled,
+                    "on_cursor": self.prefill_on_cursor,
+                    "cursor": dict(self.cursor_counts),
+                    "last": self.engine.last_prefill if self.engine else {},
+                },
             }
         }
 
@@ -234,6 +266,7 @@ class AutocompleteFeature(Feature):
                 log.debug("progress end not sent", exc_info=True)
 
     def shutdown(self) -> None:
+        self._cancel_cursor_wait()
         if self._loader:
             self._loader.cancel()
         if self.engine:
@@ -267,11 +300,79 @@ class AutocompleteFeature(Feature):
         for change in params.content_changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
                 self._last_line[uri] = change.range.start.line
+                self._edited_at(uri, _end_of(change, self.server.workspace.position_encoding))
                 break
         if uri != self._active:
             self._leave(self._active)
             self._active = uri
         self._schedule_refresh(uri)
+
+    def _edited_at(self, uri: str, place: types.Position) -> None:
+        """An edit far from the window of the last prompt here is a new place, like a cursor move."""
+        self._places[uri] = place
+        window = self.engine.window(uri) if self.engine else None
+        if window is None or not self._cursor_prefill_on():
+            return
+        first, cursor = window
+        if place.line < first or place.line > cursor + FAR_LINES:
+            self.cursor_counts["far_edit"] += 1
+            self._wait_for_cursor(uri, place)
+
+    # -- a new place: tinyarms/cursorMoved (off the keystroke path) ----------------------
+
+    def _cursor_prefill_on(self) -> bool:
+        return self.prefill_enabled and self.prefill_on_cursor and self.enabled
+
+    def cursor_moved(self, params: CursorMovedParams) -> None:
+        """`tinyarms/cursorMoved`: prefill there once the cursor settles."""
+        self.cursor_counts["received"] += 1
+        uri = params.textDocument.uri
+        if not self._cursor_prefill_on():
+            self.cursor_counts["off"] += 1
+            self._status_changed()
+            return
+        if uri not in self.server.workspace.text_documents:
+            self.cursor_counts["not_open"] += 1
+            return
+        self._places[uri] = params.position
+        self._wait_for_cursor(uri, params.position)
+        self._status_changed()
+
+    def _wait_for_cursor(self, uri: str, place: types.Position) -> None:
+        if self._cancel_cursor_wait():
+            self.cursor_counts["superseded"] += 1  # it moved again before settling
+        self._cursor_uri = uri
+        self._cursor_timer = asyncio.get_running_loop().call_later(
+            CURSOR_SETTLE_S, lambda: asyncio.ensure_future(self._cursor_settled(uri, place))
+        )
+
+    def _cancel_cursor_wait(self) -> bool:
+        timer, self._cursor_timer, self._cursor_uri = self._cursor_timer, None, None
+        if timer is None:
+            return False
+        timer.cancel()
+        return True
+
+    async def _cursor_settled(self, uri: str, place: types.Position) -> None:
+        self._cursor_timer = self._cursor_uri = None
+        lines = self._document_lines(uri) if uri in self.server.workspace.text_documents else None
+        if lines is None or self.engine is None:
+            self.cursor_counts["not_ready"] += 1
+            return
+        self.cursor_counts["settled"] += 1
+        line = max(0, min(place.line, len(lines) - 1))
+        self._last_line[uri] = line  # the ring chunk and the definitions' ranking follow the user
+        if uri != self._active:
+            self._leave(self._active)
+            self._active = uri
+        if self.context_enabled and (uri not in self.project.blocks or self.project.refocuses(uri, line)):
+            await self._refresh(uri, prefill=False)  # one prefill below covers a new block too
+        self._prefill(uri, skip_warm=True)
+        self._status_changed()
+
+    def _status_changed(self) -> None:
+        if self.model is not None:
+            self._publish_state(self.model.state, self.model.error)
 
     def document_saved(self, params: types.DidSaveTextDocumentParams) -> None:
         self._take_chunk(params.text_document.uri)
@@ -281,6 +382,7 @@ class AutocompleteFeature(Feature):
         # Its chunks stay in the ring buffer (a file just closed is still relevant).
         self.project.blocks.pop(params.text_document.uri, None)
         self._last_line.pop(params.text_document.uri, None)
+        self._places.pop(params.text_document.uri, None)
         if self._active == params.text_document.uri:
             self._active = None
 
@@ -356,18 +458,26 @@ class AutocompleteFeature(Feature):
         except LocalModelError:
             return estimate_tokens(text)
 
-    def _prefill(self, uri: str) -> None:
-        """Evaluate the prompt at the last place in `uri` ahead, if nothing else runs."""
+    def _prefill(self, uri: str, *, skip_warm: bool = False) -> None:
+        """Evaluate the prompt at the last place in `uri` ahead, if nothing else runs (else
+        once the running generation ends). `skip_warm`: not if it is mostly evaluated."""
         if not (self.prefill_enabled and self.enabled and self.engine and uri == self._active):
             return
         lines = self._document_lines(uri)
         if lines is None:
             return
-        line = min(self._last_line.get(uri, 0), len(lines) - 1)
-        column = len(lines[line]) if uri in self._last_line else 0
+        place = self._places.get(uri)
+        if place is not None:
+            line = max(0, min(place.line, len(lines) - 1))
+            column = _column(lines[line], place.character, self.server.workspace.position_encoding)
+        else:
+            line = min(self._last_line.get(uri, 0), len(lines) - 1)
+            column = len(lines[line]) if uri in self._last_line else 0
         request = CompletionRequest(lines, line, column, doc=uri, path=_path(uri), context=self._context(uri))
-        if self.engine.prefill(request):
+        if self.engine.prefill(request, skip_warm=skip_warm):
             log.debug("autocomplete: prefill %s:%d", uri, line)
+        elif self.engine.running:
+            self._prefill_wanted = uri
 
     def _context(self, uri: str) -> ContextBlock | None:
         return self.project.blocks.get(uri) if self.context_enabled else None
@@ -403,6 +513,9 @@ class AutocompleteFeature(Feature):
         text = lines[line]
         column = _column(text, position.character, self.server.workspace.position_encoding)
         self._last_line[uri] = line
+        self._places[uri] = position
+        if self._cursor_uri == uri and self._cancel_cursor_wait():
+            self.cursor_counts["keystroke_first"] += 1  # this request evaluates the place itself
         if uri != self._active:
             self._leave(self._active)
             self._active = uri
@@ -538,6 +651,14 @@ class AutocompleteFeature(Feature):
         except LocalModelError as exc:
             return {"crashed": True, "error": str(exc)}
         return {"crashed": False}
+
+
+def _end_of(change: types.TextDocumentContentChangePartial, encoding: Any) -> types.Position:
+    """Where the cursor is after `change`, in the client's position units."""
+    start, text = change.range.start, change.text
+    if "\n" not in text:
+        return types.Position(start.line, start.character + _units(text, encoding))
+    return types.Position(start.line + text.count("\n"), _units(text.rsplit("\n", 1)[1], encoding))
 
 
 def _column(text: str, character: int, encoding: Any) -> int:

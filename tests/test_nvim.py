@@ -732,6 +732,37 @@ def test_acceptance_feedback_from_the_menu_shows_in_tinyarms_stats(session: Nvim
     assert counts["shown"] >= 2 and all(counts[k] >= 1 for k in ("accepted", "partial", "dismissed")), stats.stdout
 
 
+def test_cursor_moves_reach_the_server_as_tinyarms_cursor_moved(session: NvimSession) -> None:
+    """The client tells the server where the cursor settles (autocomplete prefills there):
+    once per rest, not per key, and not at all with vim.g.tinyarms_cursor_prefill = false."""
+    back_to_app(session)
+    session.nvim.input("<Esc>gg")
+    session.wait_for("vim.api.nvim_win_get_cursor(0)[1] == 1", 5, "the first line")
+    time.sleep(0.3)
+    session.lua("require('tinyarms.cursor').sent = {}")
+    for _ in range(5):  # a user stepping down line by line, faster than the settle time
+        session.nvim.input("j")
+        time.sleep(0.02)
+    session.wait_for("#require('tinyarms.cursor').sent >= 1", 5, "a tinyarms/cursorMoved")
+    time.sleep(0.3)
+    sent = session.lua("return require('tinyarms.cursor').sent")
+    row = session.lua("return vim.api.nvim_win_get_cursor(0)[1]")
+    assert len(sent) == 1 and sent[0]["line"] == row - 1 == 5, sent
+    assert sent[0]["uri"].endswith("/app.py") and sent[0]["character"] == 0, sent
+    cursor = session.lua(
+        "local client = vim.lsp.get_clients({ name = 'tinyarms' })[1]\n"
+        "local reply = client:request_sync('workspace/executeCommand', { command = 'tinyarms.status' }, 10000, 0)\n"
+        "return reply.result.model.autocomplete.prefill.cursor"
+    )
+    assert cursor.get("received", 0) >= 1, cursor  # the server got it (and counts what became of it)
+
+    session.lua("vim.g.tinyarms_cursor_prefill = false")
+    session.nvim.input("2j")
+    time.sleep(0.5)
+    session.lua("vim.g.tinyarms_cursor_prefill = nil")
+    assert len(session.lua("return require('tinyarms.cursor').sent")) == 1
+
+
 def test_no_errors_in_messages_or_the_lsp_log(session: NvimSession) -> None:
     # Runs last: everything above happened in this session.
     messages = session.lua("return vim.api.nvim_exec2('messages', { output = true }).output")

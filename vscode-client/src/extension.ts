@@ -10,12 +10,13 @@ import * as vscode from "vscode";
 import { AgentArgs, AgentRunner } from "./agent";
 import { Asker } from "./ask";
 import { CHAT_VIEW, ChatRequest, ChatView } from "./chat";
+import { CursorReporter } from "./cursor";
 import { Documents, SCHEME } from "./documents";
 import { EditArgs, EditFlow } from "./edit";
 import { Feedback } from "./feedback";
-import { AgentFile, FEEDBACK } from "./protocol";
+import { AgentFile, CURSOR_MOVED, FEEDBACK } from "./protocol";
 import { runCli, tracePath } from "./python";
-import { Server } from "./server";
+import { DOCUMENTS, Server } from "./server";
 import { affectsLayer, needsRestart } from "./settings";
 import { StatusItem } from "./status";
 
@@ -42,6 +43,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const agent = new AgentRunner(srv, docs, status, log);
   const feedback = new Feedback((args) => srv.execute(FEEDBACK, { ...args }), log);
   srv.hooks.inlineAnswered = (document, position, result) => feedback.answered(document, position, result);
+  const cursor = new CursorReporter((params) => srv.notify(CURSOR_MOVED, params), DOCUMENTS);
   let autocompleteEnabled = true;
 
   // Every command reports its failure; commands the server's code actions and chat actions
@@ -187,6 +189,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     edits,
     agent,
     feedback,
+    cursor,
     vscode.window.registerWebviewViewProvider(CHAT_VIEW, chat, { webviewOptions: { retainContextWhenHidden: true } }),
     vscode.window.registerTreeDataProvider("tinyarms.agentView", agent),
     vscode.languages.registerCodeActionsProvider({ scheme: "file" }, new EditSelectionAction(), {

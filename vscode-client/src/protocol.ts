@@ -112,6 +112,13 @@ export interface AgentResult {
 }
 
 export const FEEDBACK = "tinyarms.autocomplete.feedback";
+
+/** `tinyarms/cursorMoved` (client → server notification): where the cursor settled. */
+export const CURSOR_MOVED = "tinyarms/cursorMoved";
+export interface CursorMovedParams {
+  textDocument: { uri: string };
+  position: { line: number; character: number };
+}
 export type FeedbackEvent = "shown" | "accepted" | "partial" | "dismissed";
 
 export interface FeedbackArgs {

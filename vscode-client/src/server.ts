@@ -27,6 +27,10 @@ export interface StreamEvent {
 
 export type ProgressValue = WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd;
 
+/** The documents the server handles: every real file (completions are language-agnostic).
+ * Our own virtual documents (scheme "tinyarms") are left out on purpose. */
+export const DOCUMENTS: { scheme: string }[] = [{ scheme: "file" }, { scheme: "untitled" }];
+
 /** Hooks the other modules add to the client (feedback on inline answers, agent edits). */
 export interface ServerHooks {
   inlineAnswered?: (
@@ -81,9 +85,7 @@ export class Server implements vscode.Disposable {
     this.log.info(`tinyarms ${probe.version} found; starting ${launch.command} ${launch.args.join(" ")}`);
     const serverOptions: ServerOptions = launch;
     const clientOptions: LanguageClientOptions = {
-      // Every real file: completions are language-agnostic. Our own virtual documents
-      // (scheme "tinyarms") are left out on purpose.
-      documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
+      documentSelector: DOCUMENTS,
       outputChannel: this.log,
       // Traces go to the same channel; they show when tinyarms.trace.server is on and the
       // channel's log level is Trace (the gear in the Output view).
@@ -268,6 +270,13 @@ export class Server implements vscode.Disposable {
   offers(command: string): boolean {
     const provider = this.client?.initializeResult?.capabilities.executeCommandProvider;
     return !!provider?.commands.includes(command);
+  }
+
+  /** A notification to the running server; dropped while it is not running. */
+  notify(method: string, params: object): void {
+    if (this.client && this.running) {
+      void this.client.sendNotification(method, params);
+    }
   }
 
   /** Send the editor-settings layer again (after the user changed a tinyarms setting). */

@@ -82,6 +82,7 @@ class AutocompleteFeature(Feature):
         self._cursor_timer: asyncio.TimerHandle | None = None
         self._cursor_uri: str | None = None  # the document `_cursor_timer` waits for
         self._prefill_wanted: str | None = None  # a document whose prefill waits for a generation to end
+        self._published: tuple[str, str | None] | None = None  # the state last shown in tinyarms.status
         self.cursor_counts: Counter[str] = Counter()  # tinyarms/cursorMoved and far edits: what became of them
         self._last_line: dict[str, int] = {}  # document -> line of its last edit or completion
         self._active: str | None = None  # the document the user works in
@@ -203,6 +204,7 @@ class AutocompleteFeature(Feature):
             self._publish_state(model.state, model.error, model)
 
     def _publish_state(self, state: str, error: str | None = None, model: LocalModel | None = None) -> None:
+        self._published = (state, error)
         model = model or self.model
         self.status.last["model"] = {
             "autocomplete": {
@@ -355,6 +357,15 @@ class AutocompleteFeature(Feature):
 
     async def _cursor_settled(self, uri: str, place: types.Position) -> None:
         self._cursor_timer = self._cursor_uri = None
+        try:
+            await self._prefill_place(uri, place)
+        except Exception:  # a failing prefill never breaks typing
+            self.cursor_counts["error"] += 1
+            log.exception("autocomplete: prefill at %s:%d failed", uri, place.line)
+        finally:
+            self._status_changed()
+
+    async def _prefill_place(self, uri: str, place: types.Position) -> None:
         lines = self._document_lines(uri) if uri in self.server.workspace.text_documents else None
         if lines is None or self.engine is None:
             self.cursor_counts["not_ready"] += 1
@@ -368,11 +379,12 @@ class AutocompleteFeature(Feature):
         if self.context_enabled and (uri not in self.project.blocks or self.project.refocuses(uri, line)):
             await self._refresh(uri, prefill=False)  # one prefill below covers a new block too
         self._prefill(uri, skip_warm=True)
-        self._status_changed()
 
     def _status_changed(self) -> None:
         if self.model is not None:
             self._publish_state(self.model.state, self.model.error)
+        elif self._published is not None:  # loading, off or failed: the counts still show
+            self._publish_state(*self._published)
 
     def document_saved(self, params: types.DidSaveTextDocumentParams) -> None:
         self._take_chunk(params.text_document.uri)

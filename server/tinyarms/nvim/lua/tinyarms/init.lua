@@ -5,8 +5,9 @@
 -- out as workspace/executeCommand requests (M.exec); the names are tinyarms' protocol
 -- (server/tinyarms/protocol.py). Ask/Explain answers show in a scratch float (`q` closes it);
 -- the chat buffer, edits with a diff and the agent are in chat.lua, edit.lua and agent.lua,
--- completion acceptance feedback in feedback.lua, ratings / route corrections / "try a
--- stronger tier" on chat answers in answers.lua.
+-- completion acceptance feedback in feedback.lua, cursor moves for autocomplete's prefill
+-- in cursor.lua, ratings / route corrections / "try a stronger tier" on chat answers in
+-- answers.lua.
 local M = {}
 
 M.commands = {
@@ -433,6 +434,7 @@ function M.on_attach(client, bufnr)
     vim.api.nvim_create_user_command(name, spec[1], spec[2])
   end
   enable_completion(client, bufnr)
+  require('tinyarms.cursor').attach(client, bufnr)
 end
 
 --- Idempotent: the LspAttach autocmd that calls on_attach for the tinyarms client.

@@ -22,8 +22,11 @@ Project context (issue 15), all on code the project did not write (the standard 
 6. Single-file quality: HumanEval single-line infilling and single lines cut from stdlib
    files: the engine vs the same model called directly with a plain 1000-character prefix
    prompt (greedy, stop at newline); both see the same 1000 characters.
-7. Typing replay over LSP on package files with the files they import opened first, with
-   vs without context (two servers, same keystrokes).
+7. Typing replay over LSP on package files with the files they import opened first: with
+   vs without context, and prefill at a new place (prefill_on_cursor) on vs off (four
+   servers, same keystrokes). At each new place the editor sends tinyarms/cursorMoved and
+   the user pauses before typing; each pause (--pauses, default 0, 0.5, 1, 2 s) is
+   reported on its own, so the dependence on it shows.
 8. First completion after didOpen with prefill on vs off: the file's imports open first,
    the file opened, a reading pause, then typing every 100 ms until the first non-empty
    answer; and the latency of a keystroke sent while a prefill runs.
@@ -47,6 +50,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +94,11 @@ def stdlib_files(count: int) -> list[Path]:
 def pick_lines(lines: list[str], spots: int, per_spot: int) -> list[int]:
     """`spots` places spread over the file past its header; at each, the next `per_spot`
     code lines (not comments, strings or decorators), as someone writing a few lines."""
+    return sorted({number for spot in pick_spots(lines, spots, per_spot) for number in spot})
+
+
+def pick_spots(lines: list[str], spots: int, per_spot: int) -> list[list[int]]:
+    """pick_lines' places, each its own list of lines (the first is where the user moved to)."""
     candidates = [
         i
         for i, line in enumerate(lines)
@@ -98,11 +107,11 @@ def pick_lines(lines: list[str], spots: int, per_spot: int) -> list[int]:
         and not line.strip().startswith(("#", '"', "'", "@"))
         and line.isascii()
     ]
-    chosen: list[int] = []
     stride = max(1, len(candidates) // max(spots, 1))
-    for spot in candidates[stride // 2 :: stride][:spots]:
-        chosen += [c for c in candidates if spot <= c < spot + 4 * per_spot][:per_spot]
-    return sorted(set(chosen))
+    return [
+        [c for c in candidates if spot <= c < spot + 4 * per_spot][:per_spot]
+        for spot in candidates[stride // 2 :: stride][:spots]
+    ]
 
 
 def humaneval_sample(count: int) -> list[dict[str, Any]]:
@@ -740,12 +749,24 @@ class Session:
         start = item.range.start.character if item.range else column
         return insert[column - start :], latency
 
-    async def type_line(self, uri: str, lines: list[str], number: int, pause_s: float = 0.0) -> list[dict[str, Any]]:
-        """Clear line `number` and type it back, one request per character."""
+    def cursor_moved(self, uri: str, line: int, column: int) -> None:
+        """What the editors send when the cursor rests at a new place (tinyarms/cursorMoved)."""
+        self.client.protocol.notify(
+            "tinyarms/cursorMoved", {"textDocument": {"uri": uri}, "position": {"line": line, "character": column}}
+        )
+
+    async def type_line(
+        self, uri: str, lines: list[str], number: int, pause_s: float = 0.0, *, arrive_s: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Clear line `number` and type it back, one request per character. `arrive_s`: the
+        user moved here (the editor's cursorMoved) and pauses that long before typing."""
         original = lines[number]
         indent = original[: len(original) - len(original.lstrip())]
         body = original[len(indent) :]
         self.edit(uri, number, len(indent), len(original), "")
+        if arrive_s is not None:
+            self.cursor_moved(uri, number, len(indent))
+            await asyncio.sleep(arrive_s)
         records = []
         for typed in range(len(body)):
             if typed:
@@ -789,36 +810,86 @@ def replay_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def context_replay(
-    spec: str, targets: list[tuple[Path, list[Path]]], spots: int, per_spot: int, read_s: float
+    spec: str,
+    targets: list[tuple[Path, list[Path]]],
+    spots: int,
+    per_spot: int,
+    read_s: float,
+    pauses: list[float],
+    contexts: tuple[bool, ...] = (False, True),
 ) -> dict[str, Any]:
-    """7: the same keystrokes with and without context, one server each. After a file is
-    opened the user reads for `read_s` (the prefill's time to evaluate the block), then
-    types lines at `spots` places, `per_spot` consecutive lines each, with no pause."""
-    out: dict[str, Any] = {"files": [t.parent.name + "/" + t.name for t, _ in targets], "reading_pause_s": read_s}
-    for condition, enabled in (("without_context", False), ("with_context", True)):
-        async with Session(spec, {"context": enabled}) as session:
-            records: list[dict[str, Any]] = []
-            blocks = []
-            for target, others in targets:
-                for other in others:
-                    session.open(other)
-                lines = target.read_text(encoding="utf-8").split("\n")
-                uri = session.open(target)
-                built = await session.built(uri)
-                blocks.append({"estimate": built.get("active_tokens_estimate", 0), "real": built.get("active_tokens")})
-                await asyncio.sleep(read_s)
-                for number in pick_lines(lines, spots, per_spot):
-                    records += await session.type_line(uri, lines, number)
-            counts = (await session.state()).get("counts", {})
-            out[condition] = {
-                **replay_summary(records),
-                "context_tokens": blocks,  # the block of each file: estimated, and by the model's tokenizer
+    """7: the same keystrokes with and without context, and with prefill at a new place
+    (prefill_on_cursor) on and off: one server each. After a file is opened the user reads
+    for `read_s` (the didOpen prefill's time), then, for each pause in `pauses`, moves to
+    `spots` new places (the editor sends tinyarms/cursorMoved), waits that pause and types
+    `per_spot` consecutive lines there with no pause between keystrokes. Each pause has its
+    own places (a place typed twice would answer from the cache); the conditions share them."""
+    out: dict[str, Any] = {
+        "files": [t.parent.name + "/" + t.name for t, _ in targets],
+        "reading_pause_s": read_s,
+        "pauses_s": pauses,
+        "places_per_pause": spots * len(targets),
+        "lines_per_place": per_spot,
+    }
+    for context in contexts:
+        for on_cursor in (False, True):
+            condition = f"{'with' if context else 'without'}_context_cursor_prefill_{'on' if on_cursor else 'off'}"
+            out[condition] = await _replay_condition(spec, targets, spots, per_spot, read_s, pauses, context, on_cursor)
+            print(f"{condition}: {json.dumps(out[condition])}", file=sys.stderr, flush=True)
+    return out
+
+
+async def _replay_condition(
+    spec: str,
+    targets: list[tuple[Path, list[Path]]],
+    spots: int,
+    per_spot: int,
+    read_s: float,
+    pauses: list[float],
+    context: bool,
+    on_cursor: bool,
+) -> dict[str, Any]:
+    by_pause: dict[float, list[dict[str, Any]]] = {pause: [] for pause in pauses}
+    reasons: dict[float, Counter[str]] = {pause: Counter() for pause in pauses}
+    blocks = []
+    async with Session(spec, {"context": context, "prefill_on_cursor": on_cursor}) as session:
+        for target, others in targets:
+            for other in others:
+                session.open(other)
+            lines = target.read_text(encoding="utf-8").split("\n")
+            uri = session.open(target)
+            built = await session.built(uri)
+            blocks.append({"estimate": built.get("active_tokens_estimate", 0), "real": built.get("active_tokens")})
+            await asyncio.sleep(read_s)
+            places = pick_spots(lines, spots * len(pauses), per_spot)
+            for index, pause in enumerate(pauses):
+                before = Counter((await session.state()).get("counts", {}))
+                for place in places[index :: len(pauses)]:
+                    for position, number in enumerate(place):
+                        # The first line of a place: the user moved there; the next ones follow on.
+                        arrive = pause if position == 0 else None
+                        by_pause[pause] += await session.type_line(uri, lines, number, arrive_s=arrive)
+                after = Counter((await session.state()).get("counts", {}))
+                reasons[pause] += after - before
+        state = await session.state()
+    records = [r for pause in pauses for r in by_pause[pause]]
+    return {
+        **replay_summary(records),
+        "context_tokens": blocks,  # the block of each file: estimated, and by the model's tokenizer
+        "by_pause": {
+            str(pause): {
+                **replay_summary(by_pause[pause]),
                 # Why a keystroke got nothing (engine counts): no token before the deadline,
                 # the model ended the line there, or post-processing removed what it wrote.
-                "empty_reasons": {k: v for k, v in sorted(counts.items()) if k.startswith("empty_")},
-                "answer_sources": {k: v for k, v in sorted(counts.items()) if k.startswith("answer_")},
+                "empty_reasons": {k: v for k, v in sorted(reasons[pause].items()) if k.startswith("empty_")},
+                "answer_sources": {k: v for k, v in sorted(reasons[pause].items()) if k.startswith("answer_")},
+                "prefills": {k: v for k, v in sorted(reasons[pause].items()) if k.startswith("prefill_")},
             }
-    return out
+            for pause in pauses
+        },
+        "cursor": (state.get("prefill") or {}).get("cursor", {}),
+        "context_rebuilds": (state.get("context") or {}).get("rebuilds", {}),
+    }
 
 
 async def first_completion(spec: str, targets: list[tuple[Path, list[Path]]], pause_s: float) -> dict[str, Any]:
@@ -903,6 +974,7 @@ async def many_open_files(spec: str, count: int, target: tuple[Path, list[Path]]
 
 
 CONTEXT_SECTIONS = ("quality", "replay", "first", "many")
+PAUSES_S = (0.0, 0.5, 1.0, 2.0)  # the replay's pauses at a new place before the first keystroke
 
 
 async def context_checks(
@@ -914,9 +986,12 @@ async def context_checks(
     conditions: tuple[str, ...] = CROSS_CONDITIONS,
     context_tokens: int = 512,
     threads: int = 2,
+    pauses_s: tuple[float, ...] = PAUSES_S,
+    replay_context: str = "both",
 ) -> dict[str, Any]:
     """5-9; each section's result is also printed to stderr as soon as it is done."""
     cross_n, single_n, targets_n, spots, pause_s = (2, 4, 1, 1, 6.0) if quick else (8, 40, 2, 2, 15.0)
+    pauses = list(pauses_s)
     targets = package_files()
     stride = max(1, len(targets) // targets_n)
     chosen = targets[stride // 2 :: stride][:targets_n]
@@ -933,7 +1008,8 @@ async def context_checks(
         result.update(await quality_runs(spec, cross_n, single_n, seed, context_tokens, conditions, threads))
     if "replay" in sections:
         progress("typing replay with / without context")
-        result["typing_replay_package"] = await context_replay(spec, chosen, spots, 2, pause_s / 2)
+        contexts = {"both": (False, True), "with": (True,), "without": (False,)}[replay_context]
+        result["typing_replay_package"] = await context_replay(spec, chosen, spots, 2, pause_s / 2, pauses, contexts)
     if "first" in sections:
         progress("first completion after didOpen, prefill on / off")
         result["first_completion_after_open"] = await first_completion(spec, chosen, pause_s)
@@ -962,6 +1038,12 @@ def main() -> None:
     )
     parser.add_argument("--context-tokens", type=int, default=512, help="with --only context: the block's cap")
     parser.add_argument("--threads", type=int, default=2, help="with --only context: model threads for quality")
+    parser.add_argument("--replay-context", choices=["both", "with", "without"], default="both")
+    parser.add_argument(
+        "--pauses",
+        default=",".join(str(p) for p in PAUSES_S),
+        help="with --only context: the replay's pauses (s) at a new place before typing",
+    )
     args = parser.parse_args()
     if args.only == "context":
         started = time.perf_counter()
@@ -979,6 +1061,8 @@ def main() -> None:
                     conditions=tuple(args.cross_conditions.split(",")),
                     context_tokens=args.context_tokens,
                     threads=args.threads,
+                    pauses_s=tuple(float(p) for p in args.pauses.split(",")),
+                    replay_context=args.replay_context,
                 )
             ),
         }

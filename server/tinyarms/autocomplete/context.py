@@ -302,12 +302,15 @@ class Definitions:
             out.setdefault(file, []).append(text)
         return list(out.items())
 
-    def ranked(self, source: str, path: Path, focus: int | None = None) -> list[tuple[Path, str]]:
+    def ranked(
+        self, source: str, path: Path, focus: int | None = None, *, near_only: bool = False
+    ) -> list[tuple[Path, str]]:
         """(file, rendered definition) for what `source` imports, most relevant first:
         names used near line `focus` (the last edit), then names used more often in the
         file, then names imported but not used yet, then the other members of an imported
         module. In the stdlib's `email`/`asyncio`/`http`/`httpx`/`attr` files, first-come
-        order left the definition a line used out of a 512-token block 4 times in 5."""
+        order left the definition a line used out of a 512-token block 4 times in 5.
+        `near_only`: only the names used near `focus`."""
         usage = Usage(source, focus)
         scored: dict[str, tuple[tuple[int, int, int], int, Path]] = {}  # text -> (score, order, file)
 
@@ -341,6 +344,8 @@ class Definitions:
         per_file: Counter[Path] = Counter()
         result = []
         for text, (score, _, file) in best:
+            if near_only and not score[0]:
+                continue
             per_file[file] += 1
             if per_file[file] <= MAX_NAMES and (score[0] or score[1] or per_file[file] <= MAX_MODULE_DEFS):
                 result.append((file, text))
@@ -506,18 +511,22 @@ class Project:
         `open_texts`: the editor's buffers by resolved path, read instead of the disk;
         `focus`: the line of the last edit (definitions used near it rank first).
         Without workspace folders, the file's own folder is the workspace."""
-        # A new focus only once the edits moved away: a changed block is a cold prompt.
-        kept = self._focus.get(uri)
-        if focus is not None and (kept is None or abs(focus - kept) > FOCUS_MOVE_LINES):
-            self._focus[uri] = kept = focus
-        focus = kept
-        if len(self._focus) > 256:
-            self._focus.pop(next(iter(self._focus)))
         roots = self.roots or ([path.parent.resolve()] if path else [])
         if self._definitions is None or self._definitions.roots != roots:
             self._definitions = Definitions(roots, lambda p: None)
         definitions = self._definitions
         definitions.read_open = open_texts.get
+        # A new focus only once the edits moved away, and only if the block lacks what is used
+        # there: a changed block is a cold prompt (~500 tokens, ~2 s to evaluate on 1 thread).
+        kept = self._focus.get(uri)
+        if focus is not None and (
+            kept is None
+            or (abs(focus - kept) > FOCUS_MOVE_LINES and not self._covers(uri, definitions, source, path, focus))
+        ):
+            self._focus[uri] = kept = focus
+        focus = kept
+        if len(self._focus) > 256:
+            self._focus.pop(next(iter(self._focus)))
         found: list[tuple[str, str]] = []
         if path is not None and path.suffix in (".py", ".pyi"):
             try:
@@ -535,6 +544,17 @@ class Project:
         )
         return attrs.evolve(block, header=header, header_end=header_end) if block and header else block
 
+    def _covers(self, uri: str, definitions: Definitions, source: str, path: Path | None, focus: int) -> bool:
+        """Whether `uri`'s block already has every definition the code near `focus` uses."""
+        block = self.blocks.get(uri)
+        if block is None or path is None or path.suffix not in (".py", ".pyi"):
+            return False
+        try:
+            near = definitions.ranked(source, path, focus, near_only=True)
+        except (SyntaxError, ValueError, RecursionError, OSError):
+            return False
+        return all(any(text in body for _, body in block.files) for _, text in near)
+
     async def measured(
         self,
         build: Callable[[], Awaitable[ContextBlock | None]],
@@ -548,7 +568,12 @@ class Project:
             if block is None or count is None:
                 return block
             real = await count(block.comments + block.header)
-            self.token_ratio = min(3.0, max(0.5, real / max(1, block.tokens_estimate)))
+            # Recalibrated only when the block is over the cap or well under it: a ratio that
+            # moved with every count made every rebuild a slightly different block (measured
+            # on email/headerregistry.py: 3 rebuilds at one place, 3 different blocks), and
+            # each a cold prompt.
+            if real > self.max_tokens or real < RECALIBRATE_BELOW * self.max_tokens:
+                self.token_ratio = min(3.0, max(0.5, real / max(1, block.tokens_estimate)))
             block = attrs.evolve(block, tokens=real)
             if real <= self.max_tokens or attempt == 2:
                 return block
@@ -557,6 +582,7 @@ class Project:
 
 
 MAX_HEADER_LINES = 24
+RECALIBRATE_BELOW = 0.9  # of the cap: a block this full keeps the token ratio it was built with
 
 
 def import_header(source: str, max_tokens: int) -> tuple[str, int]:

@@ -84,6 +84,7 @@ class AutocompleteFeature(Feature):
         self._prefill_wanted: str | None = None  # a document whose prefill waits for a generation to end
         self._published: tuple[str, str | None] | None = None  # the state last shown in tinyarms.status
         self.cursor_counts: Counter[str] = Counter()  # tinyarms/cursorMoved and far edits: what became of them
+        self.context_counts: Counter[str] = Counter()  # rebuilds of a block: changed or the same
         self._last_line: dict[str, int] = {}  # document -> line of its last edit or completion
         self._active: str | None = None  # the document the user works in
         self._refresh_timer: asyncio.TimerHandle | None = None
@@ -245,6 +246,7 @@ class AutocompleteFeature(Feature):
             "active_tokens_estimate": active.tokens_estimate if active else 0,
             "active_tokens": active.tokens if active else 0,  # the model's tokenizer, once counted
             "last_used_tokens_estimate": self._block_used.tokens_estimate if self._block_used else 0,
+            "rebuilds": dict(self.context_counts),
         }
 
     async def _progress_begin(self, title: str) -> str | None:
@@ -446,6 +448,8 @@ class AutocompleteFeature(Feature):
                 log.exception("autocomplete: context for %s not built", uri)
                 return
         changed = uri not in self.project.blocks or self.project.blocks[uri] != block
+        if uri in self.project.blocks:  # a rebuilt block: changed, it is a cold prompt again
+            self.context_counts["rebuilt_" + ("changed" if changed else "same")] += 1
         self.project.blocks[uri] = block
         if self.model is not None:
             self._publish_state(self.model.state, self.model.error)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gzip
 import json
 import os
@@ -834,21 +835,23 @@ async def context_replay(
     for context in contexts:
         for on_cursor in (False, True):
             condition = f"{'with' if context else 'without'}_context_cursor_prefill_{'on' if on_cursor else 'off'}"
-            out[condition] = await _replay_condition(spec, targets, spots, per_spot, read_s, pauses, context, on_cursor)
+            plan = ReplayPlan(targets, spots, per_spot, read_s, pauses)
+            out[condition] = await _replay_condition(spec, plan, context, on_cursor)
             print(f"{condition}: {json.dumps(out[condition])}", file=sys.stderr, flush=True)
     return out
 
 
-async def _replay_condition(
-    spec: str,
-    targets: list[tuple[Path, list[Path]]],
-    spots: int,
-    per_spot: int,
-    read_s: float,
-    pauses: list[float],
-    context: bool,
-    on_cursor: bool,
-) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class ReplayPlan:
+    targets: list[tuple[Path, list[Path]]]
+    spots: int
+    per_spot: int
+    read_s: float
+    pauses: list[float]
+
+
+async def _replay_condition(spec: str, plan: ReplayPlan, context: bool, on_cursor: bool) -> dict[str, Any]:
+    targets, spots, per_spot, read_s, pauses = plan.targets, plan.spots, plan.per_spot, plan.read_s, plan.pauses
     by_pause: dict[float, list[dict[str, Any]]] = {pause: [] for pause in pauses}
     reasons: dict[float, Counter[str]] = {pause: Counter() for pause in pauses}
     blocks = []

@@ -3,6 +3,7 @@ buffer, imported definitions (with a hostile workspace), the cap, the prompt lay
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -332,3 +333,55 @@ async def test_a_new_files_prefill_supersedes_an_older_one() -> None:
     await asyncio.sleep(0.01)
     assert child.started == ["a = 1\n", "b = 2\n"]
     assert engine.counts["prefill_superseded"] == 1 and engine.counts["prefill_done"] == 1
+
+
+async def test_a_rebuilt_block_stays_the_same_unless_the_new_place_needs_more() -> None:
+    """Every changed block is a cold prompt (~500 tokens, ~2 s on one thread). On a real
+    package file (the stdlib's email/headerregistry.py, its imports opened), counted by
+    Gemma's tokenizer: rebuilding at the same place gives the same block (the token ratio
+    holds; it used to move with each count and change the block each time), and moving to
+    a place whose names the block already defines keeps it; a place that uses a name the
+    block lacks gets a new one that has it."""
+    import sysconfig
+
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from tinyarms.models.sources import resolve
+
+    vocab = llama_cpp.Llama(str(resolve("embedded:gemma3-270m")), vocab_only=True, verbose=False)
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    target = stdlib / "email" / "headerregistry.py"
+    source = target.read_text(encoding="utf-8")
+    project = context.Project(max_tokens=512)
+    project.set_roots([stdlib])
+    for name in ("_header_value_parser.py", "utils.py", "errors.py"):
+        other = stdlib / "email" / name
+        project.ring.add(other.as_uri(), f"email/{name}", other.read_text(encoding="utf-8").split("\n"), 0)
+    uri = target.as_uri()
+
+    async def count(text: str) -> int:
+        return len(vocab.tokenize(text.encode(), add_bos=False))
+
+    async def block_at(focus: int) -> context.ContextBlock:
+        built = await project.measured(lambda: asyncio.to_thread(project.build, uri, target, source, {}, focus), count)
+        assert built is not None and built.tokens is not None and built.tokens <= 512
+        project.blocks[uri] = built
+        return built
+
+    lines = source.split("\n")
+    first = await block_at(100)
+    assert [await block_at(100) for _ in range(3)] == [first] * 3
+    # Every place whose nearby names the block already defines keeps it, the others change it.
+    kept = changed = 0
+    definitions = context.Definitions([stdlib], lambda p: None)
+    for focus in range(140, len(lines), 60):
+        before = project.blocks[uri]
+        near = definitions.ranked(source, target, focus, near_only=True)
+        covered = all(any(text in body for _, body in before.files) for _, text in near)
+        after = await block_at(focus)
+        if covered:
+            assert after == before, focus
+            kept += 1
+        else:
+            assert after != before and any(text in body for _, body in after.files for _, text in near[:1]), focus
+            changed += 1
+    assert kept and changed, (kept, changed)

@@ -24,9 +24,11 @@ Project context (issue 15), all on code the project did not write (the standard 
    prompt (greedy, stop at newline); both see the same 1000 characters.
 7. Typing replay over LSP on package files with the files they import opened first: with
    vs without context, and prefill at a new place (prefill_on_cursor) on vs off (four
-   servers, same keystrokes). At each new place the editor sends tinyarms/cursorMoved and
-   the user pauses before typing; each pause (--pauses, default 0, 0.5, 1, 2 s) is
-   reported on its own, so the dependence on it shows.
+   servers, same keystrokes; on and off run side by side, each place typed in one and
+   then the other, so the load of a shared machine falls on both alike). At each new
+   place the editor sends tinyarms/cursorMoved and the user pauses before typing; each
+   pause (--pauses, default 0, 0.5, 1, 2 s) is reported on its own, so the dependence on
+   it shows.
 8. First completion after didOpen with prefill on vs off: the file's imports open first,
    the file opened, a reading pause, then typing every 100 ms until the first non-empty
    answer; and the latency of a keystroke sent while a prefill runs.
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import gzip
 import json
@@ -820,7 +823,7 @@ async def context_replay(
     contexts: tuple[bool, ...] = (False, True),
 ) -> dict[str, Any]:
     """7: the same keystrokes with and without context, and with prefill at a new place
-    (prefill_on_cursor) on and off: one server each. After a file is opened the user reads
+    (prefill_on_cursor) on and off: one server each, on and off side by side. After a file is opened the user reads
     for `read_s` (the didOpen prefill's time), then, for each pause in `pauses`, moves to
     `spots` new places (the editor sends tinyarms/cursorMoved), waits that pause and types
     `per_spot` consecutive lines there with no pause between keystrokes. Each pause has its
@@ -833,11 +836,11 @@ async def context_replay(
         "lines_per_place": per_spot,
     }
     for context in contexts:
-        for on_cursor in (False, True):
-            condition = f"{'with' if context else 'without'}_context_cursor_prefill_{'on' if on_cursor else 'off'}"
-            plan = ReplayPlan(targets, spots, per_spot, read_s, pauses)
-            out[condition] = await _replay_condition(spec, plan, context, on_cursor)
-            print(f"{condition}: {json.dumps(out[condition])}", file=sys.stderr, flush=True)
+        pair = await _replay_pair(spec, ReplayPlan(targets, spots, per_spot, read_s, pauses), context)
+        for name, summary in pair.items():
+            condition = f"{'with' if context else 'without'}_context_{name}"
+            out[condition] = summary
+            print(f"{condition}: {json.dumps(summary)}", file=sys.stderr, flush=True)
     return out
 
 
@@ -850,49 +853,77 @@ class ReplayPlan:
     pauses: list[float]
 
 
-async def _replay_condition(spec: str, plan: ReplayPlan, context: bool, on_cursor: bool) -> dict[str, Any]:
+class _Tally:
+    """One server's records and engine counts, by pause."""
+
+    def __init__(self, pauses: list[float]) -> None:
+        self.by_pause: dict[float, list[dict[str, Any]]] = {pause: [] for pause in pauses}
+        self.counts: dict[float, Counter[str]] = {pause: Counter() for pause in pauses}
+        self.blocks: list[dict[str, Any]] = []
+
+    def summary(self, state: dict[str, Any]) -> dict[str, Any]:
+        def kind(pause: float, prefix: str) -> dict[str, int]:
+            return {k: v for k, v in sorted(self.counts[pause].items()) if k.startswith(prefix)}
+
+        return {
+            **replay_summary([r for records in self.by_pause.values() for r in records]),
+            "context_tokens": self.blocks,  # the block of each file: estimated, and by the model's tokenizer
+            "by_pause": {
+                str(pause): {
+                    **replay_summary(records),
+                    # Why a keystroke got nothing (engine counts): no token before the deadline,
+                    # the model ended the line there, or post-processing removed what it wrote.
+                    "empty_reasons": kind(pause, "empty_"),
+                    "answer_sources": kind(pause, "answer_"),
+                    "prefills": kind(pause, "prefill_"),
+                }
+                for pause, records in self.by_pause.items()
+            },
+            "cursor": (state.get("prefill") or {}).get("cursor", {}),
+            "context_rebuilds": (state.get("context") or {}).get("rebuilds", {}),
+        }
+
+
+async def _replay_pair(spec: str, plan: ReplayPlan, context: bool) -> dict[str, dict[str, Any]]:
+    """prefill_on_cursor off and on, two servers at once, each place typed in one and then
+    the other (the order alternating): load that comes and goes on a shared machine falls
+    on both alike, where one server after the other measured two different machines."""
     targets, spots, per_spot, read_s, pauses = plan.targets, plan.spots, plan.per_spot, plan.read_s, plan.pauses
-    by_pause: dict[float, list[dict[str, Any]]] = {pause: [] for pause in pauses}
-    reasons: dict[float, Counter[str]] = {pause: Counter() for pause in pauses}
-    blocks = []
-    async with Session(spec, {"context": context, "prefill_on_cursor": on_cursor}) as session:
+    names = ("cursor_prefill_off", "cursor_prefill_on")
+    tallies = {name: _Tally(pauses) for name in names}
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = {
+            name: await stack.enter_async_context(Session(spec, {"context": context, "prefill_on_cursor": on}))
+            for name, on in zip(names, (False, True), strict=True)
+        }
         for target, others in targets:
-            for other in others:
-                session.open(other)
             lines = target.read_text(encoding="utf-8").split("\n")
-            uri = session.open(target)
-            built = await session.built(uri)
-            blocks.append({"estimate": built.get("active_tokens_estimate", 0), "real": built.get("active_tokens")})
+            uris = {}
+            for name, session in sessions.items():
+                for other in others:
+                    session.open(other)
+                uris[name] = session.open(target)
+            for name, session in sessions.items():
+                built = await session.built(uris[name])
+                tallies[name].blocks.append(
+                    {"estimate": built.get("active_tokens_estimate", 0), "real": built.get("active_tokens")}
+                )
             await asyncio.sleep(read_s)
             places = pick_spots(lines, spots * len(pauses), per_spot)
+            turn = 0
             for index, pause in enumerate(pauses):
-                before = Counter((await session.state()).get("counts", {}))
                 for place in places[index :: len(pauses)]:
-                    for position, number in enumerate(place):
-                        # The first line of a place: the user moved there; the next ones follow on.
-                        arrive = pause if position == 0 else None
-                        by_pause[pause] += await session.type_line(uri, lines, number, arrive_s=arrive)
-                after = Counter((await session.state()).get("counts", {}))
-                reasons[pause] += after - before
-        state = await session.state()
-    records = [r for pause in pauses for r in by_pause[pause]]
-    return {
-        **replay_summary(records),
-        "context_tokens": blocks,  # the block of each file: estimated, and by the model's tokenizer
-        "by_pause": {
-            str(pause): {
-                **replay_summary(by_pause[pause]),
-                # Why a keystroke got nothing (engine counts): no token before the deadline,
-                # the model ended the line there, or post-processing removed what it wrote.
-                "empty_reasons": {k: v for k, v in sorted(reasons[pause].items()) if k.startswith("empty_")},
-                "answer_sources": {k: v for k, v in sorted(reasons[pause].items()) if k.startswith("answer_")},
-                "prefills": {k: v for k, v in sorted(reasons[pause].items()) if k.startswith("prefill_")},
-            }
-            for pause in pauses
-        },
-        "cursor": (state.get("prefill") or {}).get("cursor", {}),
-        "context_rebuilds": (state.get("context") or {}).get("rebuilds", {}),
-    }
+                    order = names if turn % 2 == 0 else names[::-1]
+                    turn += 1
+                    for name in order:
+                        session, tally = sessions[name], tallies[name]
+                        before = Counter((await session.state()).get("counts", {}))
+                        for position, number in enumerate(place):
+                            # The first line of a place: the user moved there; the next ones follow on.
+                            arrive = pause if position == 0 else None
+                            tally.by_pause[pause] += await session.type_line(uris[name], lines, number, arrive_s=arrive)
+                        tally.counts[pause] += Counter((await session.state()).get("counts", {})) - before
+        return {name: tallies[name].summary(await sessions[name].state()) for name in names}
 
 
 async def first_completion(spec: str, targets: list[tuple[Path, list[Path]]], pause_s: float) -> dict[str, Any]:

@@ -736,7 +736,7 @@ def test_cursor_moves_reach_the_server_as_tinyarms_cursor_moved(session: NvimSes
     """The client tells the server where the cursor settles (autocomplete prefills there):
     once per rest, not per key, and not at all with vim.g.tinyarms_cursor_prefill = false."""
     back_to_app(session)
-    session.nvim.input("<Esc>gg")
+    session.nvim.input("<Esc>gg0")
     session.wait_for("vim.api.nvim_win_get_cursor(0)[1] == 1", 5, "the first line")
     time.sleep(0.3)
     session.lua("require('tinyarms.cursor').sent = {}")
@@ -746,9 +746,9 @@ def test_cursor_moves_reach_the_server_as_tinyarms_cursor_moved(session: NvimSes
     session.wait_for("#require('tinyarms.cursor').sent >= 1", 5, "a tinyarms/cursorMoved")
     time.sleep(0.3)
     sent = session.lua("return require('tinyarms.cursor').sent")
-    row = session.lua("return vim.api.nvim_win_get_cursor(0)[1]")
+    row, column = session.lua("return vim.api.nvim_win_get_cursor(0)")
     assert len(sent) == 1 and sent[0]["line"] == row - 1 == 5, sent
-    assert sent[0]["uri"].endswith("/app.py") and sent[0]["character"] == 0, sent
+    assert sent[0]["uri"].endswith("/app.py") and sent[0]["character"] == column, (sent, column)
     cursor = session.lua(
         "local client = vim.lsp.get_clients({ name = 'tinyarms' })[1]\n"
         "local reply = client:request_sync('workspace/executeCommand', { command = 'tinyarms.status' }, 10000, 0)\n"

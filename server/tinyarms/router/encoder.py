@@ -3,10 +3,15 @@
 Two backends, one model:
 - `onnx-int8` (default) and `onnx`: the sentence-transformers model exported once to ONNX
   (int8-quantised weights, per channel, for `onnx-int8`) into the tinyarms cache, then run with
-  onnxruntime on one thread. Inputs are padded to a few fixed lengths (16/32/64/128
-  tokens), one exported graph per length: a traced graph with a fixed shape is exact,
-  and a short query pays only for 16 tokens. Exporting needs torch and onnx, once;
-  running needs only onnxruntime and tokenizers, so start-up skips the torch import.
+  onnxruntime on one thread. One graph with a dynamic sequence length, and each query runs at
+  its own length, unpadded (at most 128 tokens). The cost is about 0.9 ms plus 0.25 ms a token
+  here, so padding to fixed lengths (16/32/64/128, the previous export) made a median English
+  request (14 tokens) pay for 16 and one of 17 for 32. Unpadded: MiniLM's p50 6.2 -> 5.0 ms and
+  p95 13.1 -> 9.4 ms on the router's timing requests, at load 4. It is also more faithful: with
+  int8 activations quantised per tensor, the padded positions moved the embedding (cosine to
+  the fp32 model: median 0.9926 unpadded against 0.9924 padded, worst 0.963 against 0.952).
+  Exporting needs torch and onnx, once; running needs only onnxruntime and tokenizers, so
+  start-up skips the torch import.
 - `torch`: sentence-transformers itself (the reference; slower per query).
 
 Vectors are L2-normalised float32. `cached_encode` keeps the route utterances' vectors on
@@ -31,8 +36,8 @@ log = logging.getLogger(__name__)
 Backend = Literal["onnx-int8", "onnx", "torch"]
 BACKENDS: tuple[str, ...] = ("onnx-int8", "onnx", "torch")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-EXPORT_VERSION = 2  # bump when the export changes, so caches are rebuilt
-LENGTHS = (16, 32, 64, 128)  # longer queries are truncated: the intent is in the first 128 tokens
+EXPORT_VERSION = 3  # bump when the export changes, so caches are rebuilt
+MAX_TOKENS = 128  # longer queries are truncated: the intent is in the first 128 tokens
 
 
 class EncoderError(Exception):
@@ -81,7 +86,7 @@ class TorchEncoder:
 
         torch.set_num_threads(threads)
         self.model = SentenceTransformer(str(path), device="cpu")
-        self.model.max_seq_length = LENGTHS[-1]
+        self.model.max_seq_length = MAX_TOKENS
         self.key = _model_key(path, "torch")
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -96,19 +101,16 @@ class OnnxEncoder:
 
         backend = "onnx-int8" if quantized else "onnx"
         self.key = _model_key(path, backend)
-        folder = cache_dir() / "onnx" / self.key
-        files = _onnx_files(folder)
-        if not all(f.is_file() for f in files.values()):
-            _export(path, folder, quantized)
+        graph = _onnx_file(cache_dir() / "onnx" / self.key)
+        if not graph.is_file():
+            _export(path, graph, quantized)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.sessions = {
-            n: ort.InferenceSession(str(f), options, providers=["CPUExecutionProvider"]) for n, f in files.items()
-        }
+        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        self.tokenizer.enable_truncation(LENGTHS[-1])
+        self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.no_padding()
         self._lock = threading.Lock()  # tokenizers/onnxruntime are thread-safe, but keep one query at a time
 
@@ -116,18 +118,14 @@ class OnnxEncoder:
         rows: list[np.ndarray] = []
         with self._lock:
             for text in texts:
-                ids = self.tokenizer.encode(text).ids
-                n = next(n for n in LENGTHS if len(ids) <= n)
-                input_ids = np.zeros((1, n), dtype=np.int64)
-                mask = np.zeros((1, n), dtype=np.int64)
-                input_ids[0, : len(ids)] = ids
-                mask[0, : len(ids)] = 1
-                rows.append(self.sessions[n].run(None, {"input_ids": input_ids, "attention_mask": mask})[0][0])
+                input_ids = np.array([self.tokenizer.encode(text).ids], dtype=np.int64)
+                mask = np.ones_like(input_ids)
+                rows.append(self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0][0])
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
 
 
-def _onnx_files(folder: Path) -> dict[int, Path]:
-    return {n: folder / f"len{n}.onnx" for n in LENGTHS}
+def _onnx_file(folder: Path) -> Path:
+    return folder / "model.onnx"
 
 
 def export_needed(model: str = DEFAULT_MODEL, backend: str = "onnx-int8") -> bool:
@@ -135,11 +133,11 @@ def export_needed(model: str = DEFAULT_MODEL, backend: str = "onnx-int8") -> boo
     if backend == "torch":
         return False
     path = resolve_model(model)
-    return not all(f.is_file() for f in _onnx_files(cache_dir() / "onnx" / _model_key(path, backend)).values())
+    return not _onnx_file(cache_dir() / "onnx" / _model_key(path, backend)).is_file()
 
 
-def _export(path: Path, folder: Path, quantized: bool) -> None:
-    """Trace the model at each fixed length to ONNX (and quantise), once, atomically."""
+def _export(path: Path, graph: Path, quantized: bool) -> None:
+    """Trace the model to ONNX with a dynamic sequence length (and quantise), once, atomically."""
     import tempfile
 
     try:
@@ -149,7 +147,7 @@ def _export(path: Path, folder: Path, quantized: bool) -> None:
     except ImportError as exc:
         raise EncoderError(f"exporting the encoder to ONNX needs torch, transformers and onnx: {exc}") from exc
 
-    log.info("exporting %s to ONNX in %s (once)", path, folder)
+    log.info("exporting %s to ONNX as %s (once)", path, graph)
     model = AutoModel.from_pretrained(str(path), attn_implementation="eager").eval()
 
     class Pooled(torch.nn.Module):
@@ -165,27 +163,23 @@ def _export(path: Path, folder: Path, quantized: bool) -> None:
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(mean, dim=-1)
 
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        for n in LENGTHS:
-            ids = torch.zeros((1, n), dtype=torch.long)
-            ids[0, :3] = torch.tensor([101, 7592, 102])  # [CLS] hello [SEP], then padding
-            mask = (ids != 0).long()
-            raw = Path(tmp) / f"len{n}.fp32.onnx"
-            with torch.inference_mode(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # tracer warnings about shapes: every length is its own graph
-                torch.onnx.export(
-                    Pooled(), (ids, mask), str(raw), input_names=["input_ids", "attention_mask"],
-                    output_names=["embedding"], opset_version=17, dynamo=False,
-                )  # fmt: skip
-            final = Path(tmp) / f"len{n}.onnx"
-            if quantized:
-                # Per-channel scales: cosine to fp32 0.992 (per-tensor: 0.962, which cost ~2 points accuracy).
-                quantize_dynamic(str(raw), str(final), weight_type=QuantType.QInt8, per_channel=True)
-            else:
-                raw.replace(final)
-        for n in LENGTHS:
-            (Path(tmp) / f"len{n}.onnx").replace(folder / f"len{n}.onnx")
+    graph.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=graph.parent) as tmp:
+        ids = torch.tensor([[101, 7592, 102]])  # [CLS] hello [SEP]; the length axis stays dynamic
+        raw, final = Path(tmp) / "model.fp32.onnx", Path(tmp) / "model.onnx"
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings
+            torch.onnx.export(
+                Pooled(), (ids, torch.ones_like(ids)), str(raw), input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"], opset_version=17, dynamo=False,
+                dynamic_axes={"input_ids": {1: "tokens"}, "attention_mask": {1: "tokens"}},
+            )  # fmt: skip
+        if quantized:
+            # Per-channel scales: cosine to fp32 0.992 (per-tensor: 0.962, which cost ~2 points accuracy).
+            quantize_dynamic(str(raw), str(final), weight_type=QuantType.QInt8, per_channel=True)
+        else:
+            raw.replace(final)
+        final.replace(graph)
 
 
 class UseEncoder:

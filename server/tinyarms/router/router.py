@@ -190,18 +190,20 @@ class Router:
         both = self.config.router.combine == "average"
         second_rows = np.arange(len(clean)) if both else np.flatnonzero(~english)
         first_rows = np.flatnonzero(english)
+        second_part = [clean[i] for i in second_rows]
         pending = None
-        if len(second_rows):
-            part = [clean[i] for i in second_rows]
-            pending = self._pool().submit(self._encode, self.multilingual, part)
+        if len(second_rows) and len(first_rows):  # both encoders: the second on the worker thread meanwhile
+            pending = self._pool().submit(self._encode, self.multilingual, second_part)
         first = np.zeros((len(clean), len(self.classifier.labels)), dtype=np.float32)
         if len(first_rows):
             part = [clean[i] for i in first_rows]
             first[first_rows] = self.classifier.probabilities(self._encode(self.encoder, part), part)
         second = np.zeros_like(first)
-        if pending is not None:
-            part = [clean[i] for i in second_rows]
-            second[second_rows] = self.multilingual_classifier.probabilities(pending.result(), part)  # same labels
+        if len(second_rows):
+            # Alone (a request not in English under "switch"), the second encoder runs right here: the
+            # hand-off to the worker thread doubled its wait (7.8 ms against 3.7 ms encoding, p50).
+            vectors = pending.result() if pending is not None else self._encode(self.multilingual, second_part)
+            second[second_rows] = self.multilingual_classifier.probabilities(vectors, second_part)  # same labels
         return self.classifier.labels, self.combine(first, second, english)
 
     def combine(self, first: np.ndarray, second: np.ndarray, english: np.ndarray) -> np.ndarray:

@@ -47,6 +47,7 @@ async def start(tmp: Path, client: str, config_text: str) -> LanguageClient:
         )
     )
     lsp.client_name = client  # type: ignore[attr-defined]
+    lsp.state_dir = Path(env["XDG_STATE_HOME"]) / "tinyarms"  # type: ignore[attr-defined]
     await wait_ready(lsp, timeout=300)
     return lsp
 
@@ -70,8 +71,19 @@ def _text(result: Any) -> str:
 
 async def suggest(lsp: LanguageClient, uri: str, position: types.Position) -> str:
     """Ask for a completion the way the client does and return its text ("" for none)."""
+    return _text(await ask(lsp, uri, position))
+
+
+async def ask(lsp: LanguageClient, uri: str, position: types.Position) -> Any:
+    """The whole answer (an InlineCompletionList or a CompletionList)."""
     method, params = _params(lsp, uri, position)
-    return _text(await lsp.protocol.send_request_async(method, params))
+    return await lsp.protocol.send_request_async(method, params)
+
+
+def feedback_records(lsp: LanguageClient) -> list[dict[str, Any]]:
+    """The server's acceptance records (autocomplete.jsonl in its state dir)."""
+    path = lsp.state_dir / "autocomplete.jsonl"  # type: ignore[attr-defined]
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
 def send(lsp: LanguageClient, uri: str, position: types.Position) -> asyncio.Future[Any]:

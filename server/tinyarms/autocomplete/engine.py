@@ -69,6 +69,14 @@ class CompletionRequest:
 
 
 @attrs.frozen
+class Answering:
+    """Yielded by a remote tier's stream before its first piece (remote.py): that tier's model,
+    not the local one, answers this generation; completions and acceptance records name it."""
+
+    model: str
+
+
+@attrs.frozen
 class Completion:
     text: str
     elapsed_ms: float
@@ -88,6 +96,7 @@ class Generation:
         self.done = False
         self.reason = ""
         self.stats: dict[str, Any] = {}
+        self.model: str | None = None  # the remote tier's model when it answered (else the engine's)
         self.task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
@@ -158,10 +167,10 @@ class CompletionEngine:
     def running(self) -> bool:
         return self.current is not None and not self.current.done
 
-    def _answer(self, text: str, started: float, source: str) -> Completion:
+    def _answer(self, text: str, started: float, source: str, model: str | None = None) -> Completion:
         self.counts["answer_" + source] += 1
         elapsed = (time.perf_counter() - started) * 1000
-        return Completion(text, round(elapsed, 2), self.model_name, self.template.name, source)
+        return Completion(text, round(elapsed, 2), model or self.model_name, self.template.name, source)
 
     def _prompt(self, request: CompletionRequest) -> Prompt:
         # Latency-bound: keep the previous prompt start (warm KV cache) or start small.
@@ -219,10 +228,10 @@ class CompletionEngine:
                 text = postprocess.clean(rest, prompt, multiline=multiline)
                 if not text:
                     self.counts["empty_cleaned"] += 1
-                return self._answer(text, started, "cache")
+                return self._answer(text, started, "cache", generation.model)
             if generation.done:
                 self.counts["empty_ended"] += 1
-                return self._answer("", started, "cache")  # the model says the line ends here
+                return self._answer("", started, "cache", generation.model)  # the model says the line ends here
             # The user caught up with a live generation: wait for its next tokens.
             return await self._wait(generation, prompt, multiline, deadline, started, "speculation")
 
@@ -261,11 +270,11 @@ class CompletionEngine:
         text = postprocess.clean(rest, prompt, multiline=multiline)
         if not text:  # why nothing is shown: no token yet, the model ended the line, or cleaned away
             self.counts["empty_" + ("cleaned" if rest.strip() else "ended" if generation.done else "deadline")] += 1
-        return self._answer(text, started, source)
+        return self._answer(text, started, source, generation.model)
 
     def _fim(
         self, segments: list[tuple[str, str]], multiline: bool, request: CompletionRequest
-    ) -> AsyncIterator[str | CompletionResult]:
+    ) -> AsyncIterator[str | CompletionResult | Answering]:
         """Where a generation's text comes from: the local model, or the remote tier first."""
 
         def local() -> AsyncIterator[str | CompletionResult]:
@@ -280,7 +289,9 @@ class CompletionEngine:
     ) -> None:
         try:
             async for item in self._fim(segments, multiline, request):
-                if isinstance(item, CompletionResult):
+                if isinstance(item, Answering):
+                    generation.model = item.model
+                elif isinstance(item, CompletionResult):
                     generation.stats = item.stats
                     self.last_stats = item.stats
                     if item.stop_reason != "cancelled":

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import httpx
 
+from tinyarms.autocomplete.engine import Answering
 from tinyarms.autocomplete.engine import _clean_text as _clean
 from tinyarms.autocomplete.prompt import build
 from tinyarms.autocomplete.templates import FimTemplate
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Item = str | CompletionResult
+Item = str | CompletionResult | Answering
 MAX_TOKENS = 24  # one line, as the local engine
 MAX_TOKENS_BLOCK = 64
 COOLDOWN_NOW = frozenset({"connect", "http", "server", "missing_key", "malformed"})  # not worth a retry soon
@@ -177,6 +178,7 @@ class RemoteFim:
             raise
         self.slow_in_a_row = 0
         self.counts["remote"] += 1
+        yield Answering(self.tier.model or self.name)
         first_ms = _ms(started)
         text = ""
         try:

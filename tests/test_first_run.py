@@ -27,4 +27,4 @@ def test_first_export_says_one_line_and_nothing_from_libraries(tmp_path: Path) -
     lines = done.stderr.splitlines()
     assert lines[0] == "preparing the router encoder, once: about a minute", done.stderr
     assert len(lines) == 2 and lines[1].strip().startswith("done in "), done.stderr
-    assert list((tmp_path / "fresh-cache" / "tinyarms" / "router" / "onnx").glob("*/len128.onnx"))
+    assert list((tmp_path / "fresh-cache" / "tinyarms" / "router" / "onnx").glob("*/model.onnx"))

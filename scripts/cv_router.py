@@ -55,18 +55,24 @@ def concat(weight: float, **kwargs: Any) -> Variant:
     return run
 
 
+def groups_of(labels: list[str], size: int = 6) -> np.ndarray:
+    """Runs of up to `size` consecutive rows of one label: a writer's near-paraphrases stay together."""
+    groups, last, run, group = [], None, 0, -1
+    for label in labels:
+        if label != last or run == size:
+            group, run, last = group + 1, 0, label
+        groups.append(group)
+        run += 1
+    return np.array(groups)
+
+
 def folds_for(labels: list[str], scheme: str, k: int = 10, run: int = 6, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if scheme == "random":
         return rng.permutation(len(labels)) % k
-    groups, last, size, group = [], None, 0, -1
-    for label in labels:
-        if label != last or size == run:
-            group, size, last = group + 1, 0, label
-        groups.append(group)
-        size += 1
-    group_fold = rng.permutation(group + 1) % k
-    return group_fold[np.array(groups)]
+    groups = groups_of(labels, run)
+    group_fold = rng.permutation(int(groups.max()) + 1 if len(groups) else 0) % k
+    return group_fold[groups]
 
 
 def cross_validate(variant: Variant, texts: list[str], vecs: np.ndarray, labels: list[str], folds: np.ndarray,

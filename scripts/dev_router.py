@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "server"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from cv_router import groups_of  # noqa: E402  (scripts/cv_router.py: grouped folds)
 from prose_view import prose  # noqa: E402  (scripts/prose_view.py: an experiment, not in the router)
 from tinyarms.config import ConfigInputs, load_config  # noqa: E402
 from tinyarms.router import language  # noqa: E402
@@ -286,17 +287,6 @@ def main() -> int:
         report[f"augment_{copies}"] = entry
     print(json.dumps(report, indent=2))
     return 0
-
-
-def groups_of(labels: list[str], size: int = 6) -> np.ndarray:
-    """Runs of up to `size` consecutive rows of one label: a writer's near-paraphrases stay together."""
-    groups, last, run, group = [], None, 0, -1
-    for label in labels:
-        if label != last or run == size:
-            group, run, last = group + 1, 0, label
-        groups.append(group)
-        run += 1
-    return np.array(groups)
 
 
 def halves(encoders: dict[str, Encoder], texts: list[str], labels: list[str], dev_t: list[str], gold: list[str],

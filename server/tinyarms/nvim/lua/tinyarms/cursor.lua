@@ -10,7 +10,7 @@
 -- vim.g.tinyarms_cursor_prefill = false sends nothing.
 local M = {}
 
-M.sent = {} -- every notification sent ({ uri, line, character }), for tests
+M.sent = {} -- the last 1000 notifications sent ({ uri, line, character }), for tests
 local timers = {} -- bufnr -> uv timer
 local ticks = {} -- bufnr -> b:changedtick at the last move
 
@@ -21,6 +21,9 @@ local function send(client, bufnr)
   local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
   client:notify('tinyarms/cursorMoved', params)
   table.insert(M.sent, { uri = params.textDocument.uri, line = params.position.line, character = params.position.character })
+  if #M.sent > 1000 then
+    table.remove(M.sent, 1) -- a long session must not grow it without end
+  end
 end
 
 local function moved(client, bufnr)

@@ -11,7 +11,7 @@
 local M = {}
 
 M.FEEDBACK = 'tinyarms.autocomplete.feedback'
-M.sent = {} -- every event sent, for tests and :messages-free debugging
+M.sent = {} -- the last 1000 events sent, for tests and :messages-free debugging
 local shown = {} -- id -> true
 local partial = {} -- id -> characters accepted so far
 local final = {} -- id -> 'accepted' | 'dismissed': sent once
@@ -60,6 +60,9 @@ local function send(bufnr, id, event, accepted_length)
   end
   local argument = { id = id, event = event, accepted_length = accepted_length }
   table.insert(M.sent, argument)
+  if #M.sent > 1000 then
+    table.remove(M.sent, 1) -- one per suggestion shown: a long session must not grow it without end
+  end
   local client = vim.lsp.get_clients({ name = 'tinyarms', bufnr = bufnr })[1]
   local provider = client and client.server_capabilities.executeCommandProvider
   if not client or type(provider) ~= 'table' or not vim.list_contains(provider.commands or {}, M.FEEDBACK) then

@@ -41,6 +41,16 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, what: s
         time.sleep(0.3)
 
 
+def terminate(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server process: SIGTERM, then SIGKILL if it is still there after 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
 @define
 class Served:
     """One running `python -m llama_cpp.server`: its /v1 URL, its log (uvicorn's access log
@@ -56,12 +66,7 @@ class Served:
         return self.log.read_text(errors="replace").count(f'"POST {path} HTTP/1.1"')
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        terminate(self.process)
 
     def restart(self) -> None:
         """Start it again on the same port (a replica coming back), appending to the same log."""
@@ -153,12 +158,7 @@ class LlamaServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+            terminate(self.process)
         self.process = None
 
     def read_log(self) -> str:

@@ -493,17 +493,15 @@ async def quality_runs(
             for other in cross_file_holes.imported_files(path):  # opened before this file
                 project.ring.add(other.as_uri(), project.label(other, ""), other.read_text().split("\n"), 0)
             # The block as the server has it while the line is typed: built before it
-            # (the line empty but for its indentation), around that line.
+            # (the line empty but for its indentation).
             before = list(lines)
             before[hole["line"]] = lines[hole["line"]][: len(lines[hole["line"]]) - len(lines[hole["line"]].lstrip())]
             project.token_ratio = ratio  # as the server does: the cap in the model's own tokens
 
-            async def build(
-                project: Any = project, path: Path = path, before: list[str] = before, focus: int = hole["line"]
-            ) -> Any:
-                return project.build(path.as_uri(), path, "\n".join(before), {}, focus)
+            async def build(project: Any = project, path: Path = path, before: list[str] = before) -> Any:
+                return project.build(path.as_uri(), path, "\n".join(before), {})
 
-            block = await project.measured(build, count_tokens)
+            block = await project.measured(path.as_uri(), build, count_tokens)
             ratio = project.token_ratio
             defined = re.compile(rf"(def|class) {re.escape(hole['name'])}\b|^# {re.escape(hole['name'])}\s*[:=]", re.M)
             blocks.append((block, bool(block and defined.search(block.comments))))

@@ -88,27 +88,25 @@ def test_imports_resolve_to_signatures_and_docstring_lines(tmp_path: Path) -> No
     assert context.imports_of(broken)[0].names == ("Header", "LIMIT")
 
 
-def test_definitions_used_near_the_edit_rank_first_and_fill_the_cap(tmp_path: Path) -> None:
-    """Many imported names, a small cap: the ones the file uses near the last edit are
-    kept (and rendered last, nearest the code), then the ones it uses elsewhere; a module's
-    members rank by `alias.member` use."""
+def test_the_definitions_the_file_uses_most_rank_first_and_fill_the_cap(tmp_path: Path) -> None:
+    """Many imported names, a small cap: the ones the file uses most are kept (the most
+    used rendered last, nearest the code); a module's members rank by `alias.member` use."""
     lib = tmp_path / "lib.py"
     lib.write_text("".join(f"def func_{n}(value, other=None):\n    return value\n\n\n" for n in range(40)))
     (tmp_path / "tools.py").write_text("def unused():\n    ...\n\n\ndef picked(a, b):\n    ...\n")
     names = ", ".join(f"func_{n}" for n in range(40))
     body = ["x = func_7(1)"] * 3 + ["pass"] * 100 + ["y = func_31(2)", "z = tools.picked(1, 2)", ""]
     source = f"from lib import {names}\nimport tools\n\n" + "\n".join(body)
-    focus = source.count("\n")  # the last line
     definitions = context.Definitions([tmp_path], lambda p: None)
-    ranked = [text.split("(")[0] for _, text in definitions.ranked(source, tmp_path / "main.py", focus)]
-    assert ranked[:3] == ["def func_31", "def picked", "def func_7"], ranked[:5]
+    ranked = [text.split("(")[0] for _, text in definitions.ranked(source, tmp_path / "main.py")]
+    assert ranked[:3] == ["def func_7", "def func_31", "def picked"], ranked[:5]
     project = context.Project(max_tokens=80)
     project.set_roots([tmp_path])
-    block = project.build("file:///main.py", tmp_path / "main.py", source, {}, focus)
+    block = project.build("file:///main.py", tmp_path / "main.py", source, {})
     assert block is not None and block.tokens_estimate <= 80
     shown = [line[2:].split("(")[0] for line in block.comments.split("\n") if line.startswith("# def ")]
     assert 3 <= len(shown) < 10 and sorted(shown) == sorted(ranked[: len(shown)]), (shown, ranked)
-    assert block.comments.rindex("func_31") > block.comments.index("func_7"), block.comments
+    assert block.comments.rindex("func_7") > block.comments.index("func_31"), block.comments  # 3 uses against 1
     # The file's own imports, as written, for a window that starts below them; a statement
     # longer than a quarter of the cap is left out.
     assert (block.header, block.header_end) == ("import tools\n", 1)
@@ -252,7 +250,7 @@ def test_the_files_imports_go_before_a_window_that_starts_below_them(tmp_path: P
     source_lines = ["import headers", "", *body, "name, value = headers."]
     project = context.Project()
     project.set_roots([tmp_path])
-    block = project.build("file:///main.py", tmp_path / "main.py", "\n".join(source_lines), {}, len(source_lines) - 1)
+    block = project.build("file:///main.py", tmp_path / "main.py", "\n".join(source_lines), {})
     assert block is not None and block.header == "import headers\n" and block.header_end == 0
     engine = CompletionEngine(None, templates.PREFIX_ONLY, model_name="x", max_latency_ms=None)  # type: ignore[arg-type]
 
@@ -284,7 +282,7 @@ async def test_the_cap_holds_for_the_models_own_token_count(tmp_path: Path) -> N
     counted: list[int] = []
 
     async def build() -> context.ContextBlock | None:
-        return project.build("file:///uses.py", tmp_path / "uses.py", source, {}, 2)
+        return project.build("file:///uses.py", tmp_path / "uses.py", source, {})
 
     async def count(text: str) -> int:
         counted.append(len(vocab.tokenize(text.encode(), add_bos=False)))
@@ -292,10 +290,10 @@ async def test_the_cap_holds_for_the_models_own_token_count(tmp_path: Path) -> N
 
     unmeasured = await build()
     assert unmeasured is not None and count_now(vocab, unmeasured) > 512  # the estimate alone overshoots here
-    block = await project.measured(build, count)
+    block = await project.measured("file:///uses.py", build, count)
     assert block is not None and block.tokens == counted[-1] <= 512 < counted[0], counted
     assert project.token_ratio > 1.0
-    again = await project.measured(build, count)  # calibrated: fits at the first build
+    again = await project.measured("file:///uses.py", build, count)  # calibrated: fits at the first build
     assert again is not None and again.tokens is not None and 400 < again.tokens <= 512
 
 
@@ -335,53 +333,51 @@ async def test_a_new_files_prefill_supersedes_an_older_one() -> None:
     assert engine.counts["prefill_superseded"] == 1 and engine.counts["prefill_done"] == 1
 
 
-async def test_a_rebuilt_block_stays_the_same_unless_the_new_place_needs_more() -> None:
+async def test_a_block_stays_the_same_wherever_the_user_types_until_its_inputs_change(tmp_path: Path) -> None:
     """Every changed block is a cold prompt (~500 tokens, ~2 s on one thread). On a real
     package file (the stdlib's email/headerregistry.py, its imports opened), counted by
-    Gemma's tokenizer: rebuilding at the same place gives the same block (the token ratio
-    holds; it used to move with each count and change the block each time), and moving to
-    a place whose names the block already defines keeps it; a place that uses a name the
-    block lacks gets a new one that has it."""
+    Gemma's tokenizer: a line cleared and typed again at every 20th line, the block is the
+    same; it changes when a definition it shows is edited in its file, and when the file's
+    imports change."""
+    import shutil
     import sysconfig
 
     llama_cpp = pytest.importorskip("llama_cpp")
     from tinyarms.models.sources import resolve
 
     vocab = llama_cpp.Llama(str(resolve("embedded:gemma3-270m")), vocab_only=True, verbose=False)
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    target = stdlib / "email" / "headerregistry.py"
+    stdlib_email = Path(sysconfig.get_paths()["stdlib"]) / "email"
+    package = tmp_path / "email"
+    shutil.copytree(stdlib_email, package, ignore=shutil.ignore_patterns("__pycache__"))
+    target = package / "headerregistry.py"
     source = target.read_text(encoding="utf-8")
     project = context.Project(max_tokens=512)
-    project.set_roots([stdlib])
+    project.set_roots([tmp_path])
     for name in ("_header_value_parser.py", "utils.py", "errors.py"):
-        other = stdlib / "email" / name
+        other = package / name
         project.ring.add(other.as_uri(), f"email/{name}", other.read_text(encoding="utf-8").split("\n"), 0)
     uri = target.as_uri()
 
     async def count(text: str) -> int:
         return len(vocab.tokenize(text.encode(), add_bos=False))
 
-    async def block_at(focus: int) -> context.ContextBlock:
-        built = await project.measured(lambda: asyncio.to_thread(project.build, uri, target, source, {}, focus), count)
+    async def block_for(text: str) -> context.ContextBlock:
+        built = await project.measured(uri, lambda: asyncio.to_thread(project.build, uri, target, text, {}), count)
         assert built is not None and built.tokens is not None and built.tokens <= 512
-        project.blocks[uri] = built
         return built
 
+    first = await block_for(source)
     lines = source.split("\n")
-    first = await block_at(100)
-    assert [await block_at(100) for _ in range(3)] == [first] * 3
-    # Every place whose nearby names the block already defines keeps it, the others change it.
-    kept = changed = 0
-    definitions = context.Definitions([stdlib], lambda p: None)
-    for focus in range(140, len(lines), 60):
-        before = project.blocks[uri]
-        near = definitions.ranked(source, target, focus, near_only=True)
-        covered = all(any(text in body for _, body in before.files) for _, text in near)
-        after = await block_at(focus)
-        if covered:
-            assert after == before, focus
-            kept += 1
-        else:
-            assert after != before and any(text in body for _, body in after.files for _, text in near[:1]), focus
-            changed += 1
-    assert kept and changed, (kept, changed)
+    for number in range(60, len(lines), 20):  # the user clears a line there and types another (below the imports)
+        cleared = "\n".join([*lines[:number], "", *lines[number + 1 :]])
+        typed = "\n".join([*lines[:number], "        value = parser.get_address_list(text)", *lines[number + 1 :]])
+        assert await block_for(cleared) == first == await block_for(typed), number
+    # A definition the block shows, edited in its own file: the block follows it.
+    shown = next(text for label, text in first.files if label == "email/utils.py" and "def " in text)
+    name = shown.split("def ", 1)[1].split("(", 1)[0]
+    utils = package / "utils.py"
+    utils.write_text(utils.read_text(encoding="utf-8").replace(f"def {name}(", f"def {name}(extra_argument, ", 1))
+    edited = await block_for(source)
+    assert edited != first and f"def {name}(extra_argument, " in edited.comments
+    # The file's imports change: so does the block.
+    assert await block_for("import email.charset\n" + source) != edited

@@ -17,9 +17,10 @@ declaration snippets):
 The block is capped at `context_tokens` (estimated at 2 characters a token: Gemma 3 averages
 3.5-4 on ordinary code, but numbers cost a token a digit, and digit-heavy code measured 2.0:
 754 real tokens for a block estimated at 505 with 3 characters a token). Definitions come
-first (rendered last, nearest the file), then the newest chunks. It is rebuilt only when its
-inputs change, between bursts of typing (see features/autocomplete.py), so warm keystrokes
-keep the KV cache of the whole block: the block is the start of every prompt of the file.
+first (rendered last, nearest the file), then the newest chunks. The block is the start of
+every prompt of the file, so it stays in the KV cache while the user types and moves
+around: it depends on the file as a whole, never on the cursor's place, and is chosen
+again only when what it was chosen from changes (see `Project`).
 """
 
 from __future__ import annotations
@@ -294,36 +295,37 @@ class Definitions:
                 return self.lookup(target, original, depth + 1)
         return None
 
-    def for_file(self, source: str, path: Path, focus: int | None = None) -> list[tuple[Path, list[str]]]:
+    def for_file(self, source: str, path: Path) -> list[tuple[Path, list[str]]]:
         """(file, rendered definitions) for what `source` (the file at `path`) imports, each
         file's most relevant first (see `ranked`), files in order of their best one."""
         out: dict[Path, list[str]] = {}
-        for file, text in self.ranked(source, path, focus):
+        for file, text in self.ranked(source, path):
             out.setdefault(file, []).append(text)
         return list(out.items())
 
-    def ranked(
-        self, source: str, path: Path, focus: int | None = None, *, near_only: bool = False
-    ) -> list[tuple[Path, str]]:
+    def ranked(self, source: str, path: Path) -> list[tuple[Path, str]]:
         """(file, rendered definition) for what `source` imports, most relevant first:
-        names used near line `focus` (the last edit), then names used more often in the
-        file, then names imported but not used yet, then the other members of an imported
-        module. In the stdlib's `email`/`asyncio`/`http`/`httpx`/`attr` files, first-come
-        order left the definition a line used out of a 512-token block 4 times in 5.
-        `near_only`: only the names used near `focus`."""
-        usage = Usage(source, focus)
-        scored: dict[str, tuple[tuple[int, int, int], int, Path]] = {}  # text -> (score, order, file)
+        names the file uses more often, then names imported but not used yet, then the
+        other members of an imported module (at most MAX_NAMES a file, MAX_MODULE_DEFS of
+        them unused). In the stdlib's `email`/`asyncio`/`http`/`httpx`/`attr` files,
+        first-come order left the definition a line used out of a 512-token block 4 times in 5."""
+        return self.ranked_all(source, path)[0]
 
-        def offer(file: Path, text: str, score: tuple[int, int, int]) -> None:
+    def ranked_all(self, source: str, path: Path) -> tuple[list[tuple[Path, str]], set[str]]:
+        """`ranked`, and every definition text the imports offer (before the caps)."""
+        usage = Usage(source)
+        scored: dict[str, tuple[tuple[int, int], int, Path]] = {}  # text -> (score, order, file)
+
+        def offer(file: Path, text: str, score: tuple[int, int]) -> None:
             if text not in scored or scored[text][0] < score:
                 scored[text] = (score, scored[text][1] if text in scored else len(scored), file)
 
         def module(file: Path, binding: str) -> None:
             rendered, order = self.summary(file)
             for name in order:
-                if not name.startswith("_") or usage.attribute(binding, name)[1]:
-                    near, total = usage.attribute(binding, name)
-                    offer(file, rendered[name], (near, total, 0))
+                uses = usage.attributes[(binding, name)]
+                if not name.startswith("_") or uses:
+                    offer(file, rendered[name], (uses, 0))
 
         for item in imports_of(source):
             module_file = self.resolve(item.module, item.level, path)
@@ -338,52 +340,31 @@ class Definitions:
                 elif module_file is not None and module_file != path:
                     text = self.lookup(module_file, name)
                     if text:
-                        near, total = usage.name(binding)
-                        offer(module_file, text, (near, total, 1))
+                        offer(module_file, text, (usage.names[binding], 1))
         best = sorted(scored.items(), key=lambda item: (tuple(-x for x in item[1][0]), item[1][1]))
         per_file: Counter[Path] = Counter()
         result = []
         for text, (score, _, file) in best:
-            if near_only and not score[0]:
-                continue
             per_file[file] += 1
-            if per_file[file] <= MAX_NAMES and (score[0] or score[1] or per_file[file] <= MAX_MODULE_DEFS):
+            if per_file[file] <= MAX_NAMES and (score[0] or per_file[file] <= MAX_MODULE_DEFS):
                 result.append((file, text))
-        return result
-
-
-NEAR_LINES = 40  # a name used this close to the last edit ranks first
-FOCUS_MOVE_LINES = NEAR_LINES // 2  # the ranking follows the edits once they move this far
+        return result, set(scored)
 
 
 class Usage:
-    """How often a file uses each name (`name`) and attribute (`alias.name`), in all and
-    within NEAR_LINES of `focus`, import statements left out."""
+    """How often a file uses each name (`names`) and attribute (`attributes`: `alias.name`),
+    import statements left out."""
 
-    def __init__(self, source: str, focus: int | None) -> None:
+    def __init__(self, source: str) -> None:
         self.names: Counter[str] = Counter()
-        self.near_names: Counter[str] = Counter()
         self.attributes: Counter[tuple[str, str]] = Counter()
-        self.near_attributes: Counter[tuple[str, str]] = Counter()
         in_import = False
-        for number, line in enumerate(source.split("\n")):
+        for line in source.split("\n"):
             if in_import or _IMPORT_LINE.match(line):
                 in_import = "(" in line and ")" not in line if not in_import else ")" not in line
                 continue
-            near = focus is not None and abs(number - focus) <= NEAR_LINES
-            words = _NAME.findall(line)
-            pairs = _ATTRIBUTE.findall(line)
-            self.names.update(words)
-            self.attributes.update(pairs)
-            if near:
-                self.near_names.update(words)
-                self.near_attributes.update(pairs)
-
-    def name(self, name: str) -> tuple[int, int]:
-        return self.near_names[name], self.names[name]
-
-    def attribute(self, binding: str, name: str) -> tuple[int, int]:
-        return self.near_attributes[(binding, name)], self.attributes[(binding, name)]
+            self.names.update(_NAME.findall(line))
+            self.attributes.update(_ATTRIBUTE.findall(line))
 
 
 _NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
@@ -470,20 +451,46 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str]) ->
 # -- the block ------------------------------------------------------------------------------
 
 
+@attrs.frozen
+class Part:
+    """A file's block with what it was chosen from: kept for as long as those hold (the
+    same other files' chunks, the same imports and room, none of its definitions edited
+    since). Typing in the file and moving around in it change none of them."""
+
+    chunks: tuple[Chunk, ...]  # the ring buffer's chunks of other files, when chosen
+    imports: tuple[Import, ...]
+    room: int  # estimated tokens it was chosen for
+    files: tuple[tuple[str, str], ...]  # (label, text) in prompt order
+    definitions: frozenset[str]  # the definition texts it holds
+
+
 class Project:
-    """The ring buffer and the definitions of one workspace, and the block of each file."""
+    """The ring buffer and the definitions of one workspace, and the block of each file.
+
+    A changed block is a cold prompt: ~500 tokens, ~2 s on one thread. So a file's block
+    depends on the file as a whole (the definitions it uses most), not on where the cursor
+    is, and it is chosen again only when what it was chosen from changes (`Part`).
+    Measured on the typing replay (scripts/bench_autocomplete.py): a block re-ranked around
+    each new place changed at most of them and left 12-26% of keystrokes empty against 4%
+    without context; the definitions it gained put the line's name in the block for 1-4
+    more holes in 100 (cross-file holes, `definition_in_block_share` 0.681 file-wide,
+    0.693 with a near part, 0.718 re-ranked)."""
 
     def __init__(self, *, size: int = 16, chunk_lines: int = 32, max_tokens: int = 512) -> None:
         self.ring = RingBuffer(size, chunk_lines)
         self.max_tokens = max_tokens
-        # Real tokens per estimated one, from the model's tokenizer on the last block (see
-        # `measured`): 0.66-1.38 on stdlib and httpx code with Gemma 3, 1.17 on
-        # `helper_12_3`-style names, and it differs between tokenizers.
+        # Real tokens per estimated one, from the model's tokenizer (see `measured`), for
+        # each document and the last one measured (a new document starts from it):
+        # 0.66-1.38 on stdlib and httpx code with Gemma 3, 1.17 on `helper_12_3`-style
+        # names, and it differs between tokenizers. One ratio for all documents moved at
+        # each switch between two files and changed both blocks (measured in the replay).
         self.token_ratio = 1.0
+        self.ratios: dict[str, float] = {}
         self.roots: list[Path] = []
         self._definitions: Definitions | None = None
         self.blocks: dict[str, ContextBlock | None] = {}
-        self._focus: dict[str, int] = {}  # document -> the line its definitions were ranked around
+        self._parts: dict[str, Part] = {}  # document -> what its block was chosen from
+        self._counted: dict[str, int] = {}  # block text -> the model's token count
 
     def configure(self, *, size: int, chunk_lines: int, max_tokens: int) -> None:
         self.ring.size, self.ring.chunk_lines, self.max_tokens = size, chunk_lines, max_tokens
@@ -499,90 +506,167 @@ class Project:
     def label(self, path: Path | None, uri: str) -> str:
         return label_of(path, self.roots, uri.rsplit("/", 1)[-1])
 
-    def refocuses(self, uri: str, focus: int) -> bool:
-        """Whether a build with `focus` would rank `uri`'s definitions around a new line."""
-        kept = self._focus.get(uri)
-        return kept is None or abs(focus - kept) > FOCUS_MOVE_LINES
+    def forget(self, uri: str) -> None:
+        """A closed document: its block goes."""
+        self.blocks.pop(uri, None)
+        self._parts.pop(uri, None)
+        self.ratios.pop(uri, None)
 
-    def build(
-        self, uri: str, path: Path | None, source: str, open_texts: dict[Path, str], focus: int | None = None
-    ) -> ContextBlock | None:
+    def build(self, uri: str, path: Path | None, source: str, open_texts: dict[Path, str]) -> ContextBlock | None:
         """The block for `uri` now (CPU-bound: parses imported files; call off the loop).
-        `open_texts`: the editor's buffers by resolved path, read instead of the disk;
-        `focus`: the line of the last edit (definitions used near it rank first).
+        `open_texts`: the editor's buffers by resolved path, read instead of the disk.
         Without workspace folders, the file's own folder is the workspace."""
         roots = self.roots or ([path.parent.resolve()] if path else [])
         if self._definitions is None or self._definitions.roots != roots:
             self._definitions = Definitions(roots, lambda p: None)
         definitions = self._definitions
         definitions.read_open = open_texts.get
-        # A new focus only once the edits moved away, and only if the block lacks what is used
-        # there: a changed block is a cold prompt (~500 tokens, ~2 s to evaluate on 1 thread).
-        kept = self._focus.get(uri)
-        if focus is not None and (
-            kept is None
-            or (abs(focus - kept) > FOCUS_MOVE_LINES and not self._covers(uri, definitions, source, path, focus))
-        ):
-            self._focus[uri] = kept = focus
-        focus = kept
-        if len(self._focus) > 256:
-            self._focus.pop(next(iter(self._focus)))
-        found: list[tuple[str, str]] = []
+        imports: tuple[Import, ...] = ()
+        ranked: list[tuple[str, str]] = []  # (label, text), the most used in the file first
+        offered: set[str] = set()  # every definition the imports offer
         if path is not None and path.suffix in (".py", ".pyi"):
             try:
-                found = [(self.label(file, ""), text) for file, text in definitions.ranked(source, path, focus)]
+                imports = tuple(imports_of(source))
+                found, offered = definitions.ranked_all(source, path)
+                ranked = [(self.label(file, ""), text) for file, text in found]
             except (SyntaxError, ValueError, RecursionError, OSError) as exc:
                 log.debug("autocomplete: imports of %s not read: %s", path, exc)
-        budget = int(self.max_tokens / self.token_ratio)  # in estimated tokens
-        header, header_end = import_header(source, budget // 4) if found else ("", -1)
-        block = assemble(
-            self.label(path, uri),
-            found,
-            self.ring.others(uri),
-            max_tokens=budget - estimate_tokens(header),
-            comment=comment_for(str(path) if path else uri),
-        )
+        comment = comment_for(str(path) if path else uri)
+        current = self.label(path, uri)
+        budget = int(self.max_tokens / self.ratios.get(uri, self.token_ratio))  # in estimated tokens
+        header, header_end = import_header(source, budget // 4) if ranked else ("", -1)
+        room = max(0, budget - estimate_tokens(header) - estimate_tokens(f"{comment} Path: {current}\n"))
+        chunks = tuple(self.ring.others(uri))
+        part = self._parts.get(uri)
+        if not (
+            part is not None
+            and (part.chunks, part.imports, part.room) == (chunks, imports, room)
+            and part.definitions <= offered  # none edited (or no longer imported) since
+        ):
+            if part is not None:
+                log.debug(
+                    "autocomplete: block of %s chosen again: chunks %s, imports %s, room %d -> %d, edited %d",
+                    uri,
+                    "same" if part.chunks == chunks else "changed",
+                    "same" if part.imports == imports else "changed",
+                    part.room,
+                    room,
+                    len(part.definitions - offered),
+                )
+            part = choose(ranked, list(chunks), room, comment, imports)
+            self._parts[uri] = part
+            if len(self._parts) > 256:
+                del self._parts[next(iter(self._parts))]
+        block = render(current, part.files, comment)
         return attrs.evolve(block, header=header, header_end=header_end) if block and header else block
-
-    def _covers(self, uri: str, definitions: Definitions, source: str, path: Path | None, focus: int) -> bool:
-        """Whether `uri`'s block already has every definition the code near `focus` uses."""
-        block = self.blocks.get(uri)
-        if block is None or path is None or path.suffix not in (".py", ".pyi"):
-            return False
-        try:
-            near = definitions.ranked(source, path, focus, near_only=True)
-        except (SyntaxError, ValueError, RecursionError, OSError):
-            return False
-        return all(any(text in body for _, body in block.files) for _, text in near)
 
     async def measured(
         self,
+        uri: str,
         build: Callable[[], Awaitable[ContextBlock | None]],
         count: Callable[[str], Awaitable[int]] | None,
     ) -> ContextBlock | None:
-        """A block from `build()` whose real size (`count`: the model's tokenizer) is within
-        the cap: each count recalibrates `token_ratio`, and a block over the cap is built
-        again with it (at most twice)."""
+        """`uri`'s block from `build()`, its real size (`count`: the model's tokenizer)
+        within the cap: a block over it, or far from its estimate, recalibrates the
+        document's token ratio and is built again at once (at most twice). A block seen
+        before is not counted again."""
         block = await build()
         for attempt in range(3):
             if block is None or count is None:
                 return block
-            real = await count(block.comments + block.header)
-            # Recalibrated only when the block is over the cap or well under it: a ratio that
-            # moved with every count made every rebuild a slightly different block (measured
-            # on email/headerregistry.py: 3 rebuilds at one place, 3 different blocks), and
-            # each a cold prompt.
-            if real > self.max_tokens or real < RECALIBRATE_BELOW * self.max_tokens:
-                self.token_ratio = min(3.0, max(0.5, real / max(1, block.tokens_estimate)))
+            text = block.comments + block.header
+            real = self._counted.get(text)
+            if real is None:
+                real = self._counted[text] = await count(text)
+                if len(self._counted) > 256:
+                    self._counted.pop(next(iter(self._counted)))
+            # Recalibrated only when over the cap or off by more than RECALIBRATE_BAND: a ratio
+            # that moved with every count changed the room, and so the block, at every rebuild
+            # (measured on email/headerregistry.py: 3 rebuilds at one place, 3 different blocks).
+            ratio, used = real / max(1, block.tokens_estimate), self.ratios.get(uri, self.token_ratio)
+            recalibrate = real > self.max_tokens or abs(ratio - used) > RECALIBRATE_BAND * used
+            if recalibrate:
+                self.token_ratio = self.ratios[uri] = min(3.0, max(0.5, ratio))
+                if len(self.ratios) > 256:
+                    del self.ratios[next(iter(self.ratios))]
             block = attrs.evolve(block, tokens=real)
-            if real <= self.max_tokens or attempt == 2:
+            if not recalibrate or attempt == 2:
                 return block
-            block = await build()
+            block = await build()  # now, not at the next rebuild: that would change a warm block
         return block
 
 
+RECALIBRATE_BAND = 0.15  # the token ratio moves only when a count is this far off (or over the cap)
+
+
+def choose(
+    definitions: list[tuple[str, str]], chunks: list[Chunk], room: int, comment: str, imports: tuple[Import, ...] = ()
+) -> Part:
+    """A block's contents within `room`: as many whole `definitions` (most relevant first)
+    as fit, then the newest chunks; in prompt order the oldest chunk comes first and the
+    most relevant definition last, nearest the file (a small model copies most from what
+    is nearest)."""
+    chosen, left = select_definitions(definitions, room, comment)
+    files = select_chunks(chunks, left, comment) + group(chosen)
+    return Part(tuple(chunks), imports, room, files, frozenset(text for _, text in chosen))
+
+
+def select_definitions(
+    definitions: list[tuple[str, str]], room: int, comment: str
+) -> tuple[list[tuple[str, str]], int]:
+    """The whole definitions (label, text), most relevant first, that fit `room`, and the room left."""
+    chosen: list[tuple[str, str]] = []
+    labels: set[str] = set()
+    for label, text in definitions:
+        size = _cost(label, text, comment, label not in labels)
+        if size <= room:
+            chosen.append((label, text))
+            labels.add(label)
+            room -= size
+    return chosen, room
+
+
+def select_chunks(chunks: list[Chunk], room: int, comment: str) -> tuple[tuple[str, str], ...]:
+    """(label, text) of the newest chunks that fit `room` (the newest possibly cut), oldest first."""
+    kept: list[tuple[str, str]] = []
+    for chunk in reversed(chunks):
+        text = _fit(chunk.text, room - estimate_tokens(f"{comment} Path: {chunk.label}\n"), comment)
+        if not text:
+            break
+        kept.append((chunk.label, text))
+        room -= _cost(chunk.label, text, comment, True)
+    return tuple(reversed(kept))
+
+
+def group(definitions: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Definitions (label, text), most relevant first, as files: in order of their best
+    one, each file's texts most relevant last; both reversed, so the best is nearest the file."""
+    by_label: dict[str, list[str]] = {}
+    for label, text in definitions:
+        by_label.setdefault(label, []).append(text)
+    return tuple((label, "\n".join(reversed(texts))) for label, texts in reversed(by_label.items()))
+
+
+def _cost(label: str, text: str, comment: str, new_file: bool) -> int:
+    """Estimated tokens of `text` as comment lines, with its `Path:` line when it starts a file."""
+    head = f"{comment} Path: {label}\n" if new_file else ""
+    return estimate_tokens(head + "".join(f"{comment} {line}\n" for line in text.split("\n")))
+
+
+def render(current: str, files: tuple[tuple[str, str], ...], comment: str) -> ContextBlock | None:
+    """The block of `files` (label, text) in prompt order, as path-labelled comment blocks
+    ending with the current file's `Path:` line; None without files."""
+    if not files:
+        return None
+    commented = "".join(
+        f"{comment} Path: {label}\n" + "".join(f"{comment} {line}".rstrip() + "\n" for line in text.split("\n"))
+        for label, text in files
+    )
+    commented += f"{comment} Path: {current}\n"
+    return ContextBlock(files, current, commented, len(commented))
+
+
 MAX_HEADER_LINES = 24
-RECALIBRATE_BELOW = 0.9  # of the cap: a block this full keeps the token ratio it was built with
 
 
 def import_header(source: str, max_tokens: int) -> tuple[str, int]:
@@ -641,42 +725,10 @@ def assemble(
     max_tokens: int,
     comment: str,
 ) -> ContextBlock | None:
-    """The block for one file within `max_tokens`: `definitions` (label, text), most
-    relevant first, as many whole ones as fit, then the newest chunks. In the prompt the
-    oldest chunk comes first and the most relevant definition last, right before the
-    current file (a small model copies most from what is nearest). Sizes are counted in the
-    commented form (the longer one: `comment` and a space on every line)."""
-
-    def cost(label: str, text: str, new_file: bool) -> int:
-        head = f"{comment} Path: {label}\n" if new_file else ""
-        return estimate_tokens(head + "".join(f"{comment} {line}\n" for line in text.split("\n")))
-
-    budget = max(0, max_tokens) - estimate_tokens(f"{comment} Path: {current}\n")
-    chosen: dict[str, list[str]] = {}  # label -> texts, most relevant first; in order of the best
-    for label, text in definitions:
-        size = cost(label, text, label not in chosen)
-        if size <= budget:
-            chosen.setdefault(label, []).append(text)
-            budget -= size
-    chosen_chunks: list[tuple[str, str]] = []
-    for chunk in reversed(chunks):
-        head = estimate_tokens(f"{comment} Path: {chunk.label}\n")
-        text = _fit(chunk.text, budget - head, comment)
-        if not text:
-            break
-        chosen_chunks.append((chunk.label, text))
-        budget -= cost(chunk.label, text, True)
-    files = tuple(reversed(chosen_chunks)) + tuple(
-        (label, "\n".join(reversed(texts))) for label, texts in reversed(chosen.items())
-    )
-    if not files:
-        return None
-    commented = "".join(
-        f"{comment} Path: {label}\n" + "".join(f"{comment} {line}".rstrip() + "\n" for line in text.split("\n"))
-        for label, text in files
-    )
-    commented += f"{comment} Path: {current}\n"
-    return ContextBlock(files, current, commented, len(commented))
+    """The block for one file within `max_tokens` (see `choose`); sizes are
+    counted in the commented form (`comment` and a space on every line)."""
+    room = max(0, max_tokens) - estimate_tokens(f"{comment} Path: {current}\n")
+    return render(current, choose(definitions, chunks, room, comment).files, comment)
 
 
 def _fit(text: str, budget: int, comment: str) -> str:

@@ -56,6 +56,7 @@ MAX_TOKENS = 24  # one line; a block gets MAX_TOKENS_BLOCK
 MAX_TOKENS_BLOCK = 64
 PREFILL_CHUNK = 8  # tokens the child evaluates between checks for a keystroke (~30-80 ms on 1 thread)
 WARM_TAIL_CHARS = 48  # a prompt new past this many characters is prefilled (~15 tokens, ~60 ms to evaluate)
+MAX_PREFILL_RESUMES = 4  # a prefill pre-empted by something else than a keystroke goes on this often
 
 
 @attrs.frozen
@@ -352,8 +353,17 @@ class CompletionEngine:
         return True
 
     async def _run_prefill(self, segments: list[tuple[str, str]]) -> None:
+        fingerprint = self._prefilled
         try:
             reply = await self.model.prefill(segments, chunk=PREFILL_CHUNK)
+            # Pre-empted by a request that was not a keystroke (a block's token count, the
+            # router's score): go on from where it stopped. A keystroke's generation, or a
+            # newer prefill, owns the KV cache now instead.
+            for _ in range(MAX_PREFILL_RESUMES):
+                if not (reply.get("preempted") and not self.running and self._prefilled == fingerprint):
+                    break
+                self.counts["prefill_resumed"] += 1
+                reply = await self.model.prefill(segments, chunk=PREFILL_CHUNK)
         except LocalModelError as exc:
             log.info("autocomplete: prefill failed: %s", exc)
             self.counts["prefill_error"] += 1

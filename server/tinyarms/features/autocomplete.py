@@ -374,12 +374,12 @@ class AutocompleteFeature(Feature):
             return
         self.cursor_counts["settled"] += 1
         line = max(0, min(place.line, len(lines) - 1))
-        self._last_line[uri] = line  # the ring chunk and the definitions' ranking follow the user
+        self._last_line[uri] = line  # the ring chunk taken when the user leaves follows them
         if uri != self._active:
             self._leave(self._active)
             self._active = uri
-        if self.context_enabled and (uri not in self.project.blocks or self.project.refocuses(uri, line)):
-            await self._refresh(uri, prefill=False)  # one prefill below covers a new block too
+        if self.context_enabled and uri not in self.project.blocks:
+            await self._refresh(uri, prefill=False)  # one prefill below covers the new block too
         self._prefill(uri, skip_warm=True)
 
     def _status_changed(self) -> None:
@@ -394,7 +394,7 @@ class AutocompleteFeature(Feature):
 
     def document_closed(self, params: types.DidCloseTextDocumentParams) -> None:
         # Its chunks stay in the ring buffer (a file just closed is still relevant).
-        self.project.blocks.pop(params.text_document.uri, None)
+        self.project.forget(params.text_document.uri)
         self._last_line.pop(params.text_document.uri, None)
         self._places.pop(params.text_document.uri, None)
         if self._active == params.text_document.uri:
@@ -435,15 +435,14 @@ class AutocompleteFeature(Feature):
         for other in list(self.server.workspace.text_documents.values()):
             if other.uri != uri and (fs := _fs(other.uri)) is not None:
                 open_texts[fs.resolve()] = other.source
-        focus = self._last_line.get(uri)  # definitions used near the last edit rank first
         source = document.source
 
         async def build() -> ContextBlock | None:
-            return await asyncio.to_thread(self.project.build, uri, _fs(uri), source, open_texts, focus)
+            return await asyncio.to_thread(self.project.build, uri, _fs(uri), source, open_texts)
 
         async with self._refreshing:
             try:
-                block = await self.project.measured(build, self._count_tokens)
+                block = await self.project.measured(uri, build, self._count_tokens)
             except Exception:
                 log.exception("autocomplete: context for %s not built", uri)
                 return

@@ -897,16 +897,18 @@ async def _replay_pair(spec: str, plan: ReplayPlan, context: bool) -> dict[str, 
         for target, others in targets:
             lines = target.read_text(encoding="utf-8").split("\n")
             uris = {}
+            # One server after the other: each has its reading pause to itself, as one editor
+            # would. Opened at once, both children evaluated their didOpen prompt on the same
+            # 2 cores (~50 tokens/s each, against ~280 alone) and neither was ready in time.
             for name, session in sessions.items():
                 for other in others:
                     session.open(other)
                 uris[name] = session.open(target)
-            for name, session in sessions.items():
                 built = await session.built(uris[name])
                 tallies[name].blocks.append(
                     {"estimate": built.get("active_tokens_estimate", 0), "real": built.get("active_tokens")}
                 )
-            await asyncio.sleep(read_s)
+                await asyncio.sleep(read_s)
             places = pick_spots(lines, spots * len(pauses), per_spot)
             turn = 0
             for index, pause in enumerate(pauses):

@@ -90,6 +90,13 @@ def test_prompt_start_is_stable_while_typing_and_moving_down() -> None:
     assert sticky.first_line == first.first_line
     cold = build(lines, 300, 0, cold_chars=600, sticky_start=first.first_line)  # too far: start afresh, small
     assert cold.first_line > first.first_line and len(cold.before) <= 600
+    # A jump within prefix_chars of the start, but past what the KV cache holds (the lines
+    # after the last prompt's cursor line) by more than a cold window: start afresh too.
+    top = build(lines, 0, 0, cold_chars=600)
+    near = build(lines, 3, 0, cold_chars=600, sticky_start=top.first_line, sticky_line=0)
+    jump = build(lines, 50, 0, cold_chars=600, sticky_start=top.first_line, sticky_line=0)
+    assert near.first_line == top.first_line == 0 and len("\n".join(lines[:50])) <= 2000
+    assert jump.first_line > 0 and len(jump.before) <= 600
 
 
 def test_prompt_from_text_and_bounds() -> None:

@@ -186,7 +186,12 @@ class CompletionEngine:
             prompt = build(request.lines, request.line, request.column)
         else:
             prompt = build(
-                request.lines, request.line, request.column, cold_chars=COLD_PREFIX_CHARS, sticky_start=sticky
+                request.lines,
+                request.line,
+                request.column,
+                cold_chars=COLD_PREFIX_CHARS,
+                sticky_start=sticky,
+                sticky_line=self._cursor_lines.get(request.doc),
             )
         self._starts[request.doc] = prompt.first_line
         self._cursor_lines[request.doc] = request.line

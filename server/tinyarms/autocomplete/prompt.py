@@ -52,21 +52,27 @@ def build(
     step: int = STEP,
     cold_chars: int | None = None,
     sticky_start: int | None = None,
+    sticky_line: int | None = None,
 ) -> Prompt:
     """`lines` without line ends; `line`/`column` in code points, already clamped.
 
-    `sticky_start` is where the previous prompt started: it is kept while the text from
-    there to the cursor fits `prefix_chars` (the KV cache holds it). Otherwise the prompt
-    starts afresh within `cold_chars` (default `prefix_chars`), so a cold start is cheap
-    and the window then grows as the user types on."""
+    `sticky_start` is where the previous prompt started and `sticky_line` its cursor's
+    line: the KV cache holds the lines between them. The start is kept while the text from
+    there to the cursor fits `prefix_chars`, and the lines new since `sticky_line` fit
+    `cold_chars`. Otherwise the prompt starts afresh within `cold_chars` (default
+    `prefix_chars`), so a cold start is cheap and the window then grows as the user types
+    on. (Without the second rule, a jump 50 lines down from the top of a file kept start 0
+    and evaluated ~1900 characters, 424 tokens, 2 s, instead of 600.)"""
     current = lines[line]
     line_prefix, line_suffix = current[:column][-LINE_CHARS:], current[column:]
     start: int | None = None
     if sticky_start is not None and sticky_start <= line:
-        size = 0
+        size = new = 0
         for index in range(sticky_start, line):
             size += len(lines[index]) + 1
-            if size > prefix_chars:
+            if sticky_line is not None and index >= sticky_line:
+                new += len(lines[index]) + 1
+            if size > prefix_chars or (cold_chars is not None and new > cold_chars):
                 break
         else:
             start = sticky_start

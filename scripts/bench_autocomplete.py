@@ -1022,9 +1022,10 @@ async def context_checks(
     threads: int = 2,
     pauses_s: tuple[float, ...] = PAUSES_S,
     replay_context: str = "both",
+    holes_per_package: int = 8,
 ) -> dict[str, Any]:
     """5-9; each section's result is also printed to stderr as soon as it is done."""
-    cross_n, single_n, targets_n, spots, pause_s = (2, 4, 1, 1, 6.0) if quick else (8, 40, 2, 2, 15.0)
+    cross_n, single_n, targets_n, spots, pause_s = (2, 4, 1, 1, 6.0) if quick else (holes_per_package, 40, 2, 2, 15.0)
     pauses = list(pauses_s)
     targets = package_files()
     stride = max(1, len(targets) // targets_n)
@@ -1066,6 +1067,12 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=15, help="with --only context: the cross-file holes' seed")
     parser.add_argument(
+        "--holes-per-package",
+        type=int,
+        default=8,
+        help="with --only context: cross-file holes drawn from each package (9 packages)",
+    )
+    parser.add_argument(
         "--cross-conditions",
         default=",".join(CROSS_CONDITIONS),
         help="with --only context: also with_context_no_header (an ablation)",
@@ -1097,6 +1104,7 @@ def main() -> None:
                     threads=args.threads,
                     pauses_s=tuple(float(p) for p in args.pauses.split(",")),
                     replay_context=args.replay_context,
+                    holes_per_package=args.holes_per_package,
                 )
             ),
         }

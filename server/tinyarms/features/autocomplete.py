@@ -297,7 +297,7 @@ class AutocompleteFeature(Feature):
         text = params.text_document.text
         lines = text.split("\n") if len(text) < MAX_CHUNK_SOURCE else []
         self.project.ring.add(uri, self.project.label(_fs(uri), uri), lines, self._last_line.get(uri, 0))
-        asyncio.ensure_future(self._refresh(uri, prefill=True))
+        asyncio.ensure_future(self._refresh(uri, prefill=True, only_active=True))
 
     def document_changed(self, params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
@@ -424,12 +424,17 @@ class AutocompleteFeature(Feature):
             CONTEXT_IDLE_S, lambda: asyncio.ensure_future(self._refresh(uri, prefill=True))
         )
 
-    async def _refresh(self, uri: str, *, prefill: bool) -> None:
-        """Build `uri`'s block in a thread; a changed block is evaluated ahead."""
+    async def _refresh(self, uri: str, *, prefill: bool, only_active: bool = False) -> None:
+        """Build `uri`'s block in a thread; a changed block is evaluated ahead.
+        `only_active`: not if the user is in another document by then (an editor restoring
+        200 tabs sends 200 didOpens: only the last one needs a block now, the others get
+        theirs when they are used)."""
         if self._refreshing is None:
             self._refreshing = asyncio.Lock()
         document = self.server.workspace.text_documents.get(uri)
         if document is None or not self.context_enabled:
+            return
+        if only_active and uri != self._active:
             return
         open_texts: dict[Path, str] = {}
         for other in list(self.server.workspace.text_documents.values()):
@@ -441,6 +446,8 @@ class AutocompleteFeature(Feature):
             return await asyncio.to_thread(self.project.build, uri, _fs(uri), source, open_texts)
 
         async with self._refreshing:
+            if only_active and uri != self._active:
+                return
             try:
                 block = await self.project.measured(uri, build, self._count_tokens)
             except Exception:

@@ -60,8 +60,9 @@ MAX_TOKENS_BLOCK = 64
 # what the chunk evaluated, so only one elsewhere loses it.
 PREFILL_CHUNK = 32
 WARM_TAIL_CHARS = 48  # a prompt new past this many characters is prefilled (~15 tokens, ~60 ms to evaluate)
-# A prefill pre-empted by something else than a keystroke goes on, up to this often: opening
-# five files counts five blocks' tokens, and a cap of 4 left the last file's prefill undone.
+# A prefill pre-empted by something else than a keystroke (a block's token count: opening
+# five files counts five blocks) goes on, up to this often; each resume goes on from where
+# the last one stopped.
 MAX_PREFILL_RESUMES = 64
 
 

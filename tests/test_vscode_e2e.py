@@ -307,6 +307,15 @@ def test_acceptance_feedback_reaches_tinyarms_stats(editor: dict[str, Any]) -> N
     assert counts["shown"] >= 3 and all(counts[k] >= 1 for k in ("accepted", "partial", "dismissed")), stats["stdout"]
 
 
+def test_cursor_moves_reach_the_server_as_tinyarms_cursor_moved(editor: dict[str, Any]) -> None:
+    """The extension tells the server where the cursor rests (clicks and keys in the editor,
+    not typing; vscode-client/src/cursor.ts), so the server prefills there: it says so in
+    its log the first time one arrives."""
+    paths = editor.get("logs", {}).get("tinyarms", [])
+    text = "\n".join(Path(path).read_text(errors="replace") for path in paths)
+    assert "the client sends tinyarms/cursorMoved" in text, logs(editor)
+
+
 def test_status_bar_menu_toggles_autocomplete(editor: dict[str, Any]) -> None:
     off, on = step(editor, "toggle", "toggle")
     menu = " | ".join(off["menu"])

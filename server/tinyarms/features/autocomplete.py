@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FEEDBACK = protocol.AUTOCOMPLETE_FEEDBACK
+CURSOR_MOVED = protocol.CURSOR_MOVED
 TRIGGER_CHARACTERS = [".", "(", "[", "{", ",", " ", "=", ":"]
 CONTEXT_IDLE_S = 1.0  # a file's context block is rebuilt after this long without edits
 MAX_CHUNK_SOURCE = 2_000_000  # characters; a bigger buffer gives no ring-buffer chunks
@@ -330,6 +331,8 @@ class AutocompleteFeature(Feature):
     def cursor_moved(self, params: CursorMovedParams) -> None:
         """`tinyarms/cursorMoved`: prefill there once the cursor settles."""
         self.cursor_counts["received"] += 1
+        if self.cursor_counts["received"] == 1:  # once a session: says the client sends them
+            log.info("autocomplete: the client sends %s; a place is prefilled where the cursor rests", CURSOR_MOVED)
         uri = params.textDocument.uri
         if not self._cursor_prefill_on():
             self.cursor_counts["off"] += 1

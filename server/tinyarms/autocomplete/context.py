@@ -311,8 +311,11 @@ class Definitions:
         first-come order left the definition a line used out of a 512-token block 4 times in 5."""
         return self.ranked_all(source, path)[0]
 
-    def ranked_all(self, source: str, path: Path) -> tuple[list[tuple[Path, str]], set[str]]:
-        """`ranked`, and every definition text the imports offer (before the caps)."""
+    def ranked_all(
+        self, source: str, path: Path, imports: Iterable[Import] | None = None
+    ) -> tuple[list[tuple[Path, str]], set[str]]:
+        """`ranked`, and every definition text the imports offer (before the caps).
+        `imports`: `imports_of(source)`, when the caller has them already."""
         usage = Usage(source)
         scored: dict[str, tuple[tuple[int, int], int, Path]] = {}  # text -> (score, order, file)
 
@@ -327,7 +330,7 @@ class Definitions:
                 if not name.startswith("_") or uses:
                     offer(file, rendered[name], (uses, 0))
 
-        for item in imports_of(source):
+        for item in imports_of(source) if imports is None else imports:
             module_file = self.resolve(item.module, item.level, path)
             if not item.names:
                 if module_file is not None and module_file != path:
@@ -470,11 +473,11 @@ class Project:
     A changed block is a cold prompt: ~500 tokens, ~2 s on one thread. So a file's block
     depends on the file as a whole (the definitions it uses most), not on where the cursor
     is, and it is chosen again only when what it was chosen from changes (`Part`).
-    Measured on the typing replay (scripts/bench_autocomplete.py): a block re-ranked around
-    each new place changed at most of them and left 12-26% of keystrokes empty against 4%
-    without context; the definitions it gained put the line's name in the block for 1-4
-    more holes in 100 (cross-file holes, `definition_in_block_share` 0.681 file-wide,
-    0.693 with a near part, 0.718 re-ranked)."""
+    Measured on the typing replay (scripts/bench_autocomplete.py --only context --sections
+    replay): a block re-ranked around each new place changed at most of them and left 45%
+    of keystrokes empty with context; this one leaves 7%. Re-ranking put the line's name in
+    the block for 4 more cross-file holes in 100 (`definition_in_block_share` 0.718, against
+    0.681 file-wide)."""
 
     def __init__(self, *, size: int = 16, chunk_lines: int = 32, max_tokens: int = 512) -> None:
         self.ring = RingBuffer(size, chunk_lines)
@@ -527,7 +530,7 @@ class Project:
         if path is not None and path.suffix in (".py", ".pyi"):
             try:
                 imports = tuple(imports_of(source))
-                found, offered = definitions.ranked_all(source, path)
+                found, offered = definitions.ranked_all(source, path, imports)
                 ranked = [(self.label(file, ""), text) for file, text in found]
             except (SyntaxError, ValueError, RecursionError, OSError) as exc:
                 log.debug("autocomplete: imports of %s not read: %s", path, exc)
@@ -586,9 +589,10 @@ class Project:
             ratio, used = real / max(1, block.tokens_estimate), self.ratios.get(uri, self.token_ratio)
             recalibrate = real > self.max_tokens or abs(ratio - used) > RECALIBRATE_BAND * used
             if recalibrate:
-                self.token_ratio = self.ratios[uri] = min(3.0, max(0.5, ratio))
-                if len(self.ratios) > 256:
-                    del self.ratios[next(iter(self.ratios))]
+                self.token_ratio = used = min(3.0, max(0.5, ratio))
+            self.ratios[uri] = used  # its own from now on, even if another document's moves the default
+            if len(self.ratios) > 256:
+                del self.ratios[next(iter(self.ratios))]
             block = attrs.evolve(block, tokens=real)
             if not recalibrate or attempt == 2:
                 return block

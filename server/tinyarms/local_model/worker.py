@@ -203,16 +203,15 @@ class Worker:
         """A segment's tokens; a long one is remembered. Gemma 3's tokenizer (262k tokens)
         takes ~7.5 ms for 2200 characters: the other files' context block, the same
         segment at every keystroke, cost that much each time before it was remembered."""
-        if len(text) < TOKEN_CACHE_MIN_CHARS:
-            return list(self.llm.tokenize(text.encode(), add_bos=False, special=kind == "special"))
         key = (kind, text)
-        found = self._token_cache.pop(key, None)
+        found = self._token_cache.pop(key, None)  # popped and put back: the newest goes last
         if found is None:
-            found = list(self.llm.tokenize(text.encode(), add_bos=False, special=kind == "special"))
-        self._token_cache[key] = found  # newest last
-        while len(self._token_cache) > TOKEN_CACHE_SIZE:
-            del self._token_cache[next(iter(self._token_cache))]
-        return list(found)
+            found = self.llm.tokenize(text.encode(), add_bos=False, special=kind == "special")
+        if len(text) >= TOKEN_CACHE_MIN_CHARS:
+            self._token_cache[key] = found
+            while len(self._token_cache) > TOKEN_CACHE_SIZE:
+                del self._token_cache[next(iter(self._token_cache))]
+        return found  # the caller copies it (tokens_of extends its own list)
 
     def prepare(self, rid: int, tokens: list[int]) -> int:
         """Evaluate `tokens`, reusing the longest common prefix in the KV cache; returns how

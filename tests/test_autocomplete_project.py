@@ -338,7 +338,7 @@ async def test_a_block_stays_the_same_wherever_the_user_types_until_its_inputs_c
     package file (the stdlib's email/headerregistry.py, its imports opened), counted by
     Gemma's tokenizer: a line cleared and typed again at every 20th line, the block is the
     same; it changes when a definition it shows is edited in its file, and when the file's
-    imports change."""
+    imports change. Another document's token ratio is its own."""
     import shutil
     import sysconfig
 
@@ -372,6 +372,19 @@ async def test_a_block_stays_the_same_wherever_the_user_types_until_its_inputs_c
         cleared = "\n".join([*lines[:number], "", *lines[number + 1 :]])
         typed = "\n".join([*lines[:number], "        value = parser.get_address_list(text)", *lines[number + 1 :]])
         assert await block_for(cleared) == first == await block_for(typed), number
+    # Another document with a very different token ratio (digit-heavy) is measured: it
+    # keeps its own ratio, and this block stays (one shared ratio changed both).
+    digits = tmp_path / "digits.py"
+    digits.write_text("".join(f"value_{n} = {n * 7919}\n" for n in range(400)))
+    project.ring.add(digits.as_uri(), "digits.py", digits.read_text().split("\n"), 0)
+    other = await project.measured(
+        "file:///other.py",
+        lambda: asyncio.to_thread(project.build, "file:///other.py", tmp_path / "other.py", "x = 1\n", {}),
+        count,
+    )
+    assert other is not None and project.ratios["file:///other.py"] != project.ratios[uri]
+    project.ring.drop(digits.as_uri())
+    assert await block_for(source) == first
     # A definition the block shows, edited in its own file: the block follows it.
     shown = next(text for label, text in first.files if label == "email/utils.py" and "def " in text)
     name = shown.split("def ", 1)[1].split("(", 1)[0]
@@ -381,3 +394,46 @@ async def test_a_block_stays_the_same_wherever_the_user_types_until_its_inputs_c
     assert edited != first and f"def {name}(extra_argument, " in edited.comments
     # The file's imports change: so does the block.
     assert await block_for("import email.charset\n" + source) != edited
+
+
+async def test_a_prefill_pre_empted_by_a_token_count_goes_on_and_the_block_is_tokenized_once() -> None:
+    """Real embedded model. A token count (what a block rebuild sends) arrives while a
+    prefill runs: the child stops the prefill, the engine resumes it, and it ends done; the
+    completion there then evaluates almost nothing. The block, tokenized once and
+    remembered, gives the same prompt as a fresh child does."""
+    import sysconfig
+
+    from tinyarms.autocomplete.engine import CompletionEngine, CompletionRequest
+    from tinyarms.local_model import get_model
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    lines = (stdlib / "email" / "headerregistry.py").read_text(encoding="utf-8").split("\n")[:120]
+    utils = (stdlib / "email" / "utils.py").read_text(encoding="utf-8").split("\n")
+    ring = context.RingBuffer(4, 60)
+    ring.add("file:///utils.py", "email/utils.py", utils, 200)
+    block = context.assemble("email/headerregistry.py", [], ring.others("x"), max_tokens=400, comment="#")
+    assert block is not None and len(block.comments) >= 512  # long enough to be remembered
+    request = CompletionRequest(lines, 119, 0, doc="headerregistry.py", context=block)
+    answers = []
+    for purpose in ("test-prefill-a", "test-prefill-b"):
+        model = get_model("embedded:gemma3-270m", purpose=purpose, n_ctx=2048, n_threads=1)
+        await model.start()
+        try:
+            engine = CompletionEngine(model, templates.PREFIX_ONLY, model_name="gemma", max_latency_ms=None)
+            if purpose == "test-prefill-a":
+                assert engine.prefill(request)
+                await asyncio.sleep(0.2)
+                await model.tokenize(block.comments)  # pre-empts the running prefill
+                assert engine._prefill is not None
+                await engine._prefill
+                assert engine.counts["prefill_resumed"] >= 1 and engine.counts["prefill_done"] == 1, engine.counts
+                assert engine.last_prefill["preempted"] is False, engine.last_prefill
+                other = CompletionRequest(lines, 60, 0, doc="headerregistry.py", context=block)
+                await engine.complete(other)  # the block's tokens come from the child's memory now
+                engine.cache.clear()
+            result = await engine.complete(request)
+            answers.append((result.text, engine.last_stats["prompt_tokens"], engine.last_stats["evaluated_tokens"]))
+        finally:
+            await model.shutdown()
+    (text_a, tokens_a, evaluated_a), (text_b, tokens_b, _) = answers
+    assert (text_a, tokens_a) == (text_b, tokens_b), answers
